@@ -1,0 +1,47 @@
+# hivelet — see README.md. Every target installs what it needs (hack/deps.sh).
+SHELL := /bin/bash
+GO    ?= go
+BIN   := bin
+
+.PHONY: all deps vmlinux generate build test test-unit test-privileged demo bench lint clean
+
+all: build
+
+deps:
+	@./hack/deps.sh
+
+# vmlinux.h follows the running kernel: refresh on purpose only.
+vmlinux: deps
+	@echo ">> dumping kernel BTF into vmlinux/vmlinux.h"
+	./vmlinux/update.sh
+
+generate: deps
+	@echo ">> compiling bpf/*.c with bpf2go (clang-19)"
+	cd datapath && $(GO) generate ./...
+
+build: deps
+	@echo ">> building $(BIN)/hivelet"
+	@mkdir -p $(BIN)
+	CGO_ENABLED=0 $(GO) build -o $(BIN)/hivelet ./cmd/hivelet
+
+lint:
+	@echo ">> gofmt and go vet"
+	@out=$$(gofmt -l $$(git ls-files '*.go')); if [ -n "$$out" ]; then echo "gofmt needed: $$out"; exit 1; fi
+	$(GO) vet ./...
+
+# Unit and privileged tests (root: namespaces, cgroups, BPF). Packages run
+# one at a time: privileged tests move the test process between cgroups.
+test: deps lint
+	@echo ">> go test (unit + privileged tiers, needs root)"
+	$(GO) test -p 1 -count=1 -timeout 20m ./...
+
+demo: build
+	@echo ">> demo: 3 pod namespaces behind a ClusterIP, socket LB on a child cgroup"
+	./hack/demo.sh
+
+bench: deps
+	@echo ">> benchmarks (ratios against a baseline measured in the same run)"
+	./hack/bench.sh
+
+clean:
+	rm -rf $(BIN)

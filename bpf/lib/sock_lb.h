@@ -1,0 +1,163 @@
+/* SPDX-License-Identifier: (GPL-2.0-only OR BSD-2-Clause) */
+/* Socket-level load balancing: translate a service frontend to a backend
+ * when a socket connects or sends, and back when it receives or asks for
+ * its peer. Works on plain (address, port) values so that IPv6 sockets
+ * talking to v4-mapped addresses share the IPv4 path.
+ */
+#pragma once
+
+#include "lb.h"
+
+/* sock4_xlate_fwd replaces the address and port with a backend when they name a
+ * service frontend. Returns 0 when translated, -ENOENT when not a service,
+ * -ECONNREFUSED when the service has no backends, -EHOSTUNREACH when its
+ * tables are inconsistent and -ENOMEM when the VIP cannot be remembered. */
+static __always_inline int
+sock4_xlate_fwd(__u64 cookie, __u8 proto, __be32 *addr, __be16 *port)
+{
+	struct lb4_key key = {
+		.address = *addr,
+		.dport = *port,
+		.proto = proto,
+		.scope = LB_SCOPE_EXT,
+	};
+	struct sock_revnat4_key rkey = {};
+	struct sock_revnat4_value rval = {};
+	const struct lb_service *svc;
+	const struct lb4_backend *be;
+	__u32 backend_id = 0;
+
+	svc = lb4_lookup_service(&key);
+	if (!svc)
+		return -ENOENT;
+	if (svc->count == 0)
+		return -ECONNREFUSED;
+	be = lb4_select_backend(&key, svc, &backend_id);
+	if (!be)
+		return -EHOSTUNREACH;
+
+	rkey.cookie = cookie;
+	rkey.address = be->address;
+	rkey.port = be->port;
+	rval.address = *addr;
+	rval.port = *port;
+	rval.rev_nat_index = svc->rev_nat_index;
+	if (bpf_map_update_elem(&hl_sk_rnat4, &rkey, &rval, BPF_ANY) < 0)
+		return -ENOMEM;
+
+	*addr = be->address;
+	*port = be->port;
+	return 0;
+}
+
+/* sock4_xlate_rev turns a backend address seen by this socket back into the
+ * VIP it connected to, as long as that service still exists. */
+static __always_inline int
+sock4_xlate_rev(__u64 cookie, __be32 *addr, __be16 *port)
+{
+	struct sock_revnat4_key rkey = {
+		.cookie = cookie,
+		.address = *addr,
+		.port = *port,
+	};
+	const struct sock_revnat4_value *rval;
+	const struct lb4_reverse_nat *rn;
+
+	rval = bpf_map_lookup_elem(&hl_sk_rnat4, &rkey);
+	if (!rval)
+		return -ENOENT;
+	rn = bpf_map_lookup_elem(&hl_lb4_rnat, &rval->rev_nat_index);
+	if (!rn || rn->address != rval->address || rn->port != rval->port) {
+		bpf_map_delete_elem(&hl_sk_rnat4, &rkey);
+		return -ENOENT;
+	}
+	*addr = rval->address;
+	*port = rval->port;
+	return 0;
+}
+
+static __always_inline int
+sock6_xlate_fwd(__u64 cookie, __u8 proto, union v6addr *addr, __be16 *port)
+{
+	struct lb6_key key = {
+		.address = *addr,
+		.dport = *port,
+		.proto = proto,
+		.scope = LB_SCOPE_EXT,
+	};
+	struct sock_revnat6_key rkey = {};
+	struct sock_revnat6_value rval = {};
+	const struct lb_service *svc;
+	const struct lb6_backend *be;
+	__u32 backend_id = 0;
+
+	svc = lb6_lookup_service(&key);
+	if (!svc)
+		return -ENOENT;
+	if (svc->count == 0)
+		return -ECONNREFUSED;
+	be = lb6_select_backend(&key, svc, &backend_id);
+	if (!be)
+		return -EHOSTUNREACH;
+
+	rkey.cookie = cookie;
+	rkey.address = be->address;
+	rkey.port = be->port;
+	rval.address = *addr;
+	rval.port = *port;
+	rval.rev_nat_index = svc->rev_nat_index;
+	if (bpf_map_update_elem(&hl_sk_rnat6, &rkey, &rval, BPF_ANY) < 0)
+		return -ENOMEM;
+
+	*addr = be->address;
+	*port = be->port;
+	return 0;
+}
+
+static __always_inline int
+sock6_xlate_rev(__u64 cookie, union v6addr *addr, __be16 *port)
+{
+	struct sock_revnat6_key rkey = {
+		.cookie = cookie,
+		.address = *addr,
+		.port = *port,
+	};
+	const struct sock_revnat6_value *rval;
+	const struct lb6_reverse_nat *rn;
+
+	rval = bpf_map_lookup_elem(&hl_sk_rnat6, &rkey);
+	if (!rval)
+		return -ENOENT;
+	rn = bpf_map_lookup_elem(&hl_lb6_rnat, &rval->rev_nat_index);
+	if (!rn || rn->port != rval->port ||
+	    rn->address.p[0] != rval->address.p[0] || rn->address.p[1] != rval->address.p[1] ||
+	    rn->address.p[2] != rval->address.p[2] || rn->address.p[3] != rval->address.p[3]) {
+		bpf_map_delete_elem(&hl_sk_rnat6, &rkey);
+		return -ENOENT;
+	}
+	*addr = rval->address;
+	*port = rval->port;
+	return 0;
+}
+
+/* sock_fwd_verdict maps a forward translation result to the hook's return
+ * value. Errors a caller should see (refused, unreachable) are reported
+ * through bpf_set_retval so connect()/sendmsg() fail with that errno instead
+ * of the default EPERM. */
+static __always_inline int sock_fwd_verdict(int err)
+{
+	switch (err) {
+	case -ECONNREFUSED:
+	case -EHOSTUNREACH:
+	case -ENOMEM:
+		bpf_set_retval(err);
+		return SYS_REJECT;
+	default:
+		return SYS_PROCEED;
+	}
+}
+
+static __always_inline bool sock_proto_supported(__u8 proto)
+{
+	return proto == IPPROTO_TCP || proto == IPPROTO_UDP;
+}

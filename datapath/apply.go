@@ -1,0 +1,69 @@
+package datapath
+
+import "net/netip"
+
+// slotEntry is one services-map entry: slot 0 of a frontend or one of its
+// backend slots.
+type slotEntry struct {
+	f    Frontend
+	slot int
+	v    sockLbService
+}
+
+// lbWriter is what applyOrdered needs from a map implementation; the
+// kernel maps and the fake share the ordering through it.
+type lbWriter interface {
+	putBackends(map[BackendID]Backend) error
+	putRevNats(map[RevNatID]netip.AddrPort) error
+	putSlots([]slotEntry) error
+	deleteSlots([]slotEntry) error
+	deleteBackendsAndRevNats([]BackendID, []RevNatID) error
+}
+
+func masterValue(s *Service) sockLbService {
+	return sockLbService{RevNatIndex: uint32(s.RevNat), Count: uint16(len(s.Backends)), Flags: uint8(s.Flags)}
+}
+
+// applyOrdered writes c so that a concurrent reader always finds what slot 0
+// promises: backends and reverse NAT before the slots naming them, backend
+// slots before the slot 0 that counts them, slot 0 shrunk or removed before
+// the slots it no longer counts, and backends removed last.
+func applyOrdered(w lbWriter, c *Changes) error {
+	if err := w.putBackends(c.UpsertBackends); err != nil {
+		return err
+	}
+	if err := w.putRevNats(c.UpsertRevNats); err != nil {
+		return err
+	}
+	var slots, masters, delMasters, delSlots []slotEntry
+	for i := range c.UpsertServices {
+		u := &c.UpsertServices[i]
+		s := &u.Service
+		for j, id := range s.Backends {
+			slots = append(slots, slotEntry{s.Frontend, j + 1, sockLbService{BackendId: uint32(id)}})
+		}
+		masters = append(masters, slotEntry{s.Frontend, 0, masterValue(s)})
+		for slot := len(s.Backends) + 1; slot <= u.PrevSlots; slot++ {
+			delSlots = append(delSlots, slotEntry{f: s.Frontend, slot: slot})
+		}
+	}
+	for _, d := range c.DeleteServices {
+		delMasters = append(delMasters, slotEntry{f: d.Frontend})
+		for slot := 1; slot <= d.PrevSlots; slot++ {
+			delSlots = append(delSlots, slotEntry{f: d.Frontend, slot: slot})
+		}
+	}
+	if err := w.putSlots(slots); err != nil {
+		return err
+	}
+	if err := w.putSlots(masters); err != nil {
+		return err
+	}
+	if err := w.deleteSlots(delMasters); err != nil {
+		return err
+	}
+	if err := w.deleteSlots(delSlots); err != nil {
+		return err
+	}
+	return w.deleteBackendsAndRevNats(c.DeleteBackends, c.DeleteRevNats)
+}

@@ -1,0 +1,254 @@
+package datapath
+
+import (
+	"net/netip"
+
+	"github.com/cilium/ebpf"
+)
+
+// bpfLBMap is the LBMap backed by the pinned kernel maps.
+type bpfLBMap struct {
+	svc4, svc6 *ebpf.Map
+	be4, be6   *ebpf.Map
+	rn4, rn6   *ebpf.Map
+}
+
+var _ LBMap = (*bpfLBMap)(nil)
+
+func newBPFLBMap(m *sockMaps) *bpfLBMap {
+	return &bpfLBMap{
+		svc4: m.HlLb4Svc, svc6: m.HlLb6Svc,
+		be4: m.HlLb4Be, be6: m.HlLb6Be,
+		rn4: m.HlLb4Rnat, rn6: m.HlLb6Rnat,
+	}
+}
+
+func lb4Key(f Frontend, slot int) sockLb4Key {
+	return sockLb4Key{
+		Address:     addr4ToMap(f.Addr),
+		Dport:       htons(f.Port),
+		BackendSlot: uint16(slot),
+		Proto:       uint8(f.Proto),
+		Scope:       uint8(f.Scope),
+	}
+}
+
+func lb6Key(f Frontend, slot int) sockLb6Key {
+	k := sockLb6Key{
+		Dport:       htons(f.Port),
+		BackendSlot: uint16(slot),
+		Proto:       uint8(f.Proto),
+		Scope:       uint8(f.Scope),
+	}
+	k.Address.Addr = f.Addr.As16()
+	return k
+}
+
+func (m *bpfLBMap) Apply(c *Changes) error { return applyOrdered(m, c) }
+
+func (m *bpfLBMap) putSlots(entries []slotEntry) error {
+	var (
+		k4 []sockLb4Key
+		k6 []sockLb6Key
+		v4 []sockLbService
+		v6 []sockLbService
+	)
+	for _, e := range entries {
+		if e.f.Addr.Is4() {
+			k4 = append(k4, lb4Key(e.f, e.slot))
+			v4 = append(v4, e.v)
+		} else {
+			k6 = append(k6, lb6Key(e.f, e.slot))
+			v6 = append(v6, e.v)
+		}
+	}
+	if err := putAll(m.svc4, k4, v4); err != nil {
+		return err
+	}
+	return putAll(m.svc6, k6, v6)
+}
+
+func (m *bpfLBMap) deleteSlots(entries []slotEntry) error {
+	var (
+		k4 []sockLb4Key
+		k6 []sockLb6Key
+	)
+	for _, e := range entries {
+		if e.f.Addr.Is4() {
+			k4 = append(k4, lb4Key(e.f, e.slot))
+		} else {
+			k6 = append(k6, lb6Key(e.f, e.slot))
+		}
+	}
+	if err := deleteAll(m.svc4, k4); err != nil {
+		return err
+	}
+	return deleteAll(m.svc6, k6)
+}
+
+func (m *bpfLBMap) putBackends(bes map[BackendID]Backend) error {
+	var (
+		k4, k6 []uint32
+		v4     []sockLb4Backend
+		v6     []sockLb6Backend
+	)
+	for id, b := range bes {
+		if b.Addr.Addr().Is4() {
+			k4 = append(k4, uint32(id))
+			v4 = append(v4, sockLb4Backend{Address: addr4ToMap(b.Addr.Addr()), Port: htons(b.Addr.Port()), Proto: uint8(b.Proto)})
+		} else {
+			v := sockLb6Backend{Port: htons(b.Addr.Port()), Proto: uint8(b.Proto)}
+			v.Address.Addr = b.Addr.Addr().As16()
+			k6 = append(k6, uint32(id))
+			v6 = append(v6, v)
+		}
+	}
+	if err := putAll(m.be4, k4, v4); err != nil {
+		return err
+	}
+	return putAll(m.be6, k6, v6)
+}
+
+func (m *bpfLBMap) putRevNats(rns map[RevNatID]netip.AddrPort) error {
+	var (
+		k4, k6 []uint32
+		v4     []sockLb4ReverseNat
+		v6     []sockLb6ReverseNat
+	)
+	for id, ap := range rns {
+		if ap.Addr().Is4() {
+			k4 = append(k4, uint32(id))
+			v4 = append(v4, sockLb4ReverseNat{Address: addr4ToMap(ap.Addr()), Port: htons(ap.Port())})
+		} else {
+			v := sockLb6ReverseNat{Port: htons(ap.Port())}
+			v.Address.Addr = ap.Addr().As16()
+			k6 = append(k6, uint32(id))
+			v6 = append(v6, v)
+		}
+	}
+	if err := putAll(m.rn4, k4, v4); err != nil {
+		return err
+	}
+	return putAll(m.rn6, k6, v6)
+}
+
+// deleteBackendsAndRevNats removes ids from both families' maps: an id
+// lives in exactly one of them and deleting a missing key is a no-op.
+func (m *bpfLBMap) deleteBackendsAndRevNats(bes []BackendID, rns []RevNatID) error {
+	beKeys := make([]uint32, len(bes))
+	for i, id := range bes {
+		beKeys[i] = uint32(id)
+	}
+	rnKeys := make([]uint32, len(rns))
+	for i, id := range rns {
+		rnKeys[i] = uint32(id)
+	}
+	for _, step := range []struct {
+		m    *ebpf.Map
+		keys []uint32
+	}{{m.be4, beKeys}, {m.be6, beKeys}, {m.rn4, rnKeys}, {m.rn6, rnKeys}} {
+		if err := deleteAll(step.m, step.keys); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// Dump implements LBMap.
+func (m *bpfLBMap) Dump() (*State, error) {
+	st := NewState()
+	if err := m.dumpServices(st); err != nil {
+		return nil, err
+	}
+	bk4, bv4, err := dumpAll[uint32, sockLb4Backend](m.be4)
+	if err != nil {
+		return nil, err
+	}
+	for i, id := range bk4 {
+		v := bv4[i]
+		st.Backends[BackendID(id)] = Backend{Addr: netip.AddrPortFrom(addr4FromMap(v.Address), ntohs(v.Port)), Proto: L4Proto(v.Proto)}
+	}
+	bk6, bv6, err := dumpAll[uint32, sockLb6Backend](m.be6)
+	if err != nil {
+		return nil, err
+	}
+	for i, id := range bk6 {
+		v := bv6[i]
+		st.Backends[BackendID(id)] = Backend{Addr: netip.AddrPortFrom(netip.AddrFrom16(v.Address.Addr), ntohs(v.Port)), Proto: L4Proto(v.Proto)}
+	}
+	rk4, rv4, err := dumpAll[uint32, sockLb4ReverseNat](m.rn4)
+	if err != nil {
+		return nil, err
+	}
+	for i, id := range rk4 {
+		st.RevNats[RevNatID(id)] = netip.AddrPortFrom(addr4FromMap(rv4[i].Address), ntohs(rv4[i].Port))
+	}
+	rk6, rv6, err := dumpAll[uint32, sockLb6ReverseNat](m.rn6)
+	if err != nil {
+		return nil, err
+	}
+	for i, id := range rk6 {
+		st.RevNats[RevNatID(id)] = netip.AddrPortFrom(netip.AddrFrom16(rv6[i].Address.Addr), ntohs(rv6[i].Port))
+	}
+	return st, nil
+}
+
+func (m *bpfLBMap) dumpServices(st *State) error {
+	k4, v4, err := dumpAll[sockLb4Key, sockLbService](m.svc4)
+	if err != nil {
+		return err
+	}
+	for i, k := range k4 {
+		f := Frontend{Addr: addr4FromMap(k.Address), Port: ntohs(k.Dport), Proto: L4Proto(k.Proto), Scope: Scope(k.Scope)}
+		addSlot(st, f, int(k.BackendSlot), v4[i])
+	}
+	k6, v6, err := dumpAll[sockLb6Key, sockLbService](m.svc6)
+	if err != nil {
+		return err
+	}
+	for i, k := range k6 {
+		f := Frontend{Addr: netip.AddrFrom16(k.Address.Addr), Port: ntohs(k.Dport), Proto: L4Proto(k.Proto), Scope: Scope(k.Scope)}
+		addSlot(st, f, int(k.BackendSlot), v6[i])
+	}
+	finishDump(st)
+	return nil
+}
+
+// finishDump trims each service's backends to its slot 0 count. Slots
+// beyond it are leftovers readers never use; MaxSlot still covers them so
+// they get deleted.
+func finishDump(st *State) {
+	for _, s := range st.Services {
+		if !s.Incomplete {
+			s.Backends = growTo(s.Backends[:min(len(s.Backends), s.count)], s.count)
+		}
+	}
+}
+
+// addSlot folds one services-map entry into st. Backend slots are placed
+// by index; a missing slot stays 0 so the reconciler sees the damage.
+func addSlot(st *State, f Frontend, slot int, v sockLbService) {
+	s, ok := st.Services[f]
+	if !ok {
+		s = &DumpedService{Service: Service{Frontend: f}, Incomplete: true}
+		st.Services[f] = s
+	}
+	if slot == 0 {
+		s.Incomplete = false
+		s.RevNat = RevNatID(v.RevNatIndex)
+		s.Flags = ServiceFlags(v.Flags)
+		s.count = int(v.Count)
+		return
+	}
+	s.MaxSlot = max(s.MaxSlot, slot)
+	s.Backends = growTo(s.Backends, slot)
+	s.Backends[slot-1] = BackendID(v.BackendId)
+}
+
+func growTo(ids []BackendID, n int) []BackendID {
+	for len(ids) < n {
+		ids = append(ids, 0)
+	}
+	return ids
+}
+

@@ -1,0 +1,49 @@
+package datapath
+
+import (
+	"errors"
+	"fmt"
+	"os"
+	"path/filepath"
+
+	"github.com/cilium/ebpf"
+)
+
+// ErrNotLoaded is returned when no hivelet maps are pinned at a path.
+var ErrNotLoaded = errors.New("hivelet datapath not loaded")
+
+// PinnedLB is a read-only view of the pinned LB maps, for the CLI: it
+// works whether or not an agent is running.
+type PinnedLB struct {
+	LBMap
+	maps []*ebpf.Map
+}
+
+// OpenPinnedLB opens the LB maps pinned under bpffs read-only. It returns
+// an error wrapping ErrNotLoaded when they are not there.
+func OpenPinnedLB(bpffs string) (*PinnedLB, error) {
+	names := []string{sockMapHlLb4Svc, sockMapHlLb6Svc, sockMapHlLb4Be, sockMapHlLb6Be, sockMapHlLb4Rnat, sockMapHlLb6Rnat}
+	p := &PinnedLB{}
+	for _, n := range names {
+		m, err := ebpf.LoadPinnedMap(filepath.Join(bpffs, n), &ebpf.LoadPinOptions{ReadOnly: true})
+		if err != nil {
+			p.Close()
+			if errors.Is(err, os.ErrNotExist) {
+				return nil, fmt.Errorf("open %s: %w (is an agent running with --bpffs %s?)", filepath.Join(bpffs, n), ErrNotLoaded, bpffs)
+			}
+			return nil, fmt.Errorf("open pinned map %s: %w", n, err)
+		}
+		p.maps = append(p.maps, m)
+	}
+	p.LBMap = &bpfLBMap{svc4: p.maps[0], svc6: p.maps[1], be4: p.maps[2], be6: p.maps[3], rn4: p.maps[4], rn6: p.maps[5]}
+	return p, nil
+}
+
+// Close releases the map handles.
+func (p *PinnedLB) Close() error {
+	var errs []error
+	for _, m := range p.maps {
+		errs = append(errs, m.Close())
+	}
+	return errors.Join(errs...)
+}

@@ -1,0 +1,193 @@
+package datapath
+
+import (
+	"fmt"
+	"net/netip"
+	"strings"
+)
+
+// L4Proto is an IANA protocol number, as the BPF maps store it.
+type L4Proto uint8
+
+const (
+	TCP  L4Proto = 6
+	UDP  L4Proto = 17
+	SCTP L4Proto = 132
+)
+
+func (p L4Proto) String() string {
+	switch p {
+	case TCP:
+		return "TCP"
+	case UDP:
+		return "UDP"
+	case SCTP:
+		return "SCTP"
+	}
+	return fmt.Sprintf("proto(%d)", uint8(p))
+}
+
+// ParseL4Proto accepts the Kubernetes spelling (TCP, UDP, SCTP), any case.
+func ParseL4Proto(s string) (L4Proto, error) {
+	switch strings.ToUpper(s) {
+	case "TCP":
+		return TCP, nil
+	case "UDP":
+		return UDP, nil
+	case "SCTP":
+		return SCTP, nil
+	}
+	return 0, fmt.Errorf("unknown protocol %q (want TCP, UDP or SCTP)", s)
+}
+
+// Scope selects which backend set of a frontend a lookup sees. Must match
+// enum lb_scope in bpf/lib/maps.h.
+type Scope uint8
+
+const (
+	ScopeExternal Scope = 0
+	ScopeInternal Scope = 1
+)
+
+// ServiceFlags mirror enum lb_svc_flags in bpf/lib/maps.h.
+type ServiceFlags uint8
+
+const (
+	FlagClusterIP    ServiceFlags = 0
+	FlagExternalIP   ServiceFlags = 1 << 0
+	FlagNodePort     ServiceFlags = 1 << 1
+	FlagLoadBalancer ServiceFlags = 1 << 2
+	FlagAffinity     ServiceFlags = 1 << 3
+)
+
+// Type names the kind of frontend the flags describe, as Cilium and
+// Kubernetes spell it.
+func (f ServiceFlags) Type() string {
+	switch {
+	case f&FlagLoadBalancer != 0:
+		return "LoadBalancer"
+	case f&FlagNodePort != 0:
+		return "NodePort"
+	case f&FlagExternalIP != 0:
+		return "ExternalIP"
+	}
+	return "ClusterIP"
+}
+
+// BackendID names a backend in the backends maps. 0 is never allocated.
+type BackendID uint32
+
+// RevNatID names a reverse-NAT entry. 0 is never allocated.
+type RevNatID uint32
+
+// Frontend is the lookup key of a service: the address and port a client
+// uses. IPv4 frontends live in the v4 maps, IPv6 ones in the v6 maps.
+type Frontend struct {
+	Addr  netip.Addr
+	Port  uint16
+	Proto L4Proto
+	Scope Scope
+}
+
+func (f Frontend) String() string {
+	return fmt.Sprintf("%s/%s", netip.AddrPortFrom(f.Addr, f.Port), f.Proto)
+}
+
+// Service is one frontend with its backends in slot order.
+type Service struct {
+	Frontend
+	RevNat   RevNatID
+	Flags    ServiceFlags
+	Backends []BackendID
+}
+
+// Equal reports whether two services would produce identical map entries.
+func (s *Service) Equal(o *Service) bool {
+	if s.Frontend != o.Frontend || s.RevNat != o.RevNat || s.Flags != o.Flags || len(s.Backends) != len(o.Backends) {
+		return false
+	}
+	for i := range s.Backends {
+		if s.Backends[i] != o.Backends[i] {
+			return false
+		}
+	}
+	return true
+}
+
+// Backend is where a service sends traffic.
+type Backend struct {
+	Addr  netip.AddrPort
+	Proto L4Proto
+}
+
+func (b Backend) String() string { return fmt.Sprintf("%s/%s", b.Addr, b.Proto) }
+
+// DumpedService is a service as found in the maps, which may be damaged:
+// slot 0 missing (Incomplete) or slots beyond the count left behind.
+type DumpedService struct {
+	Service
+	// Incomplete is set when backend slots exist without slot 0.
+	Incomplete bool
+	// MaxSlot is the highest backend slot present in the map.
+	MaxSlot int
+
+	count int // slot 0's backend count, while dumping
+}
+
+// State is the full content of the LB maps.
+type State struct {
+	Services map[Frontend]*DumpedService
+	Backends map[BackendID]Backend
+	RevNats  map[RevNatID]netip.AddrPort
+}
+
+// NewState returns an empty State.
+func NewState() *State {
+	return &State{
+		Services: map[Frontend]*DumpedService{},
+		Backends: map[BackendID]Backend{},
+		RevNats:  map[RevNatID]netip.AddrPort{},
+	}
+}
+
+// ServiceUpdate writes a service. PrevSlots is how many backend slots the
+// maps may hold for this frontend now, so stale ones can be removed.
+type ServiceUpdate struct {
+	Service   Service
+	PrevSlots int
+}
+
+// ServiceDelete removes a frontend and its backend slots 1..PrevSlots.
+type ServiceDelete struct {
+	Frontend  Frontend
+	PrevSlots int
+}
+
+// Changes is one batch of map writes. LBMap.Apply performs them in an
+// order that keeps every service usable at every instant: new backends and
+// reverse-NAT entries first, then backend slots, then slot 0, then
+// deletions, then unused backends and reverse-NAT entries.
+type Changes struct {
+	UpsertBackends map[BackendID]Backend
+	UpsertRevNats  map[RevNatID]netip.AddrPort
+	UpsertServices []ServiceUpdate
+	DeleteServices []ServiceDelete
+	DeleteBackends []BackendID
+	DeleteRevNats  []RevNatID
+}
+
+// Empty reports whether the batch writes nothing.
+func (c *Changes) Empty() bool {
+	return len(c.UpsertBackends) == 0 && len(c.UpsertRevNats) == 0 && len(c.UpsertServices) == 0 &&
+		len(c.DeleteServices) == 0 && len(c.DeleteBackends) == 0 && len(c.DeleteRevNats) == 0
+}
+
+// LBMap is the agent's view of the load-balancing maps.
+type LBMap interface {
+	// Apply writes a batch of changes. Deleting an entry that does not
+	// exist is not an error. On error some changes may have been applied;
+	// callers re-read the maps with Dump before the next attempt.
+	Apply(*Changes) error
+	// Dump reads every LB map.
+	Dump() (*State, error)
+}
