@@ -1,0 +1,73 @@
+package main
+
+import (
+	"context"
+	"os/signal"
+	"syscall"
+	"time"
+
+	"github.com/spf13/cobra"
+
+	"github.com/hivelet/hivelet/daemon"
+	"github.com/hivelet/hivelet/datapath"
+)
+
+func newAgentCmd() *cobra.Command {
+	cfg := daemon.Config{MapSizes: datapath.DefaultMapSizes}
+	var (
+		cleanup           bool
+		logLevel, logForm string
+	)
+	cmd := &cobra.Command{
+		Use:   "agent --manifests DIR [--bpffs DIR] [--cgroup2 PATH]",
+		Short: "Run the service proxy agent (or remove everything it installed, with --cleanup)",
+		Long: `Run the service proxy agent.
+
+The agent loads the socket load-balancing programs, attaches them to a cgroup
+v2 directory (every process below it gets its Service connections balanced),
+and keeps the pinned BPF maps in line with the Services and EndpointSlices it
+reads from --manifests: a directory of Kubernetes YAML or JSON, watched for
+changes. Invalid objects are reported and skipped; the rest is served.
+
+Maps and links are pinned under --bpffs, so traffic keeps flowing while the
+agent is stopped or restarting; a restarted agent adopts what it finds and
+writes only the difference.
+
+With --cleanup, the agent detaches every program and removes every map and
+link it pinned, then exits.`,
+		Example: `  hivelet agent --manifests /etc/hivelet/manifests
+  hivelet agent --manifests ./examples --cgroup2 /sys/fs/cgroup/unified/demo --bpffs /sys/fs/bpf/demo
+  hivelet agent --cleanup`,
+		Args: cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			log, err := newLogger(logLevel, logForm)
+			if err != nil {
+				return err
+			}
+			if cleanup {
+				if err := datapath.Cleanup(cfg.BPFFSDir); err != nil {
+					return err
+				}
+				log.Info("Removed hivelet programs, links and maps", "bpffs", cfg.BPFFSDir)
+				return nil
+			}
+			ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGINT, syscall.SIGTERM)
+			defer stop()
+			return daemon.Run(ctx, cfg, log)
+		},
+	}
+	f := cmd.Flags()
+	f.StringVar(&cfg.ManifestsDir, "manifests", "", "directory of Service and EndpointSlice manifests (YAML or JSON) to serve")
+	f.StringVar(&cfg.BPFFSDir, "bpffs", datapath.DefaultBPFFSDir, "directory on a BPF filesystem for pinned maps and links (a bpffs is mounted if none covers it)")
+	f.StringVar(&cfg.Cgroup2, "cgroup2", "", "cgroup v2 directory to attach the socket hooks to (default: the cgroup2 root from /proc/mounts)")
+	f.BoolVar(&cleanup, "cleanup", false, "detach all programs, remove all pinned maps and links under --bpffs, and exit")
+	f.DurationVar(&cfg.SyncPeriod, "sync-period", 30*time.Second, "how often a full resync runs, even without changes")
+	f.DurationVar(&cfg.MinSyncInterval, "min-sync-period", time.Second/10, "minimum time between two syncs; changes arriving faster are merged")
+	f.Uint32Var(&cfg.MapSizes.Services, "bpf-lb-service-map-max", datapath.DefaultMapSizes.Services, "entries per services map (one per frontend plus one per backend slot)")
+	f.Uint32Var(&cfg.MapSizes.Backends, "bpf-lb-backend-map-max", datapath.DefaultMapSizes.Backends, "entries per backends map")
+	f.Uint32Var(&cfg.MapSizes.RevNat, "bpf-lb-revnat-map-max", datapath.DefaultMapSizes.RevNat, "entries per reverse-NAT map (one per frontend)")
+	f.Uint32Var(&cfg.MapSizes.SockRevNat, "bpf-sock-revnat-map-max", datapath.DefaultMapSizes.SockRevNat, "entries per socket reverse-NAT LRU map (one per socket and backend)")
+	f.StringVar(&logLevel, "log-level", "info", "log level: debug, info, warn, error")
+	f.StringVar(&logForm, "log-format", "text", "log format: text or json")
+	return cmd
+}

@@ -1,0 +1,101 @@
+// Package daemon is the agent's control plane: it loads and attaches the
+// datapath, feeds sources into the change tracker, and runs the sync loop
+// that drives the reconciler.
+//
+//	manifests dir ──> manifests.Source ──{prev,cur}──> tracker.Tracker
+//	                                                      │ Take (changed Services)
+//	                         runner.Runner (min gap, period, retry) ──> reconciler ──> datapath LB maps
+package daemon
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"os"
+	"time"
+
+	"github.com/hivelet/hivelet/daemon/logfields"
+	"github.com/hivelet/hivelet/daemon/manifests"
+	"github.com/hivelet/hivelet/daemon/reconciler"
+	"github.com/hivelet/hivelet/daemon/runner"
+	"github.com/hivelet/hivelet/daemon/tracker"
+	"github.com/hivelet/hivelet/datapath"
+)
+
+// Config is everything the agent needs to run.
+type Config struct {
+	ManifestsDir    string
+	BPFFSDir        string
+	Cgroup2         string // empty: the cgroup2 root
+	MapSizes        datapath.MapSizes
+	SyncPeriod      time.Duration
+	MinSyncInterval time.Duration
+}
+
+// ResolveCgroup fills in the default cgroup (the cgroup2 root).
+func (c *Config) ResolveCgroup() error {
+	if c.Cgroup2 != "" {
+		return nil
+	}
+	root, err := datapath.Cgroup2Root()
+	c.Cgroup2 = root
+	return err
+}
+
+// Run runs the agent until ctx ends. On return the programs stay attached
+// and the maps stay pinned: traffic keeps flowing without the agent.
+func Run(ctx context.Context, cfg Config, log *slog.Logger) error {
+	if cfg.ManifestsDir == "" {
+		return errors.New("no source: pass --manifests DIR")
+	}
+	if st, err := os.Stat(cfg.ManifestsDir); err != nil || !st.IsDir() {
+		return fmt.Errorf("manifests dir %q: not a readable directory (create it or fix --manifests)", cfg.ManifestsDir)
+	}
+	if err := cfg.ResolveCgroup(); err != nil {
+		return err
+	}
+	dp, err := datapath.Load(datapath.Config{BPFFSDir: cfg.BPFFSDir, Sizes: cfg.MapSizes})
+	if err != nil {
+		return err
+	}
+	defer dp.Close()
+	if err := dp.AttachCgroup(cfg.Cgroup2); err != nil {
+		return err
+	}
+	log.Info("Socket LB attached", logfields.Cgroup, cfg.Cgroup2, logfields.BPFFS, cfg.BPFFSDir)
+
+	rec := reconciler.New(dp.LBMap(), log)
+	var tr *tracker.Tracker
+	sync := func(full bool) error {
+		start := time.Now()
+		for _, c := range tr.Take(full) {
+			rec.SetService(c.Name, c.Entries)
+		}
+		stats, err := rec.Sync(full)
+		attrs := []any{logfields.Full, stats.Full, "frontends", stats.Frontends, logfields.Upserts, stats.Upserts,
+			logfields.Deletes, stats.Deletes, logfields.Backends, stats.Backends, logfields.Duration, time.Since(start)}
+		if err != nil {
+			log.Error("Sync failed; retrying with a full sync", append(attrs, logfields.Error, err)...)
+			return err
+		}
+		log.Info("Synced", attrs...)
+		return nil
+	}
+	r := runner.New(sync, cfg.MinSyncInterval, cfg.SyncPeriod)
+	tr = tracker.New(r.Trigger)
+
+	src := manifests.New(cfg.ManifestsDir, tr, log)
+	// Every file is read before the first sync, so a restart never deletes
+	// a service only because its manifest was not read yet.
+	if err := src.Load(); err != nil {
+		log.Warn("Some manifests were rejected; serving every valid one", logfields.Dir, cfg.ManifestsDir)
+	}
+	go func() {
+		if err := src.Run(ctx); err != nil {
+			log.Error("Manifests watch stopped; changes are picked up by rescans only", logfields.Error, err)
+		}
+	}()
+	r.Run(ctx)
+	return nil
+}

@@ -1,0 +1,82 @@
+// Package loadbalancer is the agent's pure-Go service model: Services and
+// EndpointSlices reduced to what load balancing needs, and the function
+// that turns them into datapath frontends with their backends. It knows
+// nothing of BPF or of where objects come from.
+package loadbalancer
+
+import (
+	"fmt"
+	"net/netip"
+
+	"github.com/hivelet/hivelet/datapath"
+)
+
+// ServiceName is a Service's namespace and name.
+type ServiceName struct {
+	Namespace string
+	Name      string
+}
+
+func (n ServiceName) String() string { return n.Namespace + "/" + n.Name }
+
+// ServicePort is one entry of spec.ports.
+type ServicePort struct {
+	Name     string
+	Proto    datapath.L4Proto
+	Port     uint16
+	NodePort uint16
+}
+
+// Service is a Kubernetes Service as the load balancer sees it.
+type Service struct {
+	Name        ServiceName
+	Type        string // ClusterIP, NodePort, LoadBalancer
+	ClusterIPs  []netip.Addr
+	ExternalIPs []netip.Addr
+	// LoadBalancerIPs are status.loadBalancer.ingress[].ip.
+	LoadBalancerIPs []netip.Addr
+	Ports           []ServicePort
+}
+
+// EndpointPort is one entry of an EndpointSlice's ports.
+type EndpointPort struct {
+	Name  string
+	Proto datapath.L4Proto
+	Port  uint16
+}
+
+// Endpoint is one entry of an EndpointSlice's endpoints.
+type Endpoint struct {
+	Addrs       []netip.Addr
+	Ready       bool
+	Serving     bool
+	Terminating bool
+	NodeName    string
+	Zone        string
+}
+
+// EndpointSlice is a discovery.k8s.io/v1 EndpointSlice of one address
+// family.
+type EndpointSlice struct {
+	Namespace string
+	Name      string
+	Service   ServiceName
+	IPv6      bool
+	Ports     []EndpointPort
+	Endpoints []Endpoint
+}
+
+// Key names the slice uniquely.
+func (s *EndpointSlice) Key() string { return s.Namespace + "/" + s.Name }
+
+// Entry is one frontend a Service asks for, with the backends it should
+// send to, in a stable order.
+type Entry struct {
+	Frontend datapath.Frontend
+	Flags    datapath.ServiceFlags
+	Backends []datapath.Backend
+}
+
+func (e Entry) String() string {
+	return fmt.Sprintf("%s (%s, %d backends)", e.Frontend, e.Flags.Type(), len(e.Backends))
+}

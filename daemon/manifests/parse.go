@@ -1,0 +1,138 @@
+package manifests
+
+import (
+	"bufio"
+	"bytes"
+	"errors"
+	"fmt"
+	"io"
+
+	corev1 "k8s.io/api/core/v1"
+	discoveryv1 "k8s.io/api/discovery/v1"
+	utilyaml "k8s.io/apimachinery/pkg/util/yaml"
+	"sigs.k8s.io/yaml"
+
+	lb "github.com/hivelet/hivelet/daemon/loadbalancer"
+)
+
+// objKey identifies an object across loads.
+type objKey struct {
+	Kind      string
+	Namespace string
+	Name      string
+}
+
+func (k objKey) String() string { return k.Kind + " " + k.Namespace + "/" + k.Name }
+
+// object is one accepted manifest. An ignored Service (headless,
+// ExternalName, another proxy's) is accepted with both pointers nil.
+type object struct {
+	svc     *lb.Service
+	slice   *lb.EndpointSlice
+	ignored string
+}
+
+// parsed is one document of a file.
+type parsed struct {
+	doc int
+	key objKey // zero when the document could not even be identified
+	obj object
+	err error
+}
+
+// ObjectError is a manifest the agent rejected: where it is, what it is,
+// and which field is wrong.
+type ObjectError struct {
+	File string
+	Doc  int    // 1-based document number within the file
+	Obj  string // "Service default/web", empty when unidentifiable
+	Err  error
+}
+
+func (e *ObjectError) Error() string {
+	if e.Obj == "" {
+		return fmt.Sprintf("%s: document %d: %v", e.File, e.Doc, e.Err)
+	}
+	return fmt.Sprintf("%s: %s: %v", e.File, e.Obj, e.Err)
+}
+
+func (e *ObjectError) Unwrap() error { return e.Err }
+
+const (
+	kindService       = "Service"
+	kindEndpointSlice = "EndpointSlice"
+)
+
+// parseFile splits a YAML or JSON stream into documents and converts each.
+// Documents of other kinds are skipped: a manifests dir may hold a whole
+// application.
+func parseFile(data []byte) ([]parsed, error) {
+	r := utilyaml.NewYAMLReader(bufio.NewReader(bytes.NewReader(data)))
+	var out []parsed
+	for doc := 1; ; doc++ {
+		raw, err := r.Read()
+		if errors.Is(err, io.EOF) {
+			return out, nil
+		}
+		if err != nil {
+			return out, fmt.Errorf("document %d: %w", doc, err)
+		}
+		if p, ok := parseDoc(doc, raw); ok {
+			out = append(out, p)
+		}
+	}
+}
+
+func parseDoc(doc int, raw []byte) (parsed, bool) {
+	var head struct {
+		APIVersion string `json:"apiVersion"`
+		Kind       string `json:"kind"`
+		Metadata   struct {
+			Name      string `json:"name"`
+			Namespace string `json:"namespace"`
+		} `json:"metadata"`
+	}
+	if err := yaml.Unmarshal(raw, &head); err != nil {
+		return parsed{doc: doc, err: fmt.Errorf("not valid YAML or JSON: %w", err)}, true
+	}
+	if head.APIVersion == "" && head.Kind == "" {
+		return parsed{}, false // empty document or only comments
+	}
+	ns := head.Metadata.Namespace
+	if ns == "" {
+		ns = "default"
+	}
+	p := parsed{doc: doc, key: objKey{Kind: head.Kind, Namespace: ns, Name: head.Metadata.Name}}
+	switch {
+	case head.APIVersion == "v1" && head.Kind == kindService:
+		var in corev1.Service
+		if err := yaml.UnmarshalStrict(raw, &in); err != nil {
+			p.err = err
+			return p, true
+		}
+		if p.obj.ignored = lb.Ignored(&in); p.obj.ignored != "" {
+			return p, true
+		}
+		svc, errs := lb.ConvertService(&in)
+		p.obj.svc, p.err = svc, errs.ToAggregate()
+	case head.APIVersion == "discovery.k8s.io/v1" && head.Kind == kindEndpointSlice:
+		var in discoveryv1.EndpointSlice
+		if err := yaml.UnmarshalStrict(raw, &in); err != nil {
+			p.err = err
+			return p, true
+		}
+		slice, errs := lb.ConvertEndpointSlice(&in)
+		p.obj.slice, p.err = slice, errs.ToAggregate()
+		if slice == nil && p.err == nil {
+			p.obj.ignored = "FQDN EndpointSlices carry no addresses"
+		}
+	case head.Kind == kindService || head.Kind == kindEndpointSlice:
+		p.err = fmt.Errorf("apiVersion %q: want v1 for Service and discovery.k8s.io/v1 for EndpointSlice", head.APIVersion)
+	default:
+		return parsed{}, false
+	}
+	if p.err != nil {
+		p.obj = object{}
+	}
+	return p, true
+}

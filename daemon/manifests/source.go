@@ -1,0 +1,279 @@
+// Package manifests is the agent's standalone source: a directory of
+// Kubernetes manifests (v1 Service, discovery.k8s.io/v1 EndpointSlice, in
+// YAML or JSON, several documents per file), watched for changes.
+//
+// Bad input loses nothing: an object that fails validation is reported with
+// its file, name and field, and the last valid version of it (if any) stays
+// in service; a document that cannot even be identified keeps every object
+// its file held before.
+package manifests
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"os"
+	"path/filepath"
+	"reflect"
+	"slices"
+	"strings"
+	"time"
+
+	"github.com/fsnotify/fsnotify"
+
+	lb "github.com/hivelet/hivelet/daemon/loadbalancer"
+	"github.com/hivelet/hivelet/daemon/logfields"
+)
+
+// Handler receives every change as {previous, current}; nil previous is
+// an add, nil current a delete. Handlers record and return: no work.
+type Handler interface {
+	OnServiceUpdate(prev, cur *lb.Service)
+	OnEndpointSliceUpdate(prev, cur *lb.EndpointSlice)
+}
+
+// fileState is what one file contributed at the last load.
+type fileState struct {
+	stat    fileStat
+	objects map[objKey]object
+}
+
+type fileStat struct {
+	size  int64
+	mtime time.Time
+	ino   uint64
+}
+
+// Source reads and watches a manifests directory. Load and Run must not
+// be called concurrently; Run calls Load itself.
+type Source struct {
+	dir     string
+	handler Handler
+	log     *slog.Logger
+	// Rescan is how often the directory is re-read even without an event,
+	// in case a notification was missed; only changed files are parsed.
+	Rescan time.Duration
+
+	files  map[string]*fileState // by file name; owned by the loading goroutine
+	merged map[objKey]object     // what the handler has been told
+	errs   []error               // rejections of the last load
+}
+
+// New returns a source for dir that reports to h.
+func New(dir string, h Handler, log *slog.Logger) *Source {
+	return &Source{dir: dir, handler: h, log: log, Rescan: 10 * time.Second,
+		files: map[string]*fileState{}, merged: map[objKey]object{}}
+}
+
+// Errors returns the rejections of the last load.
+func (s *Source) Errors() []error { return slices.Clone(s.errs) }
+
+func isManifest(name string) bool {
+	if strings.HasPrefix(name, ".") {
+		return false // editors' swap and temp files
+	}
+	switch filepath.Ext(name) {
+	case ".yaml", ".yml", ".json":
+		return true
+	}
+	return false
+}
+
+// Load reads every file of the directory, tells the handler what changed
+// and returns the objects it rejected, joined. A missing or unreadable
+// directory is an error and changes nothing.
+func (s *Source) Load() error { return s.load(nil) }
+
+// load re-parses the files named in changed (all when nil) and every file
+// whose size, mtime or inode moved.
+func (s *Source) load(changed map[string]bool) error {
+	entries, err := os.ReadDir(s.dir)
+	if err != nil {
+		return fmt.Errorf("read manifests dir %s: %w", s.dir, err)
+	}
+	var rejects []error
+	files := map[string]*fileState{}
+	for _, e := range entries {
+		if e.IsDir() || !isManifest(e.Name()) {
+			continue
+		}
+		fs, ferrs := s.loadFile(e.Name(), changed == nil || changed[e.Name()])
+		rejects = append(rejects, ferrs...)
+		if fs != nil {
+			files[e.Name()] = fs
+		}
+	}
+	s.files = files
+	s.errs = rejects
+	for _, err := range rejects {
+		s.log.Error("Rejected manifest", logfields.Error, err)
+	}
+	s.publish(s.merge())
+	return errors.Join(rejects...)
+}
+
+// loadFile parses one file unless it is unchanged since the last load.
+func (s *Source) loadFile(name string, force bool) (*fileState, []error) {
+	path := filepath.Join(s.dir, name)
+	prev := s.files[name]
+	st, err := statFile(path)
+	if err == nil && !force && prev != nil && prev.stat == st {
+		return prev, s.prevErrors(name)
+	}
+	data, err := os.ReadFile(path)
+	if err != nil {
+		rerr := &ObjectError{File: name, Err: fmt.Errorf("read: %w", err)}
+		return prev, []error{rerr} // keep what it had
+	}
+	docs, perr := parseFile(data)
+	fs := &fileState{stat: st, objects: map[objKey]object{}}
+	var errs []error
+	keepAll := perr != nil
+	if perr != nil {
+		errs = append(errs, &ObjectError{File: name, Err: perr})
+	}
+	seen := map[objKey]bool{}
+	for _, d := range docs {
+		if d.key == (objKey{}) {
+			keepAll = true
+			errs = append(errs, &ObjectError{File: name, Doc: d.doc, Err: d.err})
+			continue
+		}
+		seen[d.key] = true
+		if d.err != nil {
+			errs = append(errs, &ObjectError{File: name, Doc: d.doc, Obj: d.key.String(), Err: d.err})
+			if old, ok := prevObject(prev, d.key); ok {
+				fs.objects[d.key] = old // the last valid version stays in service
+			}
+			continue
+		}
+		if _, dup := fs.objects[d.key]; dup {
+			errs = append(errs, &ObjectError{File: name, Doc: d.doc, Obj: d.key.String(), Err: errors.New("defined twice in this file; the first one is used")})
+			continue
+		}
+		fs.objects[d.key] = d.obj
+	}
+	if keepAll && prev != nil {
+		// A broken document might have been any of the file's objects.
+		for k, o := range prev.objects {
+			if !seen[k] {
+				fs.objects[k] = o
+			}
+		}
+	}
+	return fs, errs
+}
+
+// prevErrors re-reports the rejections of an unchanged file.
+func (s *Source) prevErrors(name string) []error {
+	var out []error
+	for _, err := range s.errs {
+		var oe *ObjectError
+		if errors.As(err, &oe) && oe.File == name {
+			out = append(out, err)
+		}
+	}
+	return out
+}
+
+func prevObject(prev *fileState, k objKey) (object, bool) {
+	if prev == nil {
+		return object{}, false
+	}
+	o, ok := prev.objects[k]
+	return o, ok
+}
+
+// merge unions all files; the first file (by name) defining an object wins.
+func (s *Source) merge() map[objKey]object {
+	names := make([]string, 0, len(s.files))
+	for n := range s.files {
+		names = append(names, n)
+	}
+	slices.Sort(names)
+	out := map[objKey]object{}
+	for _, n := range names {
+		for k, o := range s.files[n].objects {
+			if _, dup := out[k]; dup {
+				err := &ObjectError{File: n, Obj: k.String(), Err: errors.New("also defined in an earlier file; that one is used")}
+				s.errs = append(s.errs, err)
+				s.log.Error("Rejected manifest", logfields.Error, err)
+				continue
+			}
+			out[k] = o
+		}
+	}
+	return out
+}
+
+// publish tells the handler the difference between what it knows and next.
+func (s *Source) publish(next map[objKey]object) {
+	for k, old := range s.merged {
+		if _, ok := next[k]; !ok {
+			s.notify(old, object{})
+		}
+	}
+	for k, cur := range next {
+		old := s.merged[k]
+		if !reflect.DeepEqual(old, cur) {
+			s.notify(old, cur)
+		}
+		if cur.ignored != "" && old.ignored != cur.ignored {
+			s.log.Info("Ignoring object", logfields.Service, k.String(), logfields.Reason, cur.ignored)
+		}
+	}
+	s.merged = next
+}
+
+func (s *Source) notify(prev, cur object) {
+	if prev.svc != nil || cur.svc != nil {
+		s.handler.OnServiceUpdate(prev.svc, cur.svc)
+	}
+	if prev.slice != nil || cur.slice != nil {
+		s.handler.OnEndpointSliceUpdate(prev.slice, cur.slice)
+	}
+}
+
+// Run watches the directory and reloads on every change (debounced) and
+// every Rescan, until ctx ends. Call Load once first.
+func (s *Source) Run(ctx context.Context) error {
+	w, err := fsnotify.NewWatcher()
+	if err != nil {
+		return fmt.Errorf("watch manifests dir: %w", err)
+	}
+	defer w.Close()
+	if err := w.Add(s.dir); err != nil {
+		return fmt.Errorf("watch manifests dir %s: %w", s.dir, err)
+	}
+	const debounce = 100 * time.Millisecond
+	debounceT := time.NewTimer(time.Hour)
+	debounceT.Stop()
+	rescan := time.NewTicker(s.Rescan)
+	defer rescan.Stop()
+	changed, forceAll := map[string]bool{}, false
+	for {
+		select {
+		case <-ctx.Done():
+			return nil
+		case ev := <-w.Events:
+			if name := filepath.Base(ev.Name); isManifest(name) {
+				changed[name] = true
+				debounceT.Reset(debounce)
+			}
+		case err := <-w.Errors:
+			s.log.Warn("Manifests watch error; re-reading every file", logfields.Error, err)
+			forceAll = true
+			debounceT.Reset(debounce)
+		case <-debounceT.C:
+			// Rejections are logged; every valid object is served.
+			if forceAll {
+				changed = nil
+			}
+			_ = s.load(changed)
+			changed, forceAll = map[string]bool{}, false
+		case <-rescan.C:
+			_ = s.load(map[string]bool{})
+		}
+	}
+}

@@ -1,0 +1,121 @@
+// Package tracker records Service and EndpointSlice changes from any
+// source and hands the sync loop the Services that changed since it last
+// asked. Source callbacks only record and poke; all work happens in Take.
+package tracker
+
+import (
+	"sync"
+
+	lb "github.com/hivelet/hivelet/daemon/loadbalancer"
+)
+
+// Tracker holds the current Services and EndpointSlices.
+type Tracker struct {
+	poke func()
+
+	mu       sync.Mutex
+	services map[lb.ServiceName]*lb.Service                  // guarded by mu
+	slices   map[lb.ServiceName]map[string]*lb.EndpointSlice // guarded by mu
+	dirty    map[lb.ServiceName]struct{}                     // guarded by mu
+}
+
+// New returns a tracker that calls poke after recording each change.
+func New(poke func()) *Tracker {
+	return &Tracker{
+		poke:     poke,
+		services: map[lb.ServiceName]*lb.Service{},
+		slices:   map[lb.ServiceName]map[string]*lb.EndpointSlice{},
+		dirty:    map[lb.ServiceName]struct{}{},
+	}
+}
+
+// OnServiceUpdate records a Service change.
+func (t *Tracker) OnServiceUpdate(prev, cur *lb.Service) {
+	t.mu.Lock()
+	if prev != nil {
+		delete(t.services, prev.Name)
+		t.dirty[prev.Name] = struct{}{}
+	}
+	if cur != nil {
+		t.services[cur.Name] = cur
+		t.dirty[cur.Name] = struct{}{}
+	}
+	t.mu.Unlock()
+	t.poke()
+}
+
+// OnEndpointSliceUpdate records an EndpointSlice change.
+func (t *Tracker) OnEndpointSliceUpdate(prev, cur *lb.EndpointSlice) {
+	t.mu.Lock()
+	if prev != nil {
+		if m := t.slices[prev.Service]; m != nil {
+			delete(m, prev.Key())
+			if len(m) == 0 {
+				delete(t.slices, prev.Service)
+			}
+		}
+		t.dirty[prev.Service] = struct{}{}
+	}
+	if cur != nil {
+		m := t.slices[cur.Service]
+		if m == nil {
+			m = map[string]*lb.EndpointSlice{}
+			t.slices[cur.Service] = m
+		}
+		m[cur.Key()] = cur
+		t.dirty[cur.Service] = struct{}{}
+	}
+	t.mu.Unlock()
+	t.poke()
+}
+
+// Change is the desired frontends of one Service; Entries is nil when the
+// Service is gone.
+type Change struct {
+	Name    lb.ServiceName
+	Entries []lb.Entry
+}
+
+// Take returns the frontends of every Service changed since the last call
+// (of every Service when all is set) and clears the record.
+func (t *Tracker) Take(all bool) []Change {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	names := t.dirty
+	if all {
+		names = map[lb.ServiceName]struct{}{}
+		for n := range t.services {
+			names[n] = struct{}{}
+		}
+		for n := range t.dirty {
+			names[n] = struct{}{}
+		}
+	}
+	out := make([]Change, 0, len(names))
+	for n := range names {
+		c := Change{Name: n}
+		if svc := t.services[n]; svc != nil {
+			eps := make([]*lb.EndpointSlice, 0, len(t.slices[n]))
+			for _, s := range t.slices[n] {
+				eps = append(eps, s)
+			}
+			c.Entries = lb.Frontends(svc, eps)
+			if c.Entries == nil {
+				c.Entries = []lb.Entry{}
+			}
+		}
+		out = append(out, c)
+	}
+	t.dirty = map[lb.ServiceName]struct{}{}
+	return out
+}
+
+// Counts returns how many Services and EndpointSlices are tracked.
+func (t *Tracker) Counts() (services, slices int) {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	for _, m := range t.slices {
+		slices += len(m)
+	}
+	return len(t.services), slices
+}
