@@ -37,6 +37,7 @@ type Handler interface {
 type fileState struct {
 	stat    fileStat
 	objects map[objKey]object
+	errs    []error // rejections found when it was parsed
 }
 
 type fileStat struct {
@@ -105,12 +106,13 @@ func (s *Source) load(changed map[string]bool) error {
 		}
 	}
 	s.files = files
-	s.errs = rejects
-	for _, err := range rejects {
+	merged, dups := s.merge()
+	s.errs = append(rejects, dups...)
+	for _, err := range s.errs {
 		s.log.Error("Rejected manifest", logfields.Error, err)
 	}
-	s.publish(s.merge())
-	return errors.Join(rejects...)
+	s.publish(merged)
+	return errors.Join(s.errs...)
 }
 
 // loadFile parses one file unless it is unchanged since the last load.
@@ -119,7 +121,7 @@ func (s *Source) loadFile(name string, force bool) (*fileState, []error) {
 	prev := s.files[name]
 	st, err := statFile(path)
 	if err == nil && !force && prev != nil && prev.stat == st {
-		return prev, s.prevErrors(name)
+		return prev, prev.errs
 	}
 	data, err := os.ReadFile(path)
 	if err != nil {
@@ -162,19 +164,8 @@ func (s *Source) loadFile(name string, force bool) (*fileState, []error) {
 			}
 		}
 	}
+	fs.errs = errs
 	return fs, errs
-}
-
-// prevErrors re-reports the rejections of an unchanged file.
-func (s *Source) prevErrors(name string) []error {
-	var out []error
-	for _, err := range s.errs {
-		var oe *ObjectError
-		if errors.As(err, &oe) && oe.File == name {
-			out = append(out, err)
-		}
-	}
-	return out
 }
 
 func prevObject(prev *fileState, k objKey) (object, bool) {
@@ -186,25 +177,24 @@ func prevObject(prev *fileState, k objKey) (object, bool) {
 }
 
 // merge unions all files; the first file (by name) defining an object wins.
-func (s *Source) merge() map[objKey]object {
+func (s *Source) merge() (map[objKey]object, []error) {
 	names := make([]string, 0, len(s.files))
 	for n := range s.files {
 		names = append(names, n)
 	}
 	slices.Sort(names)
 	out := map[objKey]object{}
+	var errs []error
 	for _, n := range names {
 		for k, o := range s.files[n].objects {
 			if _, dup := out[k]; dup {
-				err := &ObjectError{File: n, Obj: k.String(), Err: errors.New("also defined in an earlier file; that one is used")}
-				s.errs = append(s.errs, err)
-				s.log.Error("Rejected manifest", logfields.Error, err)
+				errs = append(errs, &ObjectError{File: n, Obj: k.String(), Err: errors.New("also defined in an earlier file; that one is used")})
 				continue
 			}
 			out[k] = o
 		}
 	}
-	return out
+	return out, errs
 }
 
 // publish tells the handler the difference between what it knows and next.

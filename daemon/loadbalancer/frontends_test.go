@@ -1,0 +1,111 @@
+package loadbalancer
+
+import (
+	"net/netip"
+	"reflect"
+	"testing"
+
+	"github.com/hivelet/hivelet/datapath"
+)
+
+func addrs(ss ...string) []netip.Addr {
+	var out []netip.Addr
+	for _, s := range ss {
+		out = append(out, netip.MustParseAddr(s))
+	}
+	return out
+}
+
+func be(s string, proto datapath.L4Proto) datapath.Backend {
+	return datapath.Backend{Addr: netip.MustParseAddrPort(s), Proto: proto}
+}
+
+func ep(addr string, ready, serving, terminating bool) Endpoint {
+	return Endpoint{Addrs: addrs(addr), Ready: ready, Serving: serving, Terminating: terminating}
+}
+
+func TestFrontends(t *testing.T) {
+	web := ServiceName{"default", "web"}
+	httpPort := []ServicePort{{Name: "http", Proto: datapath.TCP, Port: 80}}
+	httpEP := []EndpointPort{{Name: "http", Proto: datapath.TCP, Port: 8080}}
+	fe := func(a string, port uint16, proto datapath.L4Proto) datapath.Frontend {
+		return datapath.Frontend{Addr: netip.MustParseAddr(a), Port: port, Proto: proto}
+	}
+	tests := []struct {
+		name string
+		svc  Service
+		eps  []*EndpointSlice
+		want []Entry
+	}{
+		{
+			name: "ready endpoints, sorted and deduplicated across slices",
+			svc:  Service{Name: web, ClusterIPs: addrs("10.96.0.10"), Ports: httpPort},
+			eps: []*EndpointSlice{
+				{Service: web, Ports: httpEP, Endpoints: []Endpoint{ep("10.0.0.3", true, true, false), ep("10.0.0.1", true, true, false)}},
+				{Service: web, Ports: httpEP, Endpoints: []Endpoint{ep("10.0.0.1", true, true, false), ep("10.0.0.2", true, true, false)}},
+			},
+			want: []Entry{{Frontend: fe("10.96.0.10", 80, datapath.TCP), Backends: []datapath.Backend{
+				be("10.0.0.1:8080", datapath.TCP), be("10.0.0.2:8080", datapath.TCP), be("10.0.0.3:8080", datapath.TCP)}}},
+		},
+		{
+			name: "not-ready endpoints are left out while any is ready",
+			svc:  Service{Name: web, ClusterIPs: addrs("10.96.0.10"), Ports: httpPort},
+			eps: []*EndpointSlice{{Service: web, Ports: httpEP, Endpoints: []Endpoint{
+				ep("10.0.0.1", true, true, false), ep("10.0.0.2", false, true, true), ep("10.0.0.3", false, false, false)}}},
+			want: []Entry{{Frontend: fe("10.96.0.10", 80, datapath.TCP), Backends: []datapath.Backend{be("10.0.0.1:8080", datapath.TCP)}}},
+		},
+		{
+			name: "no ready endpoint: serving terminating ones take over",
+			svc:  Service{Name: web, ClusterIPs: addrs("10.96.0.10"), Ports: httpPort},
+			eps: []*EndpointSlice{{Service: web, Ports: httpEP, Endpoints: []Endpoint{
+				ep("10.0.0.1", false, false, true), ep("10.0.0.2", false, true, true), ep("10.0.0.3", false, true, false)}}},
+			want: []Entry{{Frontend: fe("10.96.0.10", 80, datapath.TCP), Backends: []datapath.Backend{be("10.0.0.2:8080", datapath.TCP)}}},
+		},
+		{
+			name: "ports match by name and protocol",
+			svc: Service{Name: web, ClusterIPs: addrs("10.96.0.10"), Ports: []ServicePort{
+				{Name: "dns", Proto: datapath.UDP, Port: 53}, {Name: "dns-tcp", Proto: datapath.TCP, Port: 53}}},
+			eps: []*EndpointSlice{{Service: web, Ports: []EndpointPort{
+				{Name: "dns-tcp", Proto: datapath.TCP, Port: 1053}, {Name: "dns", Proto: datapath.UDP, Port: 5353}, {Name: "dns", Proto: datapath.TCP, Port: 9}},
+				Endpoints: []Endpoint{ep("10.0.0.1", true, true, false)}}},
+			want: []Entry{
+				{Frontend: fe("10.96.0.10", 53, datapath.UDP), Backends: []datapath.Backend{be("10.0.0.1:5353", datapath.UDP)}},
+				{Frontend: fe("10.96.0.10", 53, datapath.TCP), Backends: []datapath.Backend{be("10.0.0.1:1053", datapath.TCP)}},
+			},
+		},
+		{
+			name: "dual-stack: each family gets its own slices",
+			svc:  Service{Name: web, ClusterIPs: addrs("10.96.0.10", "fd00::10"), Ports: httpPort},
+			eps: []*EndpointSlice{
+				{Service: web, Ports: httpEP, Endpoints: []Endpoint{ep("10.0.0.1", true, true, false)}},
+				{Service: web, IPv6: true, Ports: httpEP, Endpoints: []Endpoint{ep("fd00::1", true, true, false)}},
+			},
+			want: []Entry{
+				{Frontend: fe("10.96.0.10", 80, datapath.TCP), Backends: []datapath.Backend{be("10.0.0.1:8080", datapath.TCP)}},
+				{Frontend: fe("fd00::10", 80, datapath.TCP), Backends: []datapath.Backend{be("[fd00::1]:8080", datapath.TCP)}},
+			},
+		},
+		{
+			name: "external and load-balancer IPs are frontends too; no slices means no backends",
+			svc:  Service{Name: web, ClusterIPs: addrs("10.96.0.10"), ExternalIPs: addrs("192.0.2.1"), LoadBalancerIPs: addrs("198.51.100.1"), Ports: httpPort},
+			want: []Entry{
+				{Frontend: fe("10.96.0.10", 80, datapath.TCP)},
+				{Frontend: fe("192.0.2.1", 80, datapath.TCP), Flags: datapath.FlagExternalIP},
+				{Frontend: fe("198.51.100.1", 80, datapath.TCP), Flags: datapath.FlagLoadBalancer},
+			},
+		},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			got := Frontends(&tt.svc, tt.eps)
+			for i := range got {
+				if len(got[i].Backends) == 0 {
+					got[i].Backends = nil
+				}
+			}
+			if !reflect.DeepEqual(got, tt.want) {
+				t.Errorf("Frontends():\n got %v\nwant %v", got, tt.want)
+			}
+		})
+	}
+}

@@ -1,0 +1,262 @@
+package reconciler
+
+import (
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"math/rand/v2"
+	"net/netip"
+	"testing"
+
+	lb "github.com/hivelet/hivelet/daemon/loadbalancer"
+	"github.com/hivelet/hivelet/datapath"
+)
+
+var quiet = slog.New(slog.NewTextHandler(io.Discard, nil))
+
+func frontend(i int) datapath.Frontend {
+	return datapath.Frontend{Addr: netip.AddrFrom4([4]byte{10, 96, byte(i >> 8), byte(i)}), Port: 80, Proto: datapath.TCP}
+}
+
+func backend(i int) datapath.Backend {
+	return datapath.Backend{Addr: netip.AddrPortFrom(netip.AddrFrom4([4]byte{10, 0, byte(i >> 8), byte(i)}), 8080), Proto: datapath.TCP}
+}
+
+func entry(f int, backends ...int) lb.Entry {
+	e := lb.Entry{Frontend: frontend(f)}
+	for _, b := range backends {
+		e.Backends = append(e.Backends, backend(b))
+	}
+	return e
+}
+
+func name(i int) lb.ServiceName { return lb.ServiceName{Namespace: "default", Name: fmt.Sprintf("svc-%d", i)} }
+
+// checkMaps asserts that the maps hold exactly want (frontend index ->
+// backend indexes), nothing else, and that no reader ever saw damage.
+func checkMaps(t *testing.T, m *datapath.FakeLBMap, want map[int][]int) {
+	t.Helper()
+	if len(m.Violations) > 0 {
+		t.Fatalf("a reader could have seen inconsistent maps: %v", m.Violations[:min(3, len(m.Violations))])
+	}
+	st, err := m.Dump()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(st.Services) != len(want) {
+		t.Fatalf("%d services in maps, want %d", len(st.Services), len(want))
+	}
+	usedBackends := map[datapath.BackendID]bool{}
+	entries := 0
+	for f, bes := range want {
+		s := st.Services[frontend(f)]
+		if s == nil || s.Incomplete {
+			t.Fatalf("frontend %s missing", frontend(f))
+		}
+		if got := len(s.Backends); got != len(bes) {
+			t.Fatalf("frontend %s: %d backends, want %d", frontend(f), got, len(bes))
+		}
+		for i, id := range s.Backends {
+			if st.Backends[id] != backend(bes[i]) {
+				t.Fatalf("frontend %s slot %d: backend %v, want %v", frontend(f), i+1, st.Backends[id], backend(bes[i]))
+			}
+			usedBackends[id] = true
+		}
+		if st.RevNats[s.RevNat] != netip.AddrPortFrom(frontend(f).Addr, 80) {
+			t.Fatalf("frontend %s: reverse NAT %d = %v", frontend(f), s.RevNat, st.RevNats[s.RevNat])
+		}
+		entries += 1 + len(bes)
+	}
+	if len(st.Backends) != len(usedBackends) {
+		t.Errorf("%d backends in maps, %d used: leaked backends", len(st.Backends), len(usedBackends))
+	}
+	if len(st.RevNats) != len(want) {
+		t.Errorf("%d reverse-NAT entries for %d frontends", len(st.RevNats), len(want))
+	}
+	if m.Entries() != entries {
+		t.Errorf("%d services-map entries, want %d: leftover slots", m.Entries(), entries)
+	}
+}
+
+func TestSyncProgramsAndIsIdempotent(t *testing.T) {
+	m := datapath.NewFakeLBMap()
+	r := New(m, quiet)
+	r.SetService(name(1), []lb.Entry{entry(1, 1, 2, 3)})
+	r.SetService(name(2), []lb.Entry{entry(2, 3, 4)}) // backend 3 is shared
+	if _, err := r.Sync(false); err != nil {
+		t.Fatal(err)
+	}
+	checkMaps(t, m, map[int][]int{1: {1, 2, 3}, 2: {3, 4}})
+	if st, _ := m.Dump(); len(st.Backends) != 4 {
+		t.Errorf("%d backends, want 4 (a shared backend has one id)", len(st.Backends))
+	}
+
+	writes := m.Writes
+	for _, full := range []bool{false, true} {
+		stats, err := r.Sync(full)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if m.Writes != writes || stats.Upserts+stats.Deletes != 0 {
+			t.Errorf("sync(full=%v) of an unchanged state wrote %d entries", full, m.Writes-writes)
+		}
+	}
+}
+
+func TestSyncGrowShrinkDelete(t *testing.T) {
+	m := datapath.NewFakeLBMap()
+	r := New(m, quiet)
+	steps := []struct {
+		set  map[int][]int // service index -> backends; nil removes
+		want map[int][]int
+	}{
+		{map[int][]int{1: {1, 2}}, map[int][]int{1: {1, 2}}},
+		{map[int][]int{1: {1, 2, 3, 4, 5}}, map[int][]int{1: {1, 2, 3, 4, 5}}},
+		{map[int][]int{1: {5}}, map[int][]int{1: {5}}},
+		{map[int][]int{1: {}}, map[int][]int{1: {}}},
+		{map[int][]int{1: {6}, 2: {6}}, map[int][]int{1: {6}, 2: {6}}},
+		{map[int][]int{1: nil}, map[int][]int{2: {6}}},
+		{map[int][]int{2: nil}, map[int][]int{}},
+	}
+	for i, step := range steps {
+		for svc, bes := range step.set {
+			if bes == nil {
+				r.SetService(name(svc), nil)
+			} else {
+				r.SetService(name(svc), []lb.Entry{entry(svc, bes...)})
+			}
+		}
+		if _, err := r.Sync(false); err != nil {
+			t.Fatalf("step %d: %v", i, err)
+		}
+		checkMaps(t, m, step.want)
+	}
+}
+
+func TestRestartAdoptsPinnedState(t *testing.T) {
+	m := datapath.NewFakeLBMap()
+	first := New(m, quiet)
+	for i := 0; i < 50; i++ {
+		first.SetService(name(i), []lb.Entry{entry(i, i, i+1, i+2)})
+	}
+	if _, err := first.Sync(false); err != nil {
+		t.Fatal(err)
+	}
+	before, _ := m.Dump()
+
+	// A new agent with the same desired state writes nothing at all.
+	second := New(m, quiet)
+	for i := 0; i < 50; i++ {
+		second.SetService(name(i), []lb.Entry{entry(i, i, i+1, i+2)})
+	}
+	writes := m.Writes
+	if _, err := second.Sync(false); err != nil {
+		t.Fatal(err)
+	}
+	if m.Writes != writes {
+		t.Errorf("restart rewrote %d entries", m.Writes-writes)
+	}
+	// New ids continue after the adopted ones.
+	second.SetService(name(99), []lb.Entry{entry(99, 500)})
+	if _, err := second.Sync(false); err != nil {
+		t.Fatal(err)
+	}
+	after, _ := m.Dump()
+	for id, b := range before.Backends {
+		if after.Backends[id] != b {
+			t.Errorf("backend id %d changed from %v to %v", id, b, after.Backends[id])
+		}
+	}
+	if s := after.Services[frontend(99)]; s == nil || before.Backends[s.Backends[0]] != (datapath.Backend{}) {
+		t.Errorf("new backend reused an adopted id: %+v", s)
+	}
+}
+
+func TestFullSyncPrunesUnknownEntries(t *testing.T) {
+	m := datapath.NewFakeLBMap()
+	stale := New(m, quiet)
+	stale.SetService(name(7), []lb.Entry{entry(7, 70, 71)})
+	if _, err := stale.Sync(false); err != nil {
+		t.Fatal(err)
+	}
+	r := New(m, quiet)
+	r.SetService(name(1), []lb.Entry{entry(1, 1)})
+	if _, err := r.Sync(false); err != nil {
+		t.Fatal(err)
+	}
+	checkMaps(t, m, map[int][]int{1: {1}})
+}
+
+// TestSyncConvergesThroughFailures drives random changes with random map
+// failures and checks that once a sync succeeds, the maps match the
+// desired state exactly and no reader ever saw damage.
+func TestSyncConvergesThroughFailures(t *testing.T) {
+	rng := rand.New(rand.NewPCG(1, 2))
+	m := datapath.NewFakeLBMap()
+	r := New(m, quiet)
+	want := map[int][]int{}
+	for round := 0; round < 300; round++ {
+		for n := rng.IntN(4); n >= 0; n-- {
+			svc := rng.IntN(20)
+			if rng.IntN(5) == 0 {
+				delete(want, svc)
+				r.SetService(name(svc), nil)
+				continue
+			}
+			var bes []int
+			for b := rng.IntN(5); b > 0; b-- {
+				bes = append(bes, rng.IntN(30))
+			}
+			bes = uniqueSorted(bes)
+			want[svc] = bes
+			r.SetService(name(svc), []lb.Entry{entry(svc, bes...)})
+		}
+		if rng.IntN(3) == 0 {
+			m.FailAfter = m.Writes + 1 + rng.IntN(6)
+		}
+		_, err := r.Sync(rng.IntN(10) == 0)
+		m.FailAfter = 0
+		if err != nil {
+			continue
+		}
+		checkMaps(t, m, want)
+	}
+	if _, err := r.Sync(false); err != nil {
+		t.Fatal(err)
+	}
+	checkMaps(t, m, want)
+}
+
+func uniqueSorted(in []int) []int {
+	seen := map[int]bool{}
+	var out []int
+	for i := 0; i < 30; i++ {
+		for _, v := range in {
+			if v == i && !seen[v] {
+				seen[v] = true
+				out = append(out, v)
+			}
+		}
+	}
+	return out
+}
+
+func TestMapFullIsReported(t *testing.T) {
+	m := datapath.NewFakeLBMap()
+	m.MaxSlots = 4
+	r := New(m, quiet)
+	r.SetService(name(1), []lb.Entry{entry(1, 1, 2)})
+	if _, err := r.Sync(false); err != nil {
+		t.Fatal(err)
+	}
+	r.SetService(name(2), []lb.Entry{entry(2, 3, 4)})
+	if _, err := r.Sync(false); !errors.Is(err, datapath.ErrMapFull) {
+		t.Fatalf("err = %v, want ErrMapFull", err)
+	}
+	// What was there keeps serving.
+	st, _ := m.Dump()
+	if s := st.Services[frontend(1)]; s == nil || len(s.Backends) != 2 {
+		t.Errorf("service 1 after a full map: %+v", s)
+	}
+}
