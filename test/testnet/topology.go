@@ -3,6 +3,7 @@ package testnet
 import (
 	"errors"
 	"fmt"
+	"io"
 	"net"
 	"net/netip"
 	"testing"
@@ -67,7 +68,7 @@ func (node *Node) AddPod(t testing.TB, name string, idx int) *Pod {
 }
 
 // Serve starts TCP and UDP servers on port (both families) that answer
-// every connection or datagram with the pod's name. They stop at cleanup.
+// every connection or datagram with the pod's name; TCP then echoes. They stop at cleanup.
 func (p *Pod) Serve(t testing.TB, port int) {
 	t.Helper()
 	var (
@@ -92,9 +93,9 @@ func (p *Pod) Serve(t testing.TB, port int) {
 			go func() {
 				defer c.Close()
 				_, _ = c.Write([]byte(p.Name))
-				// Hold the connection until the client closes it, so
-				// tests can keep established connections open.
-				_, _ = c.Read(make([]byte, 1))
+				// Then echo until the client closes, so tests can keep
+				// established connections open and prove they still work.
+				_, _ = io.Copy(c, c)
 			}()
 		}
 	}()
