@@ -251,4 +251,3 @@ func growTo(ids []BackendID, n int) []BackendID {
 	}
 	return ids
 }
-

@@ -113,4 +113,3 @@ func mapName(m *ebpf.Map) string {
 	}
 	return m.String()
 }
-

@@ -31,7 +31,9 @@ func entry(f int, backends ...int) lb.Entry {
 	return e
 }
 
-func name(i int) lb.ServiceName { return lb.ServiceName{Namespace: "default", Name: fmt.Sprintf("svc-%d", i)} }
+func name(i int) lb.ServiceName {
+	return lb.ServiceName{Namespace: "default", Name: fmt.Sprintf("svc-%d", i)}
+}
 
 // checkMaps asserts that the maps hold exactly want (frontend index ->
 // backend indexes), nothing else, and that no reader ever saw damage.

@@ -218,7 +218,9 @@ func TestPrivilegedAgentRestartKeepsTraffic(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if !slices.EqualFunc(before, after, func(a, b serviceRow) bool { return a.ID == b.ID && a.Frontend == b.Frontend && len(a.Backends) == len(b.Backends) }) {
+	if !slices.EqualFunc(before, after, func(a, b serviceRow) bool {
+		return a.ID == b.ID && a.Frontend == b.Frontend && len(a.Backends) == len(b.Backends)
+	}) {
 		t.Errorf("service list changed across the restart:\n before %+v\n after  %+v", before, after)
 	}
 	for i, c := range established {

@@ -1,0 +1,123 @@
+package datapath_test
+
+import (
+	"fmt"
+	"net/netip"
+	"path/filepath"
+	"testing"
+	"time"
+
+	"golang.org/x/sys/unix"
+
+	"github.com/hivelet/hivelet/datapath"
+	"github.com/hivelet/hivelet/test/testnet"
+)
+
+// fillServices programs n ClusterIP services with 3 backends each; the
+// first is 10.96.0.10:80 -> pod-1..3, the rest are spread over 10.96/12.
+func fillServices(b *testing.B, lb datapath.LBMap, pods []*testnet.Pod, n int) {
+	b.Helper()
+	ch := &datapath.Changes{UpsertBackends: map[datapath.BackendID]datapath.Backend{}, UpsertRevNats: map[datapath.RevNatID]netip.AddrPort{}}
+	for i, p := range pods {
+		ch.UpsertBackends[datapath.BackendID(i+1)] = datapath.Backend{Addr: netip.AddrPortFrom(p.IPv4, backendPort), Proto: datapath.TCP}
+	}
+	for i := 0; i < n; i++ {
+		vip := netip.AddrFrom4([4]byte{10, 96 + byte(i>>16), byte(i >> 8), byte(i)})
+		if i == 0 {
+			vip = netip.MustParseAddr("10.96.0.10")
+		} else if vip == netip.MustParseAddr("10.96.0.10") {
+			vip = netip.MustParseAddr("10.111.255.254")
+		}
+		f := datapath.Frontend{Addr: vip, Port: 80, Proto: datapath.TCP}
+		ids := []datapath.BackendID{1, 2, 3}
+		if i > 0 {
+			base := datapath.BackendID(10 + 3*i)
+			ids = []datapath.BackendID{base, base + 1, base + 2}
+			for j, id := range ids {
+				ch.UpsertBackends[id] = datapath.Backend{Addr: netip.AddrPortFrom(netip.AddrFrom4([4]byte{10, 128 + byte(i>>16), byte(i >> 8), byte(i)}), uint16(8080+j)), Proto: datapath.TCP}
+			}
+		}
+		rn := datapath.RevNatID(i + 1)
+		ch.UpsertRevNats[rn] = netip.AddrPortFrom(vip, 80)
+		ch.UpsertServices = append(ch.UpsertServices, datapath.ServiceUpdate{Service: datapath.Service{Frontend: f, RevNat: rn, Backends: ids}})
+		// UDP twin, for the connected-UDP measurement.
+		f.Proto = datapath.UDP
+		ch.UpsertServices = append(ch.UpsertServices, datapath.ServiceUpdate{Service: datapath.Service{Frontend: f, RevNat: rn, Backends: ids}})
+	}
+	if err := lb.Apply(ch); err != nil {
+		b.Fatal(err)
+	}
+}
+
+func rawConnect(typ int, addr netip.AddrPort) error {
+	fd, err := unix.Socket(unix.AF_INET, typ|unix.SOCK_CLOEXEC, 0)
+	if err != nil {
+		return err
+	}
+	defer unix.Close(fd)
+	if typ == unix.SOCK_STREAM {
+		// Reset on close: no TIME_WAIT pile-up across millions of connects.
+		if err := unix.SetsockoptLinger(fd, unix.SOL_SOCKET, unix.SO_LINGER, &unix.Linger{Onoff: 1, Linger: 0}); err != nil {
+			return err
+		}
+	}
+	return unix.Connect(fd, &unix.SockaddrInet4{Addr: addr.Addr().As4(), Port: int(addr.Port())})
+}
+
+// BenchmarkConnect compares connect() to a ClusterIP through the socket LB
+// with connect() straight to a backend, interleaved in one loop so both
+// see the same machine noise, at 10, 10k and 100k Services in the maps.
+// Reported: ns per direct and per ClusterIP connect, and their ratio.
+func BenchmarkConnect(b *testing.B) {
+	testnet.RequireRoot(b)
+	node := testnet.NewNode(b, 3)
+	for _, p := range node.Pods {
+		p.Serve(b, backendPort)
+	}
+	cg := testnet.NewCgroup(b)
+	bpffs := filepath.Join(b.TempDir(), "bpffs")
+	dp, err := datapath.Load(datapath.Config{BPFFSDir: bpffs, Sizes: datapath.MapSizes{Services: 1 << 20, Backends: 1 << 19, RevNat: 1 << 18, SockRevNat: 1 << 16}})
+	if err != nil {
+		b.Fatal(err)
+	}
+	b.Cleanup(func() { dp.Close(); _ = datapath.Cleanup(bpffs) })
+	if err := dp.AttachCgroup(cg); err != nil {
+		b.Fatal(err)
+	}
+	testnet.EnterCgroup(b, cg)
+
+	vip := netip.MustParseAddrPort("10.96.0.10:80")
+	direct := netip.AddrPortFrom(node.Pods[0].IPv4, backendPort)
+	for _, n := range []int{10, 10_000, 100_000} {
+		fillServices(b, dp.LBMap(), node.Pods, n)
+		for _, proto := range []struct {
+			name string
+			typ  int
+		}{{"tcp", unix.SOCK_STREAM}, {"udp", unix.SOCK_DGRAM}} {
+			b.Run(fmt.Sprintf("services=%d/%s", n, proto.name), func(b *testing.B) {
+				var tDirect, tVIP time.Duration
+				err := node.NS.Do(func() error {
+					for i := 0; i < b.N; i++ {
+						t0 := time.Now()
+						if err := rawConnect(proto.typ, direct); err != nil {
+							return fmt.Errorf("direct: %w", err)
+						}
+						t1 := time.Now()
+						if err := rawConnect(proto.typ, vip); err != nil {
+							return fmt.Errorf("clusterIP: %w", err)
+						}
+						tVIP += time.Since(t1)
+						tDirect += t1.Sub(t0)
+					}
+					return nil
+				})
+				if err != nil {
+					b.Fatal(err)
+				}
+				b.ReportMetric(float64(tDirect.Nanoseconds())/float64(b.N), "ns/direct")
+				b.ReportMetric(float64(tVIP.Nanoseconds())/float64(b.N), "ns/clusterip")
+				b.ReportMetric(float64(tVIP)/float64(tDirect), "clusterip/direct")
+			})
+		}
+	}
+}
