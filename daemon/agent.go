@@ -13,6 +13,7 @@ import (
 	"fmt"
 	"log/slog"
 	"os"
+	"runtime/debug"
 	"time"
 
 	"github.com/hivelet/hivelet/daemon/logfields"
@@ -66,7 +67,10 @@ func Run(ctx context.Context, cfg Config, log *slog.Logger) error {
 	log.Info("Socket LB attached", logfields.Cgroup, cfg.Cgroup2, logfields.BPFFS, cfg.BPFFSDir)
 
 	rec := reconciler.New(dp.LBMap(), log)
-	var tr *tracker.Tracker
+	var (
+		tr     *tracker.Tracker
+		loaded bool
+	)
 	sync := func(full bool) error {
 		start := time.Now()
 		for _, c := range tr.Take(full) {
@@ -80,6 +84,12 @@ func Run(ctx context.Context, cfg Config, log *slog.Logger) error {
 			return err
 		}
 		log.Info("Synced", attrs...)
+		if !loaded {
+			// The initial load parsed every manifest; hand that garbage
+			// back to the OS now instead of holding it at peak size.
+			loaded = true
+			debug.FreeOSMemory()
+		}
 		return nil
 	}
 	r := runner.New(sync, cfg.MinSyncInterval, cfg.SyncPeriod)

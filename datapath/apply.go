@@ -35,7 +35,18 @@ func applyOrdered(w lbWriter, c *Changes) error {
 	if err := w.putRevNats(c.UpsertRevNats); err != nil {
 		return err
 	}
-	var slots, masters, delMasters, delSlots []slotEntry
+	nSlots, nDel := 0, len(c.DeleteServices)
+	for i := range c.UpsertServices {
+		nSlots += len(c.UpsertServices[i].Service.Backends)
+		nDel += max(0, c.UpsertServices[i].PrevSlots-len(c.UpsertServices[i].Service.Backends))
+	}
+	for _, d := range c.DeleteServices {
+		nDel += d.PrevSlots
+	}
+	slots := make([]slotEntry, 0, nSlots)
+	masters := make([]slotEntry, 0, len(c.UpsertServices))
+	delMasters := make([]slotEntry, 0, len(c.DeleteServices))
+	delSlots := make([]slotEntry, 0, nDel)
 	for i := range c.UpsertServices {
 		u := &c.UpsertServices[i]
 		s := &u.Service

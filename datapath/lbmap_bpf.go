@@ -47,12 +47,9 @@ func lb6Key(f Frontend, slot int) sockLb6Key {
 func (m *bpfLBMap) Apply(c *Changes) error { return applyOrdered(m, c) }
 
 func (m *bpfLBMap) putSlots(entries []slotEntry) error {
-	var (
-		k4 []sockLb4Key
-		k6 []sockLb6Key
-		v4 []sockLbService
-		v6 []sockLbService
-	)
+	n4 := countV4(entries)
+	k4, v4 := make([]sockLb4Key, 0, n4), make([]sockLbService, 0, n4)
+	k6, v6 := make([]sockLb6Key, 0, len(entries)-n4), make([]sockLbService, 0, len(entries)-n4)
 	for _, e := range entries {
 		if e.f.Addr.Is4() {
 			k4 = append(k4, lb4Key(e.f, e.slot))
@@ -68,11 +65,19 @@ func (m *bpfLBMap) putSlots(entries []slotEntry) error {
 	return putAll(m.svc6, k6, v6)
 }
 
+func countV4(entries []slotEntry) int {
+	n := 0
+	for i := range entries {
+		if entries[i].f.Addr.Is4() {
+			n++
+		}
+	}
+	return n
+}
+
 func (m *bpfLBMap) deleteSlots(entries []slotEntry) error {
-	var (
-		k4 []sockLb4Key
-		k6 []sockLb6Key
-	)
+	n4 := countV4(entries)
+	k4, k6 := make([]sockLb4Key, 0, n4), make([]sockLb6Key, 0, len(entries)-n4)
 	for _, e := range entries {
 		if e.f.Addr.Is4() {
 			k4 = append(k4, lb4Key(e.f, e.slot))
@@ -87,10 +92,10 @@ func (m *bpfLBMap) deleteSlots(entries []slotEntry) error {
 }
 
 func (m *bpfLBMap) putBackends(bes map[BackendID]Backend) error {
+	k4, v4 := make([]uint32, 0, len(bes)), make([]sockLb4Backend, 0, len(bes))
 	var (
-		k4, k6 []uint32
-		v4     []sockLb4Backend
-		v6     []sockLb6Backend
+		k6 []uint32
+		v6 []sockLb6Backend
 	)
 	for id, b := range bes {
 		if b.Addr.Addr().Is4() {

@@ -235,3 +235,18 @@ func TestRunWatchesTheDirectory(t *testing.T) {
 		time.Sleep(20 * time.Millisecond)
 	}
 }
+
+func TestLoadJSONDocuments(t *testing.T) {
+	src, rec, dir := newTestSource(t)
+	write(t, dir, "web.json", `{"apiVersion":"v1","kind":"Service","metadata":{"name":"web","namespace":"shop"},
+ "spec":{"clusterIP":"10.96.0.10","ports":[{"name":"http","port":80}]}}`)
+	write(t, dir, "bad.json", `{"apiVersion":"v1","kind":"Service","metadata":{"name":"bad","namespace":"shop"},
+ "spec":{"clusterIP":"10.96.0.11","ports":[{"name":"http","port":"eighty"}]}}`)
+	err := src.Load()
+	if err == nil || !strings.Contains(err.Error(), "bad.json: Service shop/bad") || !strings.Contains(err.Error(), "port") {
+		t.Fatalf("err = %v, want bad.json's Service rejected for its port", err)
+	}
+	if svc := rec.service("shop", "web"); svc == nil || svc.Ports[0].Port != 80 {
+		t.Fatalf("web = %+v", svc)
+	}
+}

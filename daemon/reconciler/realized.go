@@ -15,7 +15,7 @@ type realized struct {
 	slots map[datapath.Frontend]int
 
 	backendByAddr map[datapath.Backend]datapath.BackendID
-	backends      map[datapath.BackendID]*backendRef
+	backends      map[datapath.BackendID]backendRef
 	// unused are backends whose references dropped to zero; collected
 	// at the end of a sync unless something took them again.
 	unused  map[datapath.BackendID]struct{}
@@ -31,20 +31,23 @@ type backendRef struct {
 }
 
 // fromDump adopts what the maps hold: ids are reused, never reassigned,
-// so a restart rewrites nothing that is already right.
-func fromDump(st *datapath.State) *realized {
+// so a restart rewrites nothing that is already right. sizeHint is the
+// expected number of frontends.
+func fromDump(st *datapath.State, sizeHint int) *realized {
+	nf := max(sizeHint, len(st.Services))
+	nb := max(3*sizeHint, len(st.Backends))
 	r := &realized{
-		services:      map[datapath.Frontend]*datapath.Service{},
-		slots:         map[datapath.Frontend]int{},
-		backendByAddr: map[datapath.Backend]datapath.BackendID{},
-		backends:      map[datapath.BackendID]*backendRef{},
+		services:      make(map[datapath.Frontend]*datapath.Service, nf),
+		slots:         make(map[datapath.Frontend]int, nf),
+		backendByAddr: make(map[datapath.Backend]datapath.BackendID, nb),
+		backends:      make(map[datapath.BackendID]backendRef, nb),
 		unused:        map[datapath.BackendID]struct{}{},
-		revnats:       map[datapath.RevNatID]netip.AddrPort{},
+		revnats:       make(map[datapath.RevNatID]netip.AddrPort, nf),
 		nextBackend:   1,
 		nextRevNat:    1,
 	}
 	for id, b := range st.Backends {
-		r.backends[id] = &backendRef{b: b}
+		r.backends[id] = backendRef{b: b}
 		// Two ids for one address (only after damage): keep the lower,
 		// the other loses its references and is deleted.
 		if cur, ok := r.backendByAddr[b]; !ok || id < cur {
@@ -65,8 +68,9 @@ func fromDump(st *datapath.State) *realized {
 		svc.Backends = append([]datapath.BackendID(nil), ds.Backends...)
 		r.services[f] = &svc
 		for _, id := range svc.Backends {
-			if ref := r.backends[id]; ref != nil {
+			if ref, ok := r.backends[id]; ok {
 				ref.refs++
+				r.backends[id] = ref
 			}
 		}
 	}
@@ -81,11 +85,13 @@ func fromDump(st *datapath.State) *realized {
 // acquireBackend returns the id for b, allocating one when new.
 func (r *realized) acquireBackend(b datapath.Backend, ch *datapath.Changes) datapath.BackendID {
 	if id, ok := r.backendByAddr[b]; ok {
-		r.backends[id].refs++
+		ref := r.backends[id]
+		ref.refs++
+		r.backends[id] = ref
 		return id
 	}
-	id := datapath.BackendID(allocate(&r.nextBackend, func(v uint32) bool { return r.backends[datapath.BackendID(v)] != nil }))
-	r.backends[id] = &backendRef{b: b, refs: 1}
+	id := datapath.BackendID(allocate(&r.nextBackend, func(v uint32) bool { _, used := r.backends[datapath.BackendID(v)]; return used }))
+	r.backends[id] = backendRef{b: b, refs: 1}
 	r.backendByAddr[b] = id
 	ch.UpsertBackends[id] = b
 	return id
@@ -93,10 +99,11 @@ func (r *realized) acquireBackend(b datapath.Backend, ch *datapath.Changes) data
 
 func (r *realized) releaseBackends(ids []datapath.BackendID) {
 	for _, id := range ids {
-		if ref := r.backends[id]; ref != nil {
+		if ref, ok := r.backends[id]; ok {
 			if ref.refs--; ref.refs <= 0 {
 				r.unused[id] = struct{}{}
 			}
+			r.backends[id] = ref
 		}
 	}
 }

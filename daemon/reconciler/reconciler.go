@@ -99,11 +99,12 @@ func (r *Reconciler) Sync(full bool) (Stats, error) {
 		if err != nil {
 			return Stats{Full: true}, fmt.Errorf("read LB maps: %w", err)
 		}
-		r.state = fromDump(st)
+		r.state = fromDump(st, len(r.desired))
 	}
 
 	var todo []datapath.Frontend
 	if full {
+		todo = make([]datapath.Frontend, 0, len(r.desired)+len(r.state.slots))
 		for f := range r.desired {
 			todo = append(todo, f)
 		}
@@ -113,12 +114,17 @@ func (r *Reconciler) Sync(full bool) (Stats, error) {
 			}
 		}
 	} else {
+		todo = make([]datapath.Frontend, 0, len(r.dirty))
 		for f := range r.dirty {
 			todo = append(todo, f)
 		}
 	}
 
-	ch := &datapath.Changes{UpsertBackends: map[datapath.BackendID]datapath.Backend{}, UpsertRevNats: map[datapath.RevNatID]netip.AddrPort{}}
+	ch := &datapath.Changes{
+		UpsertBackends: make(map[datapath.BackendID]datapath.Backend, len(todo)),
+		UpsertRevNats:  make(map[datapath.RevNatID]netip.AddrPort, len(todo)),
+		UpsertServices: make([]datapath.ServiceUpdate, 0, len(todo)),
+	}
 	stats := Stats{Full: full, Frontends: len(todo)}
 	for _, f := range todo {
 		r.diff(f, ch)
@@ -179,8 +185,8 @@ func (r *Reconciler) diff(f datapath.Frontend, ch *datapath.Changes) {
 func (r *Reconciler) collectUnused(ch *datapath.Changes, full bool) {
 	s := r.state
 	for id := range s.unused {
-		ref := s.backends[id]
-		if ref == nil || ref.refs > 0 {
+		ref, ok := s.backends[id]
+		if !ok || ref.refs > 0 {
 			continue
 		}
 		ch.DeleteBackends = append(ch.DeleteBackends, id)

@@ -4,6 +4,7 @@
 package tracker
 
 import (
+	"slices"
 	"sync"
 
 	lb "github.com/hivelet/hivelet/daemon/loadbalancer"
@@ -15,7 +16,7 @@ type Tracker struct {
 
 	mu       sync.Mutex
 	services map[lb.ServiceName]*lb.Service                  // guarded by mu
-	slices   map[lb.ServiceName]map[string]*lb.EndpointSlice // guarded by mu
+	slices   map[lb.ServiceName][]*lb.EndpointSlice // guarded by mu; few per Service
 	dirty    map[lb.ServiceName]struct{}                     // guarded by mu
 }
 
@@ -24,7 +25,7 @@ func New(poke func()) *Tracker {
 	return &Tracker{
 		poke:     poke,
 		services: map[lb.ServiceName]*lb.Service{},
-		slices:   map[lb.ServiceName]map[string]*lb.EndpointSlice{},
+		slices:   map[lb.ServiceName][]*lb.EndpointSlice{},
 		dirty:    map[lb.ServiceName]struct{}{},
 	}
 }
@@ -48,21 +49,16 @@ func (t *Tracker) OnServiceUpdate(prev, cur *lb.Service) {
 func (t *Tracker) OnEndpointSliceUpdate(prev, cur *lb.EndpointSlice) {
 	t.mu.Lock()
 	if prev != nil {
-		if m := t.slices[prev.Service]; m != nil {
-			delete(m, prev.Key())
-			if len(m) == 0 {
-				delete(t.slices, prev.Service)
-			}
+		eps := slices.DeleteFunc(t.slices[prev.Service], func(s *lb.EndpointSlice) bool { return s.Key() == prev.Key() })
+		if len(eps) == 0 {
+			delete(t.slices, prev.Service)
+		} else {
+			t.slices[prev.Service] = eps
 		}
 		t.dirty[prev.Service] = struct{}{}
 	}
 	if cur != nil {
-		m := t.slices[cur.Service]
-		if m == nil {
-			m = map[string]*lb.EndpointSlice{}
-			t.slices[cur.Service] = m
-		}
-		m[cur.Key()] = cur
+		t.slices[cur.Service] = append(t.slices[cur.Service], cur)
 		t.dirty[cur.Service] = struct{}{}
 	}
 	t.mu.Unlock()
@@ -95,11 +91,7 @@ func (t *Tracker) Take(all bool) []Change {
 	for n := range names {
 		c := Change{Name: n}
 		if svc := t.services[n]; svc != nil {
-			eps := make([]*lb.EndpointSlice, 0, len(t.slices[n]))
-			for _, s := range t.slices[n] {
-				eps = append(eps, s)
-			}
-			c.Entries = lb.Frontends(svc, eps)
+			c.Entries = lb.Frontends(svc, t.slices[n])
 			if c.Entries == nil {
 				c.Entries = []lb.Entry{}
 			}
@@ -111,11 +103,11 @@ func (t *Tracker) Take(all bool) []Change {
 }
 
 // Counts returns how many Services and EndpointSlices are tracked.
-func (t *Tracker) Counts() (services, slices int) {
+func (t *Tracker) Counts() (services, nslices int) {
 	t.mu.Lock()
 	defer t.mu.Unlock()
-	for _, m := range t.slices {
-		slices += len(m)
+	for _, eps := range t.slices {
+		nslices += len(eps)
 	}
-	return len(t.services), slices
+	return len(t.services), nslices
 }

@@ -42,6 +42,12 @@ type agent struct {
 
 func startAgent(t *testing.T, args ...string) *agent {
 	t.Helper()
+	return startAgentB(t, args...)
+}
+
+// startAgentB starts an agent for a test or a benchmark.
+func startAgentB(t testing.TB, args ...string) *agent {
+	t.Helper()
 	logPath := filepath.Join(t.TempDir(), "agent.log")
 	f, err := os.Create(logPath)
 	if err != nil {
@@ -66,6 +72,11 @@ func startAgent(t *testing.T, args ...string) *agent {
 func (a *agent) logText() string {
 	b, _ := os.ReadFile(a.log)
 	return string(b)
+}
+
+// exited reports whether the agent process has ended.
+func (a *agent) exited() bool {
+	return a.cmd.ProcessState != nil || a.cmd.Process.Signal(syscall.Signal(0)) != nil
 }
 
 // stop signals the agent and reaps it (PID 1 here does not reap orphans).
