@@ -15,9 +15,9 @@ type Tracker struct {
 	poke func()
 
 	mu       sync.Mutex
-	services map[lb.ServiceName]*lb.Service                  // guarded by mu
+	services map[lb.ServiceName]*lb.Service         // guarded by mu
 	slices   map[lb.ServiceName][]*lb.EndpointSlice // guarded by mu; few per Service
-	dirty    map[lb.ServiceName]struct{}                     // guarded by mu
+	dirty    map[lb.ServiceName]struct{}            // guarded by mu
 }
 
 // New returns a tracker that calls poke after recording each change.
