@@ -73,10 +73,8 @@ func Run(ctx context.Context, cfg Config, log *slog.Logger) error {
 	)
 	sync := func(full bool) error {
 		start := time.Now()
-		for _, c := range tr.Take(full) {
-			rec.SetService(c.Name, c.Entries)
-		}
-		stats, err := rec.Sync(full)
+		full = full || rec.NeedsFull()
+		stats, err := rec.Sync(tr.Take(full), full)
 		attrs := []any{logfields.Full, stats.Full, "frontends", stats.Frontends, logfields.Upserts, stats.Upserts,
 			logfields.Deletes, stats.Deletes, logfields.Backends, stats.Backends, logfields.Duration, time.Since(start)}
 		if err != nil {

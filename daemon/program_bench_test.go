@@ -66,10 +66,7 @@ func BenchmarkProgram(b *testing.B) {
 				rec := reconciler.New(dp.LBMap(), log)
 				b.StartTimer()
 
-				for _, c := range tr.Take(true) {
-					rec.SetService(c.Name, c.Entries)
-				}
-				stats, err := rec.Sync(true)
+				stats, err := rec.Sync(tr.Take(true), true)
 
 				b.StopTimer()
 				if err != nil {

@@ -1,7 +1,5 @@
 package datapath
 
-import "net/netip"
-
 // slotEntry is one services-map entry: slot 0 of a frontend or one of its
 // backend slots.
 type slotEntry struct {
@@ -13,8 +11,8 @@ type slotEntry struct {
 // lbWriter is what applyOrdered needs from a map implementation; the
 // kernel maps and the fake share the ordering through it.
 type lbWriter interface {
-	putBackends(map[BackendID]Backend) error
-	putRevNats(map[RevNatID]netip.AddrPort) error
+	putBackends([]BackendEntry) error
+	putRevNats([]RevNatEntry) error
 	putSlots([]slotEntry) error
 	deleteSlots([]slotEntry) error
 	deleteBackendsAndRevNats([]BackendID, []RevNatID) error

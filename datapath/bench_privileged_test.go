@@ -17,9 +17,9 @@ import (
 // first is 10.96.0.10:80 -> pod-1..3, the rest are spread over 10.96/12.
 func fillServices(b *testing.B, lb datapath.LBMap, pods []*testnet.Pod, n int) {
 	b.Helper()
-	ch := &datapath.Changes{UpsertBackends: map[datapath.BackendID]datapath.Backend{}, UpsertRevNats: map[datapath.RevNatID]netip.AddrPort{}}
+	ch := &datapath.Changes{}
 	for i, p := range pods {
-		ch.UpsertBackends[datapath.BackendID(i+1)] = datapath.Backend{Addr: netip.AddrPortFrom(p.IPv4, backendPort), Proto: datapath.TCP}
+		ch.UpsertBackends = append(ch.UpsertBackends, datapath.BackendEntry{ID: datapath.BackendID(i+1), Backend: datapath.Backend{Addr: netip.AddrPortFrom(p.IPv4, backendPort), Proto: datapath.TCP}})
 	}
 	for i := 0; i < n; i++ {
 		vip := netip.AddrFrom4([4]byte{10, 96 + byte(i>>16), byte(i >> 8), byte(i)})
@@ -34,11 +34,11 @@ func fillServices(b *testing.B, lb datapath.LBMap, pods []*testnet.Pod, n int) {
 			base := datapath.BackendID(10 + 3*i)
 			ids = []datapath.BackendID{base, base + 1, base + 2}
 			for j, id := range ids {
-				ch.UpsertBackends[id] = datapath.Backend{Addr: netip.AddrPortFrom(netip.AddrFrom4([4]byte{10, 128 + byte(i>>16), byte(i >> 8), byte(i)}), uint16(8080+j)), Proto: datapath.TCP}
+				ch.UpsertBackends = append(ch.UpsertBackends, datapath.BackendEntry{ID: id, Backend: datapath.Backend{Addr: netip.AddrPortFrom(netip.AddrFrom4([4]byte{10, 128 + byte(i>>16), byte(i >> 8), byte(i)}), uint16(8080+j)), Proto: datapath.TCP}})
 			}
 		}
 		rn := datapath.RevNatID(i + 1)
-		ch.UpsertRevNats[rn] = netip.AddrPortFrom(vip, 80)
+		ch.UpsertRevNats = append(ch.UpsertRevNats, datapath.RevNatEntry{ID: rn, Addr: netip.AddrPortFrom(vip, 80)})
 		ch.UpsertServices = append(ch.UpsertServices, datapath.ServiceUpdate{Service: datapath.Service{Frontend: f, RevNat: rn, Backends: ids}})
 		// UDP twin, for the connected-UDP measurement.
 		f.Proto = datapath.UDP

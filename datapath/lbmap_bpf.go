@@ -91,20 +91,20 @@ func (m *bpfLBMap) deleteSlots(entries []slotEntry) error {
 	return deleteAll(m.svc6, k6)
 }
 
-func (m *bpfLBMap) putBackends(bes map[BackendID]Backend) error {
+func (m *bpfLBMap) putBackends(bes []BackendEntry) error {
 	k4, v4 := make([]uint32, 0, len(bes)), make([]sockLb4Backend, 0, len(bes))
 	var (
 		k6 []uint32
 		v6 []sockLb6Backend
 	)
-	for id, b := range bes {
+	for _, b := range bes {
 		if b.Addr.Addr().Is4() {
-			k4 = append(k4, uint32(id))
+			k4 = append(k4, uint32(b.ID))
 			v4 = append(v4, sockLb4Backend{Address: addr4ToMap(b.Addr.Addr()), Port: htons(b.Addr.Port()), Proto: uint8(b.Proto)})
 		} else {
 			v := sockLb6Backend{Port: htons(b.Addr.Port()), Proto: uint8(b.Proto)}
 			v.Address.Addr = b.Addr.Addr().As16()
-			k6 = append(k6, uint32(id))
+			k6 = append(k6, uint32(b.ID))
 			v6 = append(v6, v)
 		}
 	}
@@ -114,20 +114,21 @@ func (m *bpfLBMap) putBackends(bes map[BackendID]Backend) error {
 	return putAll(m.be6, k6, v6)
 }
 
-func (m *bpfLBMap) putRevNats(rns map[RevNatID]netip.AddrPort) error {
+func (m *bpfLBMap) putRevNats(rns []RevNatEntry) error {
 	var (
 		k4, k6 []uint32
 		v4     []sockLb4ReverseNat
 		v6     []sockLb6ReverseNat
 	)
-	for id, ap := range rns {
+	for _, rn := range rns {
+		ap := rn.Addr
 		if ap.Addr().Is4() {
-			k4 = append(k4, uint32(id))
+			k4 = append(k4, uint32(rn.ID))
 			v4 = append(v4, sockLb4ReverseNat{Address: addr4ToMap(ap.Addr()), Port: htons(ap.Port())})
 		} else {
 			v := sockLb6ReverseNat{Port: htons(ap.Port())}
 			v.Address.Addr = ap.Addr().As16()
-			k6 = append(k6, uint32(id))
+			k6 = append(k6, uint32(rn.ID))
 			v6 = append(v6, v)
 		}
 	}

@@ -87,22 +87,22 @@ func (m *FakeLBMap) write() error {
 	return nil
 }
 
-func (m *FakeLBMap) putBackends(bes map[BackendID]Backend) error {
-	for id, b := range bes {
+func (m *FakeLBMap) putBackends(bes []BackendEntry) error {
+	for _, b := range bes {
 		if err := m.write(); err != nil {
 			return err
 		}
-		m.backends[id] = b
+		m.backends[b.ID] = b.Backend
 	}
 	return nil
 }
 
-func (m *FakeLBMap) putRevNats(rns map[RevNatID]netip.AddrPort) error {
-	for id, ap := range rns {
+func (m *FakeLBMap) putRevNats(rns []RevNatEntry) error {
+	for _, rn := range rns {
 		if err := m.write(); err != nil {
 			return err
 		}
-		m.revnats[id] = ap
+		m.revnats[rn.ID] = rn.Addr
 	}
 	return nil
 }

@@ -60,7 +60,7 @@ func (e *sockEnv) load(t *testing.T) *datapath.Datapath {
 // program writes one service per frontend with the given pods as backends.
 func (e *sockEnv) program(t *testing.T, revnat datapath.RevNatID, f datapath.Frontend, pods []*testnet.Pod) {
 	t.Helper()
-	ch := &datapath.Changes{UpsertBackends: map[datapath.BackendID]datapath.Backend{}, UpsertRevNats: map[datapath.RevNatID]netip.AddrPort{}}
+	ch := &datapath.Changes{}
 	svc := datapath.Service{Frontend: f, RevNat: revnat}
 	for i, p := range pods {
 		addr := p.IPv4
@@ -68,10 +68,10 @@ func (e *sockEnv) program(t *testing.T, revnat datapath.RevNatID, f datapath.Fro
 			addr = p.IPv6
 		}
 		id := datapath.BackendID(uint32(revnat)*100 + uint32(i) + 1)
-		ch.UpsertBackends[id] = datapath.Backend{Addr: netip.AddrPortFrom(addr, backendPort), Proto: f.Proto}
+		ch.UpsertBackends = append(ch.UpsertBackends, datapath.BackendEntry{ID: id, Backend: datapath.Backend{Addr: netip.AddrPortFrom(addr, backendPort), Proto: f.Proto}})
 		svc.Backends = append(svc.Backends, id)
 	}
-	ch.UpsertRevNats[revnat] = netip.AddrPortFrom(f.Addr, f.Port)
+	ch.UpsertRevNats = append(ch.UpsertRevNats, datapath.RevNatEntry{ID: revnat, Addr: netip.AddrPortFrom(f.Addr, f.Port)})
 	ch.UpsertServices = []datapath.ServiceUpdate{{Service: svc}}
 	if err := e.lb.Apply(ch); err != nil {
 		t.Fatal(err)

@@ -163,13 +163,26 @@ type ServiceDelete struct {
 	PrevSlots int
 }
 
+// BackendEntry is a backend with its id.
+type BackendEntry struct {
+	ID BackendID
+	Backend
+}
+
+// RevNatEntry is a reverse-NAT entry: the frontend address a reply must
+// appear to come from.
+type RevNatEntry struct {
+	ID   RevNatID
+	Addr netip.AddrPort
+}
+
 // Changes is one batch of map writes. LBMap.Apply performs them in an
 // order that keeps every service usable at every instant: new backends and
 // reverse-NAT entries first, then backend slots, then slot 0, then
 // deletions, then unused backends and reverse-NAT entries.
 type Changes struct {
-	UpsertBackends map[BackendID]Backend
-	UpsertRevNats  map[RevNatID]netip.AddrPort
+	UpsertBackends []BackendEntry
+	UpsertRevNats  []RevNatEntry
 	UpsertServices []ServiceUpdate
 	DeleteServices []ServiceDelete
 	DeleteBackends []BackendID

@@ -80,3 +80,10 @@ type Entry struct {
 func (e Entry) String() string {
 	return fmt.Sprintf("%s (%s, %d backends)", e.Frontend, e.Flags.Type(), len(e.Backends))
 }
+
+// Change is the frontends one Service wants now; Entries is nil when the
+// Service is gone.
+type Change struct {
+	Name    ServiceName
+	Entries []Entry
+}

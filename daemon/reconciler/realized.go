@@ -93,7 +93,7 @@ func (r *realized) acquireBackend(b datapath.Backend, ch *datapath.Changes) data
 	id := datapath.BackendID(allocate(&r.nextBackend, func(v uint32) bool { _, used := r.backends[datapath.BackendID(v)]; return used }))
 	r.backends[id] = backendRef{b: b, refs: 1}
 	r.backendByAddr[b] = id
-	ch.UpsertBackends[id] = b
+	ch.UpsertBackends = append(ch.UpsertBackends, datapath.BackendEntry{ID: id, Backend: b})
 	return id
 }
 
@@ -117,7 +117,7 @@ func (r *realized) revNatFor(f datapath.Frontend, have *datapath.Service, ch *da
 	}
 	id := datapath.RevNatID(allocate(&r.nextRevNat, func(v uint32) bool { _, used := r.revnats[datapath.RevNatID(v)]; return used }))
 	r.revnats[id] = ap
-	ch.UpsertRevNats[id] = ap
+	ch.UpsertRevNats = append(ch.UpsertRevNats, datapath.RevNatEntry{ID: id, Addr: ap})
 	return id
 }
 

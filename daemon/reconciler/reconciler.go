@@ -2,12 +2,16 @@
 // by diff. It is the only writer of the maps. Updates are idempotent,
 // bookkeeping is trusted only after the kernel accepted a batch, and after
 // any failure the next sync re-reads the maps and diffs everything.
+//
+// The desired state is not stored here: each sync receives the changed
+// Services' frontends (all of them on a full sync) from the change
+// tracker, which already holds the model.
 package reconciler
 
 import (
+	"cmp"
 	"fmt"
 	"log/slog"
-	"net/netip"
 	"slices"
 	"sync"
 
@@ -16,25 +20,23 @@ import (
 	"github.com/hivelet/hivelet/datapath"
 )
 
-// Reconciler owns the desired frontend table and the LB maps.
+// chunkFrontends bounds one batch handed to the map writer. While the
+// writer is in the kernel with one batch, the diff of the next runs.
+const chunkFrontends = 8192
+
+// Reconciler owns the LB maps.
 type Reconciler struct {
 	lbmap datapath.LBMap
 	log   *slog.Logger
+	chunk int // frontends per batch; chunkFrontends except in tests
 
 	mu sync.Mutex
-	// byService lists the frontends each Service claims. Guarded by mu.
+	// owner says which Service a frontend belongs to. Guarded by mu.
+	owner map[datapath.Frontend]lb.ServiceName
+	// byService lists the frontends each Service owns. Guarded by mu.
 	byService map[lb.ServiceName][]datapath.Frontend
-	// desired holds every claimed frontend. Guarded by mu.
-	desired map[datapath.Frontend]desiredEntry
-	// dirty are frontends changed since the last successful sync. Guarded by mu.
-	dirty map[datapath.Frontend]struct{}
 	// state is nil until the first sync and after any failure. Guarded by mu.
 	state *realized
-}
-
-type desiredEntry struct {
-	owner lb.ServiceName
-	entry lb.Entry
 }
 
 // Stats describes one sync.
@@ -48,124 +50,109 @@ type Stats struct {
 
 // New returns a reconciler for lbmap.
 func New(lbmap datapath.LBMap, log *slog.Logger) *Reconciler {
-	return &Reconciler{
-		lbmap:     lbmap,
-		log:       log,
-		byService: map[lb.ServiceName][]datapath.Frontend{},
-		desired:   map[datapath.Frontend]desiredEntry{},
-		dirty:     map[datapath.Frontend]struct{}{},
-	}
+	return &Reconciler{lbmap: lbmap, log: log, chunk: chunkFrontends}
 }
 
-// SetService replaces the frontends a Service wants; nil entries remove
-// the Service. A frontend already claimed by another Service stays with
-// that one (the conflict is logged).
-func (r *Reconciler) SetService(name lb.ServiceName, entries []lb.Entry) {
+// NeedsFull reports whether the next Sync must be a full one: before the
+// first sync and after a failure.
+func (r *Reconciler) NeedsFull() bool {
 	r.mu.Lock()
 	defer r.mu.Unlock()
-	for _, f := range r.byService[name] {
-		if d, ok := r.desired[f]; ok && d.owner == name {
-			delete(r.desired, f)
-			r.dirty[f] = struct{}{}
-		}
-	}
-	delete(r.byService, name)
-	if entries == nil {
-		return
-	}
-	fs := make([]datapath.Frontend, 0, len(entries))
-	for _, e := range entries {
-		if d, ok := r.desired[e.Frontend]; ok && d.owner != name {
-			r.log.Warn("Frontend already used by another Service; ignoring it here",
-				logfields.Service, name.String(), logfields.Frontend, e.Frontend.String(), "owner", d.owner.String())
-			continue
-		}
-		r.desired[e.Frontend] = desiredEntry{owner: name, entry: e}
-		r.dirty[e.Frontend] = struct{}{}
-		fs = append(fs, e.Frontend)
-	}
-	r.byService[name] = fs
+	return r.state == nil
 }
 
-// Sync writes the difference between the desired table and the maps. A
-// full sync (forced after a failure and on the first call) re-reads the
-// maps and also removes what nobody asked for.
-func (r *Reconciler) Sync(full bool) (Stats, error) {
+// Sync writes what the changes need. With full set, changes must hold
+// every Service: the maps are re-read, ownership is rebuilt and whatever
+// nobody asked for is removed. A full sync is forced when NeedsFull says so.
+// When two Services claim one frontend, the one whose namespace/name sorts
+// first gets it, whatever order changes arrive in.
+func (r *Reconciler) Sync(changes []lb.Change, full bool) (Stats, error) {
 	r.mu.Lock()
 	defer r.mu.Unlock()
-	full = full || r.state == nil
+	if r.state == nil && !full {
+		return Stats{}, fmt.Errorf("sync: a full sync is needed first (call with every Service)")
+	}
 	if full {
 		st, err := r.lbmap.Dump()
 		if err != nil {
 			return Stats{Full: true}, fmt.Errorf("read LB maps: %w", err)
 		}
-		r.state = fromDump(st, len(r.desired))
+		r.state = fromDump(st, len(changes))
+		r.owner = make(map[datapath.Frontend]lb.ServiceName, len(r.state.slots))
+		r.byService = make(map[lb.ServiceName][]datapath.Frontend, len(changes))
 	}
 
-	var todo []datapath.Frontend
+	w := newPipeline(r.lbmap, r.chunk)
+	stats := Stats{Full: full}
+	for _, c := range changes {
+		stats.Frontends += r.apply(c, w)
+		w.maybeFlush()
+	}
 	if full {
-		todo = make([]datapath.Frontend, 0, len(r.desired)+len(r.state.slots))
-		for f := range r.desired {
-			todo = append(todo, f)
-		}
 		for f := range r.state.slots {
-			if _, ok := r.desired[f]; !ok {
-				todo = append(todo, f)
+			if _, ok := r.owner[f]; !ok {
+				r.remove(f, w.ch) // in the maps, wanted by nobody
 			}
 		}
-	} else {
-		todo = make([]datapath.Frontend, 0, len(r.dirty))
-		for f := range r.dirty {
-			todo = append(todo, f)
-		}
 	}
-
-	ch := &datapath.Changes{
-		UpsertBackends: make(map[datapath.BackendID]datapath.Backend, len(todo)),
-		UpsertRevNats:  make(map[datapath.RevNatID]netip.AddrPort, len(todo)),
-		UpsertServices: make([]datapath.ServiceUpdate, 0, len(todo)),
-	}
-	stats := Stats{Full: full, Frontends: len(todo)}
-	for _, f := range todo {
-		r.diff(f, ch)
-	}
-	r.collectUnused(ch, full)
-	stats.Upserts, stats.Deletes, stats.Backends = len(ch.UpsertServices), len(ch.DeleteServices), len(ch.UpsertBackends)
-	if ch.Empty() {
-		r.dirty = map[datapath.Frontend]struct{}{}
-		return stats, nil
-	}
-	if err := r.lbmap.Apply(ch); err != nil {
+	r.collectUnused(w.ch, full)
+	err := w.finish()
+	stats.Upserts, stats.Deletes, stats.Backends = w.upserts, w.deletes, w.backends
+	if err != nil {
 		r.state = nil // the maps are in an unknown state: re-read them next time
 		return stats, fmt.Errorf("write LB maps: %w", err)
 	}
-	r.dirty = map[datapath.Frontend]struct{}{}
 	return stats, nil
 }
 
-// diff adds to ch what frontend f needs and updates the bookkeeping as if
-// ch will be applied (on failure the bookkeeping is dropped).
-func (r *Reconciler) diff(f datapath.Frontend, ch *datapath.Changes) {
-	s := r.state
-	have := s.services[f]
-	want, ok := r.desired[f]
-	if !ok {
-		if n, present := s.slots[f]; present {
-			ch.DeleteServices = append(ch.DeleteServices, datapath.ServiceDelete{Frontend: f, PrevSlots: n})
-			if have != nil {
-				s.releaseBackends(have.Backends)
-				if have.RevNat != 0 {
-					ch.DeleteRevNats = append(ch.DeleteRevNats, have.RevNat)
-					delete(s.revnats, have.RevNat)
-				}
+// apply diffs one Service's frontends into the pipeline's current batch
+// and returns how many frontends it examined.
+func (r *Reconciler) apply(c lb.Change, w *pipeline) int {
+	old := r.byService[c.Name]
+	wanted := make([]datapath.Frontend, 0, len(c.Entries))
+	for i := range c.Entries {
+		e := &c.Entries[i]
+		if o, ok := r.owner[e.Frontend]; ok && o != c.Name {
+			if !nameLess(c.Name, o) {
+				r.log.Warn("Frontend already used by another Service; ignoring it here",
+					logfields.Service, c.Name.String(), logfields.Frontend, e.Frontend.String(), "owner", o.String())
+				continue
 			}
-			delete(s.services, f)
-			delete(s.slots, f)
+			r.log.Warn("Frontend claimed by two Services; the first by name takes it",
+				logfields.Service, c.Name.String(), logfields.Frontend, e.Frontend.String(), "previousOwner", o.String())
+			f := e.Frontend
+			r.byService[o] = slices.DeleteFunc(slices.Clone(r.byService[o]), func(x datapath.Frontend) bool { return x == f })
 		}
-		return
+		r.owner[e.Frontend] = c.Name
+		wanted = append(wanted, e.Frontend)
+		r.upsert(e, w.ch)
 	}
-	svc := &datapath.Service{Frontend: f, Flags: want.entry.Flags, Backends: make([]datapath.BackendID, 0, len(want.entry.Backends))}
-	for _, b := range want.entry.Backends {
+	for _, f := range old {
+		if !slices.Contains(wanted, f) {
+			delete(r.owner, f)
+			r.remove(f, w.ch)
+		}
+	}
+	if len(wanted) == 0 && c.Entries == nil {
+		delete(r.byService, c.Name)
+	} else {
+		r.byService[c.Name] = wanted
+	}
+	return len(wanted) + len(old)
+}
+
+func nameLess(a, b lb.ServiceName) bool {
+	return cmp.Or(cmp.Compare(a.Namespace, b.Namespace), cmp.Compare(a.Name, b.Name)) < 0
+}
+
+// upsert adds to ch what frontend e needs and updates the bookkeeping as if
+// ch will be applied (on failure the bookkeeping is dropped).
+func (r *Reconciler) upsert(e *lb.Entry, ch *datapath.Changes) {
+	s := r.state
+	f := e.Frontend
+	have := s.services[f]
+	svc := &datapath.Service{Frontend: f, Flags: e.Flags, Backends: make([]datapath.BackendID, 0, len(e.Backends))}
+	for _, b := range e.Backends {
 		svc.Backends = append(svc.Backends, s.acquireBackend(b, ch))
 	}
 	svc.RevNat = s.revNatFor(f, have, ch)
@@ -178,6 +165,25 @@ func (r *Reconciler) diff(f datapath.Frontend, ch *datapath.Changes) {
 	ch.UpsertServices = append(ch.UpsertServices, datapath.ServiceUpdate{Service: *svc, PrevSlots: s.slots[f]})
 	s.services[f] = svc
 	s.slots[f] = len(svc.Backends)
+}
+
+// remove deletes frontend f from the maps, if it is there.
+func (r *Reconciler) remove(f datapath.Frontend, ch *datapath.Changes) {
+	s := r.state
+	n, present := s.slots[f]
+	if !present {
+		return
+	}
+	ch.DeleteServices = append(ch.DeleteServices, datapath.ServiceDelete{Frontend: f, PrevSlots: n})
+	if have := s.services[f]; have != nil {
+		s.releaseBackends(have.Backends)
+		if have.RevNat != 0 {
+			ch.DeleteRevNats = append(ch.DeleteRevNats, have.RevNat)
+			delete(s.revnats, have.RevNat)
+		}
+	}
+	delete(s.services, f)
+	delete(s.slots, f)
 }
 
 // collectUnused deletes backends no frontend references any more and, on
@@ -200,7 +206,7 @@ func (r *Reconciler) collectUnused(ch *datapath.Changes, full bool) {
 	if !full {
 		return
 	}
-	used := map[datapath.RevNatID]bool{}
+	used := make(map[datapath.RevNatID]bool, len(s.services))
 	for _, svc := range s.services {
 		used[svc.RevNat] = true
 	}
@@ -221,4 +227,12 @@ func (r *Reconciler) Counts() (frontends, backends int) {
 		return 0, 0
 	}
 	return len(r.state.services), len(r.state.backends)
+}
+
+func newChanges(n int) *datapath.Changes {
+	return &datapath.Changes{
+		UpsertBackends: make([]datapath.BackendEntry, 0, 3*n),
+		UpsertRevNats:  make([]datapath.RevNatEntry, 0, n),
+		UpsertServices: make([]datapath.ServiceUpdate, 0, n),
+	}
 }

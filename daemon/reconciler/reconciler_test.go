@@ -84,9 +84,10 @@ func checkMaps(t *testing.T, m *datapath.FakeLBMap, want map[int][]int) {
 func TestSyncProgramsAndIsIdempotent(t *testing.T) {
 	m := datapath.NewFakeLBMap()
 	r := New(m, quiet)
-	r.SetService(name(1), []lb.Entry{entry(1, 1, 2, 3)})
-	r.SetService(name(2), []lb.Entry{entry(2, 3, 4)}) // backend 3 is shared
-	if _, err := r.Sync(false); err != nil {
+	d := newDesired(r)
+	d.set(name(1), []lb.Entry{entry(1, 1, 2, 3)})
+	d.set(name(2), []lb.Entry{entry(2, 3, 4)}) // backend 3 is shared
+	if _, err := d.sync(false); err != nil {
 		t.Fatal(err)
 	}
 	checkMaps(t, m, map[int][]int{1: {1, 2, 3}, 2: {3, 4}})
@@ -96,7 +97,7 @@ func TestSyncProgramsAndIsIdempotent(t *testing.T) {
 
 	writes := m.Writes
 	for _, full := range []bool{false, true} {
-		stats, err := r.Sync(full)
+		stats, err := d.sync(full)
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -109,6 +110,7 @@ func TestSyncProgramsAndIsIdempotent(t *testing.T) {
 func TestSyncGrowShrinkDelete(t *testing.T) {
 	m := datapath.NewFakeLBMap()
 	r := New(m, quiet)
+	d := newDesired(r)
 	steps := []struct {
 		set  map[int][]int // service index -> backends; nil removes
 		want map[int][]int
@@ -124,12 +126,12 @@ func TestSyncGrowShrinkDelete(t *testing.T) {
 	for i, step := range steps {
 		for svc, bes := range step.set {
 			if bes == nil {
-				r.SetService(name(svc), nil)
+				d.set(name(svc), nil)
 			} else {
-				r.SetService(name(svc), []lb.Entry{entry(svc, bes...)})
+				d.set(name(svc), []lb.Entry{entry(svc, bes...)})
 			}
 		}
-		if _, err := r.Sync(false); err != nil {
+		if _, err := d.sync(false); err != nil {
 			t.Fatalf("step %d: %v", i, err)
 		}
 		checkMaps(t, m, step.want)
@@ -138,30 +140,30 @@ func TestSyncGrowShrinkDelete(t *testing.T) {
 
 func TestRestartAdoptsPinnedState(t *testing.T) {
 	m := datapath.NewFakeLBMap()
-	first := New(m, quiet)
+	first := newDesired(New(m, quiet))
 	for i := 0; i < 50; i++ {
-		first.SetService(name(i), []lb.Entry{entry(i, i, i+1, i+2)})
+		first.set(name(i), []lb.Entry{entry(i, i, i+1, i+2)})
 	}
-	if _, err := first.Sync(false); err != nil {
+	if _, err := first.sync(false); err != nil {
 		t.Fatal(err)
 	}
 	before, _ := m.Dump()
 
 	// A new agent with the same desired state writes nothing at all.
-	second := New(m, quiet)
+	second := newDesired(New(m, quiet))
 	for i := 0; i < 50; i++ {
-		second.SetService(name(i), []lb.Entry{entry(i, i, i+1, i+2)})
+		second.set(name(i), []lb.Entry{entry(i, i, i+1, i+2)})
 	}
 	writes := m.Writes
-	if _, err := second.Sync(false); err != nil {
+	if _, err := second.sync(false); err != nil {
 		t.Fatal(err)
 	}
 	if m.Writes != writes {
 		t.Errorf("restart rewrote %d entries", m.Writes-writes)
 	}
 	// New ids continue after the adopted ones.
-	second.SetService(name(99), []lb.Entry{entry(99, 500)})
-	if _, err := second.Sync(false); err != nil {
+	second.set(name(99), []lb.Entry{entry(99, 500)})
+	if _, err := second.sync(false); err != nil {
 		t.Fatal(err)
 	}
 	after, _ := m.Dump()
@@ -177,14 +179,15 @@ func TestRestartAdoptsPinnedState(t *testing.T) {
 
 func TestFullSyncPrunesUnknownEntries(t *testing.T) {
 	m := datapath.NewFakeLBMap()
-	stale := New(m, quiet)
-	stale.SetService(name(7), []lb.Entry{entry(7, 70, 71)})
-	if _, err := stale.Sync(false); err != nil {
+	stale := newDesired(New(m, quiet))
+	stale.set(name(7), []lb.Entry{entry(7, 70, 71)})
+	if _, err := stale.sync(false); err != nil {
 		t.Fatal(err)
 	}
 	r := New(m, quiet)
-	r.SetService(name(1), []lb.Entry{entry(1, 1)})
-	if _, err := r.Sync(false); err != nil {
+	d := newDesired(r)
+	d.set(name(1), []lb.Entry{entry(1, 1)})
+	if _, err := d.sync(false); err != nil {
 		t.Fatal(err)
 	}
 	checkMaps(t, m, map[int][]int{1: {1}})
@@ -197,13 +200,15 @@ func TestSyncConvergesThroughFailures(t *testing.T) {
 	rng := rand.New(rand.NewPCG(1, 2))
 	m := datapath.NewFakeLBMap()
 	r := New(m, quiet)
+	r.chunk = 3 // many batches per sync, so failures hit the pipeline mid-way
+	d := newDesired(r)
 	want := map[int][]int{}
 	for round := 0; round < 300; round++ {
 		for n := rng.IntN(4); n >= 0; n-- {
 			svc := rng.IntN(20)
 			if rng.IntN(5) == 0 {
 				delete(want, svc)
-				r.SetService(name(svc), nil)
+				d.set(name(svc), nil)
 				continue
 			}
 			var bes []int
@@ -212,22 +217,60 @@ func TestSyncConvergesThroughFailures(t *testing.T) {
 			}
 			bes = uniqueSorted(bes)
 			want[svc] = bes
-			r.SetService(name(svc), []lb.Entry{entry(svc, bes...)})
+			d.set(name(svc), []lb.Entry{entry(svc, bes...)})
 		}
 		if rng.IntN(3) == 0 {
 			m.FailAfter = m.Writes + 1 + rng.IntN(6)
 		}
-		_, err := r.Sync(rng.IntN(10) == 0)
+		_, err := d.sync(rng.IntN(10) == 0)
 		m.FailAfter = 0
 		if err != nil {
 			continue
 		}
 		checkMaps(t, m, want)
 	}
-	if _, err := r.Sync(false); err != nil {
+	if _, err := d.sync(false); err != nil {
 		t.Fatal(err)
 	}
 	checkMaps(t, m, want)
+}
+
+// desired plays the change tracker: it holds what each Service wants
+// and hands the reconciler the changed ones, or all when a full sync is due.
+type desired struct {
+	r     *Reconciler
+	want  map[lb.ServiceName][]lb.Entry
+	dirty map[lb.ServiceName]bool
+}
+
+func newDesired(r *Reconciler) *desired {
+	return &desired{r: r, want: map[lb.ServiceName][]lb.Entry{}, dirty: map[lb.ServiceName]bool{}}
+}
+
+func (d *desired) set(n lb.ServiceName, entries []lb.Entry) {
+	if entries == nil {
+		delete(d.want, n)
+	} else {
+		d.want[n] = entries
+	}
+	d.dirty[n] = true
+}
+
+func (d *desired) sync(full bool) (Stats, error) {
+	full = full || d.r.NeedsFull()
+	var changes []lb.Change
+	for n := range d.dirty {
+		if _, ok := d.want[n]; !ok {
+			changes = append(changes, lb.Change{Name: n})
+		}
+	}
+	for n, e := range d.want {
+		if full || d.dirty[n] {
+			changes = append(changes, lb.Change{Name: n, Entries: e})
+		}
+	}
+	d.dirty = map[lb.ServiceName]bool{}
+	return d.r.Sync(changes, full)
 }
 
 func uniqueSorted(in []int) []int {
@@ -248,17 +291,39 @@ func TestMapFullIsReported(t *testing.T) {
 	m := datapath.NewFakeLBMap()
 	m.MaxSlots = 4
 	r := New(m, quiet)
-	r.SetService(name(1), []lb.Entry{entry(1, 1, 2)})
-	if _, err := r.Sync(false); err != nil {
+	d := newDesired(r)
+	d.set(name(1), []lb.Entry{entry(1, 1, 2)})
+	if _, err := d.sync(false); err != nil {
 		t.Fatal(err)
 	}
-	r.SetService(name(2), []lb.Entry{entry(2, 3, 4)})
-	if _, err := r.Sync(false); !errors.Is(err, datapath.ErrMapFull) {
+	d.set(name(2), []lb.Entry{entry(2, 3, 4)})
+	if _, err := d.sync(false); !errors.Is(err, datapath.ErrMapFull) {
 		t.Fatalf("err = %v, want ErrMapFull", err)
 	}
 	// What was there keeps serving.
 	st, _ := m.Dump()
 	if s := st.Services[frontend(1)]; s == nil || len(s.Backends) != 2 {
 		t.Errorf("service 1 after a full map: %+v", s)
+	}
+}
+
+func TestFrontendConflictGoesToFirstName(t *testing.T) {
+	for _, order := range [][]int{{1, 2}, {2, 1}} {
+		m := datapath.NewFakeLBMap()
+		r := New(m, quiet)
+		d := newDesired(r)
+		for _, svc := range order {
+			// Both Services claim frontend 5; svc-1 sorts first.
+			d.set(name(svc), []lb.Entry{entry(5, svc*10)})
+			if _, err := d.sync(false); err != nil {
+				t.Fatal(err)
+			}
+		}
+		checkMaps(t, m, map[int][]int{5: {10}})
+		// A full sync agrees.
+		if _, err := d.sync(true); err != nil {
+			t.Fatal(err)
+		}
+		checkMaps(t, m, map[int][]int{5: {10}})
 	}
 }

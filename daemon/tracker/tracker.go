@@ -65,41 +65,42 @@ func (t *Tracker) OnEndpointSliceUpdate(prev, cur *lb.EndpointSlice) {
 	t.poke()
 }
 
-// Change is the desired frontends of one Service; Entries is nil when the
-// Service is gone.
-type Change struct {
-	Name    lb.ServiceName
-	Entries []lb.Entry
-}
-
 // Take returns the frontends of every Service changed since the last call
 // (of every Service when all is set) and clears the record.
-func (t *Tracker) Take(all bool) []Change {
+func (t *Tracker) Take(all bool) []lb.Change {
 	t.mu.Lock()
 	defer t.mu.Unlock()
-	names := t.dirty
+	var out []lb.Change
 	if all {
-		names = map[lb.ServiceName]struct{}{}
-		for n := range t.services {
-			names[n] = struct{}{}
+		// Every Service, plus the deleted ones still waiting to be told.
+		out = make([]lb.Change, 0, len(t.services)+len(t.dirty))
+		for n, svc := range t.services {
+			out = append(out, t.change(n, svc))
 		}
 		for n := range t.dirty {
-			names[n] = struct{}{}
-		}
-	}
-	out := make([]Change, 0, len(names))
-	for n := range names {
-		c := Change{Name: n}
-		if svc := t.services[n]; svc != nil {
-			c.Entries = lb.Frontends(svc, t.slices[n])
-			if c.Entries == nil {
-				c.Entries = []lb.Entry{}
+			if t.services[n] == nil {
+				out = append(out, lb.Change{Name: n})
 			}
 		}
-		out = append(out, c)
+	} else {
+		out = make([]lb.Change, 0, len(t.dirty))
+		for n := range t.dirty {
+			out = append(out, t.change(n, t.services[n]))
+		}
 	}
 	t.dirty = map[lb.ServiceName]struct{}{}
 	return out
+}
+
+func (t *Tracker) change(n lb.ServiceName, svc *lb.Service) lb.Change {
+	c := lb.Change{Name: n}
+	if svc != nil {
+		c.Entries = lb.Frontends(svc, t.slices[n])
+		if c.Entries == nil {
+			c.Entries = []lb.Entry{}
+		}
+	}
+	return c
 }
 
 // Counts returns how many Services and EndpointSlices are tracked.
