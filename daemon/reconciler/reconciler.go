@@ -11,6 +11,7 @@ package reconciler
 import (
 	"cmp"
 	"fmt"
+	"iter"
 	"log/slog"
 	"slices"
 	"sync"
@@ -37,6 +38,8 @@ type Reconciler struct {
 	byService map[lb.ServiceName][]datapath.Frontend
 	// state is nil until the first sync and after any failure. Guarded by mu.
 	state *realized
+	// lastFrontends sizes the tables of the next full sync. Guarded by mu.
+	lastFrontends int
 }
 
 // Stats describes one sync.
@@ -66,7 +69,7 @@ func (r *Reconciler) NeedsFull() bool {
 // nobody asked for is removed. A full sync is forced when NeedsFull says so.
 // When two Services claim one frontend, the one whose namespace/name sorts
 // first gets it, whatever order changes arrive in.
-func (r *Reconciler) Sync(changes []lb.Change, full bool) (Stats, error) {
+func (r *Reconciler) Sync(changes iter.Seq[lb.Change], full bool) (Stats, error) {
 	r.mu.Lock()
 	defer r.mu.Unlock()
 	if r.state == nil && !full {
@@ -77,14 +80,15 @@ func (r *Reconciler) Sync(changes []lb.Change, full bool) (Stats, error) {
 		if err != nil {
 			return Stats{Full: true}, fmt.Errorf("read LB maps: %w", err)
 		}
-		r.state = fromDump(st, len(changes))
-		r.owner = make(map[datapath.Frontend]lb.ServiceName, len(r.state.slots))
-		r.byService = make(map[lb.ServiceName][]datapath.Frontend, len(changes))
+		r.state = fromDump(st, r.lastFrontends)
+		r.owner = make(map[datapath.Frontend]lb.ServiceName, max(len(r.state.slots), r.lastFrontends))
+		r.byService = make(map[lb.ServiceName][]datapath.Frontend, max(len(r.byService), r.lastFrontends))
 	}
 
 	w := newPipeline(r.lbmap, r.chunk)
+
 	stats := Stats{Full: full}
-	for _, c := range changes {
+	for c := range changes {
 		stats.Frontends += r.apply(c, w)
 		w.maybeFlush()
 	}
@@ -96,6 +100,7 @@ func (r *Reconciler) Sync(changes []lb.Change, full bool) (Stats, error) {
 		}
 	}
 	r.collectUnused(w.ch, full)
+	r.lastFrontends = len(r.owner)
 	err := w.finish()
 	stats.Upserts, stats.Deletes, stats.Backends = w.upserts, w.deletes, w.backends
 	if err != nil {

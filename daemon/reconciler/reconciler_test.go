@@ -7,6 +7,7 @@ import (
 	"log/slog"
 	"math/rand/v2"
 	"net/netip"
+	"slices"
 	"testing"
 
 	lb "github.com/hivelet/hivelet/daemon/loadbalancer"
@@ -270,7 +271,7 @@ func (d *desired) sync(full bool) (Stats, error) {
 		}
 	}
 	d.dirty = map[lb.ServiceName]bool{}
-	return d.r.Sync(changes, full)
+	return d.r.Sync(slices.Values(changes), full)
 }
 
 func uniqueSorted(in []int) []int {

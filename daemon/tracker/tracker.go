@@ -4,6 +4,7 @@
 package tracker
 
 import (
+	"iter"
 	"slices"
 	"sync"
 
@@ -15,9 +16,11 @@ type Tracker struct {
 	poke func()
 
 	mu       sync.Mutex
-	services map[lb.ServiceName]*lb.Service         // guarded by mu
-	slices   map[lb.ServiceName][]*lb.EndpointSlice // guarded by mu; few per Service
-	dirty    map[lb.ServiceName]struct{}            // guarded by mu
+	services map[lb.ServiceName]*lb.Service // guarded by mu
+	// slices are replaced, never modified in place, so Take can hand
+	// them out without copying. Guarded by mu.
+	slices map[lb.ServiceName][]*lb.EndpointSlice
+	dirty  map[lb.ServiceName]struct{} // guarded by mu
 }
 
 // New returns a tracker that calls poke after recording each change.
@@ -49,7 +52,7 @@ func (t *Tracker) OnServiceUpdate(prev, cur *lb.Service) {
 func (t *Tracker) OnEndpointSliceUpdate(prev, cur *lb.EndpointSlice) {
 	t.mu.Lock()
 	if prev != nil {
-		eps := slices.DeleteFunc(t.slices[prev.Service], func(s *lb.EndpointSlice) bool { return s.Key() == prev.Key() })
+		eps := slices.DeleteFunc(slices.Clone(t.slices[prev.Service]), func(s *lb.EndpointSlice) bool { return s.Key() == prev.Key() })
 		if len(eps) == 0 {
 			delete(t.slices, prev.Service)
 		} else {
@@ -58,49 +61,62 @@ func (t *Tracker) OnEndpointSliceUpdate(prev, cur *lb.EndpointSlice) {
 		t.dirty[prev.Service] = struct{}{}
 	}
 	if cur != nil {
-		t.slices[cur.Service] = append(t.slices[cur.Service], cur)
+		t.slices[cur.Service] = append(slices.Clip(t.slices[cur.Service]), cur)
 		t.dirty[cur.Service] = struct{}{}
 	}
 	t.mu.Unlock()
 	t.poke()
 }
 
-// Take returns the frontends of every Service changed since the last call
-// (of every Service when all is set) and clears the record.
-func (t *Tracker) Take(all bool) []lb.Change {
+// pending is a Service whose frontends still have to be computed. The
+// objects are immutable once recorded, so they can be used unlocked.
+type pending struct {
+	name   lb.ServiceName
+	svc    *lb.Service
+	slices []*lb.EndpointSlice
+}
+
+// Take returns the Services changed since the last call (every Service
+// when all is set) and clears the record. The sequence computes each
+// Service's frontends as it is consumed, outside the tracker's lock, so
+// the consumer can overlap that work with writing the previous ones.
+func (t *Tracker) Take(all bool) iter.Seq[lb.Change] {
 	t.mu.Lock()
-	defer t.mu.Unlock()
-	var out []lb.Change
+	var todo []pending
 	if all {
 		// Every Service, plus the deleted ones still waiting to be told.
-		out = make([]lb.Change, 0, len(t.services)+len(t.dirty))
+		todo = make([]pending, 0, len(t.services)+len(t.dirty))
 		for n, svc := range t.services {
-			out = append(out, t.change(n, svc))
+			todo = append(todo, pending{n, svc, t.slices[n]})
 		}
 		for n := range t.dirty {
 			if t.services[n] == nil {
-				out = append(out, lb.Change{Name: n})
+				todo = append(todo, pending{name: n})
 			}
 		}
 	} else {
-		out = make([]lb.Change, 0, len(t.dirty))
+		todo = make([]pending, 0, len(t.dirty))
 		for n := range t.dirty {
-			out = append(out, t.change(n, t.services[n]))
+			todo = append(todo, pending{n, t.services[n], t.slices[n]})
 		}
 	}
 	t.dirty = map[lb.ServiceName]struct{}{}
-	return out
-}
+	t.mu.Unlock()
 
-func (t *Tracker) change(n lb.ServiceName, svc *lb.Service) lb.Change {
-	c := lb.Change{Name: n}
-	if svc != nil {
-		c.Entries = lb.Frontends(svc, t.slices[n])
-		if c.Entries == nil {
-			c.Entries = []lb.Entry{}
+	return func(yield func(lb.Change) bool) {
+		for _, p := range todo {
+			c := lb.Change{Name: p.name}
+			if p.svc != nil {
+				c.Entries = lb.Frontends(p.svc, p.slices)
+				if c.Entries == nil {
+					c.Entries = []lb.Entry{}
+				}
+			}
+			if !yield(c) {
+				return
+			}
 		}
 	}
-	return c
 }
 
 // Counts returns how many Services and EndpointSlices are tracked.
