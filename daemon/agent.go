@@ -96,14 +96,12 @@ func Run(ctx context.Context, cfg Config, log *slog.Logger) error {
 	src := manifests.New(cfg.ManifestsDir, tr, log)
 	// Every file is read before the first sync, so a restart never deletes
 	// a service only because its manifest was not read yet.
-	if err := src.Load(); err != nil {
-		log.Warn("Some manifests were rejected; serving every valid one", logfields.Dir, cfg.ManifestsDir)
+	if err := src.Start(ctx); err != nil {
+		return err
 	}
-	go func() {
-		if err := src.Run(ctx); err != nil {
-			log.Error("Manifests watch stopped; changes are picked up by rescans only", logfields.Error, err)
-		}
-	}()
+	if n := len(src.Errors()); n > 0 {
+		log.Warn("Some manifests were rejected; serving every valid one", logfields.Dir, cfg.ManifestsDir, logfields.Count, n)
+	}
 	r.Run(ctx)
 	return nil
 }

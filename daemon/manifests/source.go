@@ -225,17 +225,33 @@ func (s *Source) notify(prev, cur object) {
 	}
 }
 
-// Run watches the directory and reloads on every change (debounced) and
-// every Rescan, until ctx ends. Call Load once first.
-func (s *Source) Run(ctx context.Context) error {
+// Start begins watching the directory, loads it once (rejections are
+// logged and kept in Errors), and then reloads in the background on every
+// change (debounced) and every Rescan until ctx ends. The watch is in place
+// before the first load, so no change is missed. It returns an error only
+// when the directory cannot be read or watched.
+func (s *Source) Start(ctx context.Context) error {
 	w, err := fsnotify.NewWatcher()
 	if err != nil {
 		return fmt.Errorf("watch manifests dir: %w", err)
 	}
-	defer w.Close()
 	if err := w.Add(s.dir); err != nil {
+		w.Close()
 		return fmt.Errorf("watch manifests dir %s: %w", s.dir, err)
 	}
+	if err := s.Load(); err != nil {
+		var oe *ObjectError
+		if !errors.As(err, &oe) {
+			w.Close()
+			return err
+		}
+	}
+	go s.run(ctx, w)
+	return nil
+}
+
+func (s *Source) run(ctx context.Context, w *fsnotify.Watcher) {
+	defer w.Close()
 	const debounce = 100 * time.Millisecond
 	debounceT := time.NewTimer(time.Hour)
 	debounceT.Stop()
@@ -245,7 +261,7 @@ func (s *Source) Run(ctx context.Context) error {
 	for {
 		select {
 		case <-ctx.Done():
-			return nil
+			return
 		case ev := <-w.Events:
 			if name := filepath.Base(ev.Name); isManifest(name) {
 				changed[name] = true

@@ -211,13 +211,12 @@ func TestDuplicateAcrossFiles(t *testing.T) {
 
 func TestRunWatchesTheDirectory(t *testing.T) {
 	src, rec, dir := newTestSource(t)
-	if err := src.Load(); err != nil {
+	src.Rescan = time.Hour // only the watch can pick the change up
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	if err := src.Start(ctx); err != nil {
 		t.Fatal(err)
 	}
-	ctx, cancel := context.WithCancel(context.Background())
-	done := make(chan struct{})
-	go func() { defer close(done); _ = src.Run(ctx) }()
-	defer func() { cancel(); <-done }()
 
 	// Written the way editors and kubectl-style tools do: temp file, rename.
 	tmp := filepath.Join(dir, ".web.yaml.tmp")
