@@ -31,7 +31,7 @@ func model(n int) *tracker.Tracker {
 		var eps []lb.Endpoint
 		for j := 0; j < 3; j++ {
 			k := 3*i + j
-			eps = append(eps, lb.Endpoint{Addrs: []netip.Addr{netip.AddrFrom4([4]byte{10, 128 + byte(k>>16), byte(k >> 8), byte(k)})}, Ready: true, Serving: true})
+			eps = append(eps, lb.Endpoint{Addr: netip.AddrFrom4([4]byte{10, 128 + byte(k>>16), byte(k >> 8), byte(k)}), Ready: true, Serving: true})
 		}
 		tr.OnEndpointSliceUpdate(nil, &lb.EndpointSlice{
 			Namespace: "bench", Name: name.Name + "-1", Service: name,

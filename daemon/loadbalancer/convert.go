@@ -88,6 +88,7 @@ func ConvertService(in *corev1.Service) (*Service, field.ErrorList) {
 		errs = append(errs, field.Required(spec.Child("ports"), "a Service needs at least one port"))
 	}
 	names := map[string]bool{}
+	out.Ports = make([]ServicePort, 0, len(in.Spec.Ports))
 	for i, p := range in.Spec.Ports {
 		path := spec.Child("ports").Index(i)
 		if len(in.Spec.Ports) > 1 && p.Name == "" {
@@ -132,6 +133,8 @@ func ConvertEndpointSlice(in *discoveryv1.EndpointSlice) (*EndpointSlice, field.
 	default:
 		return nil, append(errs, field.NotSupported(field.NewPath("addressType"), in.AddressType, []string{"IPv4", "IPv6", "FQDN"}))
 	}
+	out.Ports = make([]EndpointPort, 0, len(in.Ports))
+	out.Endpoints = make([]Endpoint, 0, len(in.Endpoints))
 	for i, p := range in.Ports {
 		path := field.NewPath("ports").Index(i)
 		proto := datapath.TCP
@@ -163,8 +166,11 @@ func ConvertEndpointSlice(in *discoveryv1.EndpointSlice) (*EndpointSlice, field.
 					fmt.Sprintf("not an %s address", in.AddressType)))
 			}
 		}
+		if len(addrs) == 0 {
+			continue // reported above
+		}
 		ep := Endpoint{
-			Addrs: addrs,
+			Addr: addrs[0],
 			// Unset conditions mean ready/serving, as the API documents.
 			Ready:       e.Conditions.Ready == nil || *e.Conditions.Ready,
 			Terminating: e.Conditions.Terminating != nil && *e.Conditions.Terminating,
@@ -185,7 +191,10 @@ func ConvertEndpointSlice(in *discoveryv1.EndpointSlice) (*EndpointSlice, field.
 }
 
 func parseIPs(in []string, path *field.Path, errs field.ErrorList) ([]netip.Addr, field.ErrorList) {
-	var out []netip.Addr
+	if len(in) == 0 {
+		return nil, errs
+	}
+	out := make([]netip.Addr, 0, len(in))
 	for i, s := range in {
 		a, err := netip.ParseAddr(s)
 		if err != nil || a.Zone() != "" {

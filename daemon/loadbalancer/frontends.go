@@ -52,14 +52,12 @@ func backendsFor(sp ServicePort, eps []*EndpointSlice, ipv6 bool) []datapath.Bac
 				continue
 			}
 			for _, ep := range s.Endpoints {
-				for _, a := range ep.Addrs {
-					b := datapath.Backend{Addr: netip.AddrPortFrom(a, p.Port), Proto: p.Proto}
-					switch {
-					case ep.Ready:
-						ready = append(ready, b)
-					case ep.Serving && ep.Terminating:
-						fallback = append(fallback, b)
-					}
+				b := datapath.Backend{Addr: netip.AddrPortFrom(ep.Addr, p.Port), Proto: p.Proto}
+				switch {
+				case ep.Ready:
+					ready = append(ready, b)
+				case ep.Serving && ep.Terminating:
+					fallback = append(fallback, b)
 				}
 			}
 		}

@@ -21,7 +21,7 @@ func be(s string, proto datapath.L4Proto) datapath.Backend {
 }
 
 func ep(addr string, ready, serving, terminating bool) Endpoint {
-	return Endpoint{Addrs: addrs(addr), Ready: ready, Serving: serving, Terminating: terminating}
+	return Endpoint{Addr: netip.MustParseAddr(addr), Ready: ready, Serving: serving, Terminating: terminating}
 }
 
 func TestFrontends(t *testing.T) {

@@ -45,9 +45,11 @@ type EndpointPort struct {
 	Port  uint16
 }
 
-// Endpoint is one entry of an EndpointSlice's endpoints.
+// Endpoint is one entry of an EndpointSlice's endpoints. Only the first
+// of its addresses is used, as kube-proxy does: the API declares them
+// fungible.
 type Endpoint struct {
-	Addrs       []netip.Addr
+	Addr        netip.Addr
 	Ready       bool
 	Serving     bool
 	Terminating bool

@@ -25,12 +25,31 @@ type objKey struct {
 
 func (k objKey) String() string { return k.Kind + " " + k.Namespace + "/" + k.Name }
 
-// object is one accepted manifest. An ignored Service (headless,
-// ExternalName, another proxy's) is accepted with both pointers nil.
+// object is one accepted manifest: exactly one field is set. An ignored
+// object (a headless, ExternalName or other proxy's Service, an FQDN
+// slice) is accepted but not served. Three pointers and no key: a file can
+// hold 100k of them, and the key is derived from the model's own strings.
 type object struct {
-	svc     *lb.Service
-	slice   *lb.EndpointSlice
-	ignored string
+	svc   *lb.Service
+	slice *lb.EndpointSlice
+	ign   *ignoredObject
+}
+
+type ignoredObject struct {
+	key    objKey
+	reason string
+}
+
+func (o object) key() objKey {
+	switch {
+	case o.svc != nil:
+		return objKey{Kind: kindService, Namespace: o.svc.Name.Namespace, Name: o.svc.Name.Name}
+	case o.slice != nil:
+		return objKey{Kind: kindEndpointSlice, Namespace: o.slice.Namespace, Name: o.slice.Name}
+	case o.ign != nil:
+		return o.ign.key
+	}
+	return objKey{}
 }
 
 // parsed is one document of a file.
@@ -67,7 +86,7 @@ const (
 // parseFile splits a YAML or JSON stream into documents and converts each.
 // Documents of other kinds are skipped: a manifests dir may hold a whole
 // application.
-func parseFile(data []byte) ([]parsed, error) {
+func parseFile(data []byte, intern func(string) string) ([]parsed, error) {
 	r := utilyaml.NewYAMLReader(bufio.NewReader(bytes.NewReader(data)))
 	var out []parsed
 	for doc := 1; ; doc++ {
@@ -78,7 +97,7 @@ func parseFile(data []byte) ([]parsed, error) {
 		if err != nil {
 			return out, fmt.Errorf("document %d: %w", doc, err)
 		}
-		if p, ok := parseDoc(doc, raw); ok {
+		if p, ok := parseDoc(doc, raw, intern); ok {
 			out = append(out, p)
 		}
 	}
@@ -96,7 +115,25 @@ func unmarshalStrict(raw []byte, v any) error {
 	return yaml.UnmarshalStrict(raw, v)
 }
 
-func parseDoc(doc int, raw []byte) (parsed, bool) {
+// parseDoc decodes one document. Objects live as long as they are
+// served, so repeated strings are shared: namespaces through intern, and
+// the key reuses the model's strings instead of the header's copies.
+func parseDoc(doc int, raw []byte, intern func(string) string) (parsed, bool) {
+	p, ok := decodeDoc(doc, raw)
+	switch {
+	case p.obj.svc != nil:
+		p.obj.svc.Name.Namespace = intern(p.obj.svc.Name.Namespace)
+		p.key = p.obj.key()
+	case p.obj.slice != nil:
+		s := p.obj.slice
+		s.Namespace = intern(s.Namespace)
+		s.Service.Namespace = s.Namespace
+		p.key = p.obj.key()
+	}
+	return p, ok
+}
+
+func decodeDoc(doc int, raw []byte) (parsed, bool) {
 	var head struct {
 		APIVersion string `json:"apiVersion"`
 		Kind       string `json:"kind"`
@@ -129,7 +166,8 @@ func parseDoc(doc int, raw []byte) (parsed, bool) {
 			p.err = err
 			return p, true
 		}
-		if p.obj.ignored = lb.Ignored(&in); p.obj.ignored != "" {
+		if reason := lb.Ignored(&in); reason != "" {
+			p.obj.ign = &ignoredObject{key: p.key, reason: reason}
 			return p, true
 		}
 		svc, errs := lb.ConvertService(&in)
@@ -143,7 +181,7 @@ func parseDoc(doc int, raw []byte) (parsed, bool) {
 		slice, errs := lb.ConvertEndpointSlice(&in)
 		p.obj.slice, p.err = slice, errs.ToAggregate()
 		if slice == nil && p.err == nil {
-			p.obj.ignored = "FQDN EndpointSlices carry no addresses"
+			p.obj.ign = &ignoredObject{key: p.key, reason: "FQDN EndpointSlices carry no addresses"}
 		}
 	case head.Kind == kindService || head.Kind == kindEndpointSlice:
 		p.err = fmt.Errorf("apiVersion %q: want v1 for Service and discovery.k8s.io/v1 for EndpointSlice", head.APIVersion)

@@ -36,8 +36,8 @@ type Handler interface {
 // fileState is what one file contributed at the last load.
 type fileState struct {
 	stat    fileStat
-	objects map[objKey]object
-	errs    []error // rejections found when it was parsed
+	objects []object // a slice, not a map: files can hold 100k objects
+	errs    []error  // rejections found when it was parsed
 }
 
 type fileStat struct {
@@ -59,12 +59,21 @@ type Source struct {
 	files  map[string]*fileState // by file name; owned by the loading goroutine
 	merged map[objKey]object     // what the handler has been told
 	errs   []error               // rejections of the last load
+	names  map[string]string     // interned namespaces
+}
+
+func (s *Source) intern(v string) string {
+	if i, ok := s.names[v]; ok {
+		return i
+	}
+	s.names[v] = v
+	return v
 }
 
 // New returns a source for dir that reports to h.
 func New(dir string, h Handler, log *slog.Logger) *Source {
 	return &Source{dir: dir, handler: h, log: log, Rescan: 10 * time.Second,
-		files: map[string]*fileState{}, merged: map[objKey]object{}}
+		files: map[string]*fileState{}, merged: map[objKey]object{}, names: map[string]string{}}
 }
 
 // Errors returns the rejections of the last load.
@@ -128,10 +137,11 @@ func (s *Source) loadFile(name string, force bool) (*fileState, []error) {
 		rerr := &ObjectError{File: name, Err: fmt.Errorf("read: %w", err)}
 		return prev, []error{rerr} // keep what it had
 	}
-	docs, perr := parseFile(data)
-	fs := &fileState{stat: st, objects: map[objKey]object{}}
+	docs, perr := parseFile(data, s.intern)
+	fs := &fileState{stat: st, objects: make([]object, 0, len(docs))}
 	var errs []error
 	keepAll := perr != nil
+	var prevByKey map[objKey]object // built only when a rejection needs it
 	if perr != nil {
 		errs = append(errs, &ObjectError{File: name, Err: perr})
 	}
@@ -145,22 +155,21 @@ func (s *Source) loadFile(name string, force bool) (*fileState, []error) {
 		seen[d.key] = true
 		if d.err != nil {
 			errs = append(errs, &ObjectError{File: name, Doc: d.doc, Obj: d.key.String(), Err: d.err})
-			if old, ok := prevObject(prev, d.key); ok {
-				fs.objects[d.key] = old // the last valid version stays in service
+			if prevByKey == nil {
+				prevByKey = prev.byKey()
+			}
+			if old, ok := prevByKey[d.key]; ok {
+				fs.objects = append(fs.objects, old) // the last valid version stays in service
 			}
 			continue
 		}
-		if _, dup := fs.objects[d.key]; dup {
-			errs = append(errs, &ObjectError{File: name, Doc: d.doc, Obj: d.key.String(), Err: errors.New("defined twice in this file; the first one is used")})
-			continue
-		}
-		fs.objects[d.key] = d.obj
+		fs.objects = append(fs.objects, d.obj)
 	}
 	if keepAll && prev != nil {
 		// A broken document might have been any of the file's objects.
-		for k, o := range prev.objects {
-			if !seen[k] {
-				fs.objects[k] = o
+		for _, o := range prev.objects {
+			if !seen[o.key()] {
+				fs.objects = append(fs.objects, o)
 			}
 		}
 	}
@@ -168,12 +177,15 @@ func (s *Source) loadFile(name string, force bool) (*fileState, []error) {
 	return fs, errs
 }
 
-func prevObject(prev *fileState, k objKey) (object, bool) {
-	if prev == nil {
-		return object{}, false
+// byKey indexes a file's objects; nil-safe.
+func (fs *fileState) byKey() map[objKey]object {
+	m := map[objKey]object{}
+	if fs != nil {
+		for _, o := range fs.objects {
+			m[o.key()] = o
+		}
 	}
-	o, ok := prev.objects[k]
-	return o, ok
+	return m
 }
 
 // merge unions all files; the first file (by name) defining an object wins.
@@ -183,12 +195,13 @@ func (s *Source) merge() (map[objKey]object, []error) {
 		names = append(names, n)
 	}
 	slices.Sort(names)
-	out := map[objKey]object{}
+	out := make(map[objKey]object, len(s.merged))
 	var errs []error
 	for _, n := range names {
-		for k, o := range s.files[n].objects {
+		for _, o := range s.files[n].objects {
+			k := o.key()
 			if _, dup := out[k]; dup {
-				errs = append(errs, &ObjectError{File: n, Obj: k.String(), Err: errors.New("also defined in an earlier file; that one is used")})
+				errs = append(errs, &ObjectError{File: n, Obj: k.String(), Err: errors.New("defined more than once; the first definition (by file name, then position) is used")})
 				continue
 			}
 			out[k] = o
@@ -209,8 +222,8 @@ func (s *Source) publish(next map[objKey]object) {
 		if !reflect.DeepEqual(old, cur) {
 			s.notify(old, cur)
 		}
-		if cur.ignored != "" && old.ignored != cur.ignored {
-			s.log.Info("Ignoring object", logfields.Service, k.String(), logfields.Reason, cur.ignored)
+		if cur.ign != nil && (old.ign == nil || old.ign.reason != cur.ign.reason) {
+			s.log.Info("Ignoring object", logfields.Service, k.String(), logfields.Reason, cur.ign.reason)
 		}
 	}
 	s.merged = next

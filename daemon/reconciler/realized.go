@@ -3,18 +3,17 @@ package reconciler
 import (
 	"net/netip"
 
+	lb "github.com/hivelet/hivelet/daemon/loadbalancer"
 	"github.com/hivelet/hivelet/datapath"
 )
 
 // realized is the reconciler's belief about the maps' content. It is
 // rebuilt from a dump after any failure, so it never has to be rolled back.
 type realized struct {
-	services map[datapath.Frontend]*datapath.Service
-	// slots is how many backend slots each frontend may have in the map,
-	// counting leftovers; deletes cover them all.
-	slots map[datapath.Frontend]int
+	// fes holds every frontend with entries in the services map.
+	fes map[datapath.Frontend]feState
 
-	backendByAddr map[datapath.Backend]datapath.BackendID
+	backendByAddr map[beKey]datapath.BackendID
 	backends      map[datapath.BackendID]backendRef
 	// unused are backends whose references dropped to zero; collected
 	// at the end of a sync unless something took them again.
@@ -25,9 +24,51 @@ type realized struct {
 	nextRevNat  uint32
 }
 
+// feState is what the maps hold for one frontend, and who claims it.
+type feState struct {
+	// owner is the Service that wants this frontend; zero for entries
+	// found in the maps that no Service has claimed since.
+	owner    lb.ServiceName
+	revnat   datapath.RevNatID
+	flags    datapath.ServiceFlags
+	complete bool // slot 0 is present
+	// slots is how many backend slots may be in the map, leftovers
+	// included, so deletes cover them all.
+	slots    int
+	backends []datapath.BackendID
+}
+
+// same reports whether the maps already hold exactly this service.
+func (fe *feState) same(revnat datapath.RevNatID, flags datapath.ServiceFlags, ids []datapath.BackendID) bool {
+	if !fe.complete || fe.revnat != revnat || fe.flags != flags || fe.slots != len(ids) || len(fe.backends) != len(ids) {
+		return false
+	}
+	for i := range ids {
+		if fe.backends[i] != ids[i] {
+			return false
+		}
+	}
+	return true
+}
+
 type backendRef struct {
-	b    datapath.Backend
-	refs int
+	k    beKey
+	refs int32
+}
+
+// beKey is a Backend without pointers (netip.Addr holds one): a third of
+// the size, cheap to hash, and nothing for the garbage collector to scan
+// in tables of hundreds of thousands.
+type beKey struct {
+	addr  [16]byte
+	port  uint16
+	proto datapath.L4Proto
+	is6   bool
+}
+
+func keyOf(b datapath.Backend) beKey {
+	a := b.Addr.Addr()
+	return beKey{addr: a.As16(), port: b.Addr.Port(), proto: b.Proto, is6: a.Is6()}
 }
 
 // fromDump adopts what the maps hold: ids are reused, never reassigned,
@@ -37,9 +78,8 @@ func fromDump(st *datapath.State, sizeHint int) *realized {
 	nf := max(sizeHint, len(st.Services))
 	nb := max(3*sizeHint, len(st.Backends))
 	r := &realized{
-		services:      make(map[datapath.Frontend]*datapath.Service, nf),
-		slots:         make(map[datapath.Frontend]int, nf),
-		backendByAddr: make(map[datapath.Backend]datapath.BackendID, nb),
+		fes:           make(map[datapath.Frontend]feState, nf),
+		backendByAddr: make(map[beKey]datapath.BackendID, nb),
 		backends:      make(map[datapath.BackendID]backendRef, nb),
 		unused:        map[datapath.BackendID]struct{}{},
 		revnats:       make(map[datapath.RevNatID]netip.AddrPort, nf),
@@ -47,11 +87,12 @@ func fromDump(st *datapath.State, sizeHint int) *realized {
 		nextRevNat:    1,
 	}
 	for id, b := range st.Backends {
-		r.backends[id] = backendRef{b: b}
+		k := keyOf(b)
+		r.backends[id] = backendRef{k: k}
 		// Two ids for one address (only after damage): keep the lower,
 		// the other loses its references and is deleted.
-		if cur, ok := r.backendByAddr[b]; !ok || id < cur {
-			r.backendByAddr[b] = id
+		if cur, ok := r.backendByAddr[k]; !ok || id < cur {
+			r.backendByAddr[k] = id
 		}
 		r.nextBackend = max(r.nextBackend, uint32(id)+1)
 	}
@@ -60,14 +101,15 @@ func fromDump(st *datapath.State, sizeHint int) *realized {
 		r.nextRevNat = max(r.nextRevNat, uint32(id)+1)
 	}
 	for f, ds := range st.Services {
-		r.slots[f] = max(len(ds.Backends), ds.MaxSlot)
-		if ds.Incomplete {
-			continue // no slot 0: treated as absent, its slots get rewritten or deleted
+		fe := feState{slots: max(len(ds.Backends), ds.MaxSlot)}
+		if !ds.Incomplete {
+			// Without slot 0 the frontend counts as absent: its slots
+			// get rewritten or deleted.
+			fe.complete, fe.revnat, fe.flags = true, ds.RevNat, ds.Flags
+			fe.backends = append([]datapath.BackendID(nil), ds.Backends...)
 		}
-		svc := ds.Service
-		svc.Backends = append([]datapath.BackendID(nil), ds.Backends...)
-		r.services[f] = &svc
-		for _, id := range svc.Backends {
+		r.fes[f] = fe
+		for _, id := range fe.backends {
 			if ref, ok := r.backends[id]; ok {
 				ref.refs++
 				r.backends[id] = ref
@@ -84,15 +126,16 @@ func fromDump(st *datapath.State, sizeHint int) *realized {
 
 // acquireBackend returns the id for b, allocating one when new.
 func (r *realized) acquireBackend(b datapath.Backend, ch *datapath.Changes) datapath.BackendID {
-	if id, ok := r.backendByAddr[b]; ok {
+	k := keyOf(b)
+	if id, ok := r.backendByAddr[k]; ok {
 		ref := r.backends[id]
 		ref.refs++
 		r.backends[id] = ref
 		return id
 	}
 	id := datapath.BackendID(allocate(&r.nextBackend, func(v uint32) bool { _, used := r.backends[datapath.BackendID(v)]; return used }))
-	r.backends[id] = backendRef{b: b, refs: 1}
-	r.backendByAddr[b] = id
+	r.backends[id] = backendRef{k: k, refs: 1}
+	r.backendByAddr[k] = id
 	ch.UpsertBackends = append(ch.UpsertBackends, datapath.BackendEntry{ID: id, Backend: b})
 	return id
 }
@@ -110,10 +153,10 @@ func (r *realized) releaseBackends(ids []datapath.BackendID) {
 
 // revNatFor keeps a frontend's reverse-NAT id when it still points at the
 // frontend, and allocates one otherwise.
-func (r *realized) revNatFor(f datapath.Frontend, have *datapath.Service, ch *datapath.Changes) datapath.RevNatID {
+func (r *realized) revNatFor(f datapath.Frontend, have feState, ch *datapath.Changes) datapath.RevNatID {
 	ap := netip.AddrPortFrom(f.Addr, f.Port)
-	if have != nil && have.RevNat != 0 && r.revnats[have.RevNat] == ap {
-		return have.RevNat
+	if have.complete && have.revnat != 0 && r.revnats[have.revnat] == ap {
+		return have.revnat
 	}
 	id := datapath.RevNatID(allocate(&r.nextRevNat, func(v uint32) bool { _, used := r.revnats[datapath.RevNatID(v)]; return used }))
 	r.revnats[id] = ap

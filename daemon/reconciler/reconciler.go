@@ -32,8 +32,6 @@ type Reconciler struct {
 	chunk int // frontends per batch; chunkFrontends except in tests
 
 	mu sync.Mutex
-	// owner says which Service a frontend belongs to. Guarded by mu.
-	owner map[datapath.Frontend]lb.ServiceName
 	// byService lists the frontends each Service owns. Guarded by mu.
 	byService map[lb.ServiceName][]datapath.Frontend
 	// state is nil until the first sync and after any failure. Guarded by mu.
@@ -81,7 +79,6 @@ func (r *Reconciler) Sync(changes iter.Seq[lb.Change], full bool) (Stats, error)
 			return Stats{Full: true}, fmt.Errorf("read LB maps: %w", err)
 		}
 		r.state = fromDump(st, r.lastFrontends)
-		r.owner = make(map[datapath.Frontend]lb.ServiceName, max(len(r.state.slots), r.lastFrontends))
 		r.byService = make(map[lb.ServiceName][]datapath.Frontend, max(len(r.byService), r.lastFrontends))
 	}
 
@@ -93,14 +90,14 @@ func (r *Reconciler) Sync(changes iter.Seq[lb.Change], full bool) (Stats, error)
 		w.maybeFlush()
 	}
 	if full {
-		for f := range r.state.slots {
-			if _, ok := r.owner[f]; !ok {
+		for f, fe := range r.state.fes {
+			if fe.owner == (lb.ServiceName{}) {
 				r.remove(f, w.ch) // in the maps, wanted by nobody
 			}
 		}
 	}
 	r.collectUnused(w.ch, full)
-	r.lastFrontends = len(r.owner)
+	r.lastFrontends = len(r.state.fes)
 	err := w.finish()
 	stats.Upserts, stats.Deletes, stats.Backends = w.upserts, w.deletes, w.backends
 	if err != nil {
@@ -117,7 +114,7 @@ func (r *Reconciler) apply(c lb.Change, w *pipeline) int {
 	wanted := make([]datapath.Frontend, 0, len(c.Entries))
 	for i := range c.Entries {
 		e := &c.Entries[i]
-		if o, ok := r.owner[e.Frontend]; ok && o != c.Name {
+		if o := r.state.fes[e.Frontend].owner; o != (lb.ServiceName{}) && o != c.Name {
 			if !nameLess(c.Name, o) {
 				r.log.Warn("Frontend already used by another Service; ignoring it here",
 					logfields.Service, c.Name.String(), logfields.Frontend, e.Frontend.String(), "owner", o.String())
@@ -128,13 +125,11 @@ func (r *Reconciler) apply(c lb.Change, w *pipeline) int {
 			f := e.Frontend
 			r.byService[o] = slices.DeleteFunc(slices.Clone(r.byService[o]), func(x datapath.Frontend) bool { return x == f })
 		}
-		r.owner[e.Frontend] = c.Name
 		wanted = append(wanted, e.Frontend)
-		r.upsert(e, w.ch)
+		r.upsert(c.Name, e, w.ch)
 	}
 	for _, f := range old {
 		if !slices.Contains(wanted, f) {
-			delete(r.owner, f)
 			r.remove(f, w.ch)
 		}
 	}
@@ -152,43 +147,42 @@ func nameLess(a, b lb.ServiceName) bool {
 
 // upsert adds to ch what frontend e needs and updates the bookkeeping as if
 // ch will be applied (on failure the bookkeeping is dropped).
-func (r *Reconciler) upsert(e *lb.Entry, ch *datapath.Changes) {
+func (r *Reconciler) upsert(owner lb.ServiceName, e *lb.Entry, ch *datapath.Changes) {
 	s := r.state
 	f := e.Frontend
-	have := s.services[f]
-	svc := &datapath.Service{Frontend: f, Flags: e.Flags, Backends: make([]datapath.BackendID, 0, len(e.Backends))}
+	have := s.fes[f]
+	ids := make([]datapath.BackendID, 0, len(e.Backends))
 	for _, b := range e.Backends {
-		svc.Backends = append(svc.Backends, s.acquireBackend(b, ch))
+		ids = append(ids, s.acquireBackend(b, ch))
 	}
-	svc.RevNat = s.revNatFor(f, have, ch)
-	if have != nil {
-		s.releaseBackends(have.Backends)
-		if have.Equal(svc) && s.slots[f] == len(svc.Backends) {
-			return // already right
-		}
+	revnat := s.revNatFor(f, have, ch)
+	s.releaseBackends(have.backends)
+	if have.same(revnat, e.Flags, ids) {
+		have.owner = owner
+		s.fes[f] = have
+		return // already right
 	}
-	ch.UpsertServices = append(ch.UpsertServices, datapath.ServiceUpdate{Service: *svc, PrevSlots: s.slots[f]})
-	s.services[f] = svc
-	s.slots[f] = len(svc.Backends)
+	ch.UpsertServices = append(ch.UpsertServices, datapath.ServiceUpdate{
+		Service:   datapath.Service{Frontend: f, RevNat: revnat, Flags: e.Flags, Backends: ids},
+		PrevSlots: have.slots,
+	})
+	s.fes[f] = feState{owner: owner, revnat: revnat, flags: e.Flags, complete: true, slots: len(ids), backends: ids}
 }
 
 // remove deletes frontend f from the maps, if it is there.
 func (r *Reconciler) remove(f datapath.Frontend, ch *datapath.Changes) {
 	s := r.state
-	n, present := s.slots[f]
+	have, present := s.fes[f]
 	if !present {
 		return
 	}
-	ch.DeleteServices = append(ch.DeleteServices, datapath.ServiceDelete{Frontend: f, PrevSlots: n})
-	if have := s.services[f]; have != nil {
-		s.releaseBackends(have.Backends)
-		if have.RevNat != 0 {
-			ch.DeleteRevNats = append(ch.DeleteRevNats, have.RevNat)
-			delete(s.revnats, have.RevNat)
-		}
+	ch.DeleteServices = append(ch.DeleteServices, datapath.ServiceDelete{Frontend: f, PrevSlots: have.slots})
+	s.releaseBackends(have.backends)
+	if have.complete && have.revnat != 0 {
+		ch.DeleteRevNats = append(ch.DeleteRevNats, have.revnat)
+		delete(s.revnats, have.revnat)
 	}
-	delete(s.services, f)
-	delete(s.slots, f)
+	delete(s.fes, f)
 }
 
 // collectUnused deletes backends no frontend references any more and, on
@@ -202,8 +196,8 @@ func (r *Reconciler) collectUnused(ch *datapath.Changes, full bool) {
 		}
 		ch.DeleteBackends = append(ch.DeleteBackends, id)
 		delete(s.backends, id)
-		if s.backendByAddr[ref.b] == id {
-			delete(s.backendByAddr, ref.b)
+		if s.backendByAddr[ref.k] == id {
+			delete(s.backendByAddr, ref.k)
 		}
 	}
 	s.unused = map[datapath.BackendID]struct{}{}
@@ -211,9 +205,11 @@ func (r *Reconciler) collectUnused(ch *datapath.Changes, full bool) {
 	if !full {
 		return
 	}
-	used := make(map[datapath.RevNatID]bool, len(s.services))
-	for _, svc := range s.services {
-		used[svc.RevNat] = true
+	used := make(map[datapath.RevNatID]bool, len(s.fes))
+	for _, fe := range s.fes {
+		if fe.complete {
+			used[fe.revnat] = true
+		}
 	}
 	for id := range s.revnats {
 		if !used[id] {
@@ -231,7 +227,7 @@ func (r *Reconciler) Counts() (frontends, backends int) {
 	if r.state == nil {
 		return 0, 0
 	}
-	return len(r.state.services), len(r.state.backends)
+	return len(r.state.fes), len(r.state.backends)
 }
 
 func newChanges(n int) *datapath.Changes {
