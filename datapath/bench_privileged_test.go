@@ -19,7 +19,7 @@ func fillServices(b *testing.B, lb datapath.LBMap, pods []*testnet.Pod, n int) {
 	b.Helper()
 	ch := &datapath.Changes{}
 	for i, p := range pods {
-		ch.UpsertBackends = append(ch.UpsertBackends, datapath.BackendEntry{ID: datapath.BackendID(i+1), Backend: datapath.Backend{Addr: netip.AddrPortFrom(p.IPv4, backendPort), Proto: datapath.TCP}})
+		ch.UpsertBackends = append(ch.UpsertBackends, datapath.BackendEntry{ID: datapath.BackendID(i + 1), Backend: datapath.Backend{Addr: netip.AddrPortFrom(p.IPv4, backendPort), Proto: datapath.TCP}})
 	}
 	for i := 0; i < n; i++ {
 		vip := netip.AddrFrom4([4]byte{10, 96 + byte(i>>16), byte(i >> 8), byte(i)})
