@@ -64,6 +64,10 @@ func rawConnect(typ int, addr netip.AddrPort) error {
 	return unix.Connect(fd, &unix.SockaddrInet4{Addr: addr.Addr().As4(), Port: int(addr.Port())})
 }
 
+func noSocket() (int, error) { return -1, nil }
+
+func udpSocket() (int, error) { return unix.Socket(unix.AF_INET, unix.SOCK_DGRAM|unix.SOCK_CLOEXEC, 0) }
+
 // BenchmarkConnect compares connect() to a ClusterIP through the socket LB
 // with connect() straight to a backend, interleaved in one loop so both
 // see the same machine noise, at 10, 10k and 100k Services in the maps.
@@ -76,7 +80,7 @@ func BenchmarkConnect(b *testing.B) {
 	}
 	cg := testnet.NewCgroup(b)
 	bpffs := filepath.Join(b.TempDir(), "bpffs")
-	dp, err := datapath.Load(datapath.Config{BPFFSDir: bpffs, Sizes: datapath.MapSizes{Services: 1 << 20, Backends: 1 << 19, RevNat: 1 << 18, SockRevNat: 1 << 16}})
+	dp, err := datapath.Load(datapath.Config{BPFFSDir: bpffs, Sizes: datapath.MapSizes{Services: 1 << 20, Backends: datapath.DefaultMapSizes.Backends, RevNat: datapath.DefaultMapSizes.RevNat, SockRevNat: datapath.DefaultMapSizes.SockRevNat}})
 	if err != nil {
 		b.Fatal(err)
 	}
@@ -90,20 +94,38 @@ func BenchmarkConnect(b *testing.B) {
 	direct := netip.AddrPortFrom(node.Pods[0].IPv4, backendPort)
 	for _, n := range []int{10, 10_000, 100_000} {
 		fillServices(b, dp.LBMap(), node.Pods, n)
-		for _, proto := range []struct {
+		for _, op := range []struct {
 			name string
-			typ  int
-		}{{"tcp", unix.SOCK_STREAM}, {"udp", unix.SOCK_DGRAM}} {
-			b.Run(fmt.Sprintf("services=%d/%s", n, proto.name), func(b *testing.B) {
+			open func() (int, error)
+			do   func(fd int, to netip.AddrPort) error
+		}{
+			{"tcp", noSocket, func(_ int, to netip.AddrPort) error { return rawConnect(unix.SOCK_STREAM, to) }},
+			{"udp", noSocket, func(_ int, to netip.AddrPort) error { return rawConnect(unix.SOCK_DGRAM, to) }},
+			// One unconnected socket sending datagram after datagram, as
+			// a DNS client does: sendmsg, not connect, runs the hook.
+			{"udp-sendto", udpSocket, func(fd int, to netip.AddrPort) error {
+				return unix.Sendto(fd, []byte("x"), 0, &unix.SockaddrInet4{Addr: to.Addr().As4(), Port: int(to.Port())})
+			}},
+		} {
+			b.Run(fmt.Sprintf("services=%d/%s", n, op.name), func(b *testing.B) {
 				var tDirect, tVIP time.Duration
 				err := node.NS.Do(func() error {
+					fd, err := op.open()
+					if err != nil {
+						return err
+					}
+					defer func() {
+						if fd >= 0 {
+							unix.Close(fd)
+						}
+					}()
 					for i := 0; i < b.N; i++ {
 						t0 := time.Now()
-						if err := rawConnect(proto.typ, direct); err != nil {
+						if err := op.do(fd, direct); err != nil {
 							return fmt.Errorf("direct: %w", err)
 						}
 						t1 := time.Now()
-						if err := rawConnect(proto.typ, vip); err != nil {
+						if err := op.do(fd, vip); err != nil {
 							return fmt.Errorf("clusterIP: %w", err)
 						}
 						tVIP += time.Since(t1)

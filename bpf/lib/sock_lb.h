@@ -8,6 +8,27 @@
 
 #include "lb.h"
 
+/* An unconnected UDP socket sends to the same service again and again
+ * (DNS): a lookup is cheaper than rewriting an LRU entry that is right. */
+static __always_inline bool
+sock4_revnat_stale(const struct sock_revnat4_key *key, const struct sock_revnat4_value *val)
+{
+	const struct sock_revnat4_value *cur = bpf_map_lookup_elem(&hl_sk_rnat4, key);
+
+	return !cur || cur->address != val->address || cur->port != val->port ||
+	       cur->rev_nat_index != val->rev_nat_index;
+}
+
+static __always_inline bool
+sock6_revnat_stale(const struct sock_revnat6_key *key, const struct sock_revnat6_value *val)
+{
+	const struct sock_revnat6_value *cur = bpf_map_lookup_elem(&hl_sk_rnat6, key);
+
+	return !cur || cur->port != val->port || cur->rev_nat_index != val->rev_nat_index ||
+	       cur->address.p[0] != val->address.p[0] || cur->address.p[1] != val->address.p[1] ||
+	       cur->address.p[2] != val->address.p[2] || cur->address.p[3] != val->address.p[3];
+}
+
 /* sock4_xlate_fwd replaces the address and port with a backend when they name a
  * service frontend. Returns 0 when translated, -ENOENT when not a service,
  * -ECONNREFUSED when the service has no backends, -EHOSTUNREACH when its
@@ -42,7 +63,8 @@ sock4_xlate_fwd(__u64 cookie, __u8 proto, __be32 *addr, __be16 *port)
 	rval.address = *addr;
 	rval.port = *port;
 	rval.rev_nat_index = svc->rev_nat_index;
-	if (bpf_map_update_elem(&hl_sk_rnat4, &rkey, &rval, BPF_ANY) < 0)
+	if (sock4_revnat_stale(&rkey, &rval) &&
+	    bpf_map_update_elem(&hl_sk_rnat4, &rkey, &rval, BPF_ANY) < 0)
 		return -ENOMEM;
 
 	*addr = be->address;
@@ -106,7 +128,8 @@ sock6_xlate_fwd(__u64 cookie, __u8 proto, union v6addr *addr, __be16 *port)
 	rval.address = *addr;
 	rval.port = *port;
 	rval.rev_nat_index = svc->rev_nat_index;
-	if (bpf_map_update_elem(&hl_sk_rnat6, &rkey, &rval, BPF_ANY) < 0)
+	if (sock6_revnat_stale(&rkey, &rval) &&
+	    bpf_map_update_elem(&hl_sk_rnat6, &rkey, &rval, BPF_ANY) < 0)
 		return -ENOMEM;
 
 	*addr = be->address;
