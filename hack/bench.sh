@@ -28,11 +28,11 @@ echo "== summary (targets from issue 2; ratios use baselines from this run)"
 for n in 10 10000 100000; do
   for p in tcp udp udp-sendto; do
     printf '  %-10s %6s Services: ClusterIP/direct = %s (target <= 1.05)   [%s ns vs %s ns]\n' "$p" "$n" \
-      "$(metric clusterip/direct "services=$n/$p-")" "$(metric ns/clusterip "services=$n/$p-")" "$(metric ns/direct "services=$n/$p-")"
+      "$(metric clusterip/direct "services=$n/$p-[0-9]+$")" "$(metric ns/clusterip "services=$n/$p-[0-9]+$")" "$(metric ns/direct "services=$n/$p-[0-9]+$")"
   done
 done
 for p in tcp udp udp-sendto; do
-  a=$(metric ns/clusterip "services=100000/$p-"); b=$(metric ns/clusterip "services=10/$p-")
+  a=$(metric ns/clusterip "services=100000/$p-[0-9]+$"); b=$(metric ns/clusterip "services=10/$p-[0-9]+$")
   printf '  %-10s ClusterIP at 100k vs 10 Services = %s (target <= 1.05)\n' "$p" "$(awk -v a="$a" -v b="$b" 'BEGIN{printf "%.3f", a/b}')"
 done
 p10k=$(metric ms/sync 'Program/services=10000-'); p100k=$(metric ms/sync 'Program/services=100000-')
