@@ -75,7 +75,7 @@ func Run(ctx context.Context, cfg Config, log *slog.Logger) error {
 		start := time.Now()
 		full = full || rec.NeedsFull()
 		stats, err := rec.Sync(tr.Take(full), full)
-		attrs := []any{logfields.Full, stats.Full, "frontends", stats.Frontends, logfields.Upserts, stats.Upserts,
+		attrs := []any{logfields.Full, stats.Full, logfields.Frontends, stats.Frontends, logfields.Upserts, stats.Upserts,
 			logfields.Deletes, stats.Deletes, logfields.Backends, stats.Backends, logfields.Duration, time.Since(start)}
 		if err != nil {
 			log.Error("Sync failed; retrying with a full sync", append(attrs, logfields.Error, err)...)

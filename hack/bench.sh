@@ -31,9 +31,13 @@ for n in 10 10000 100000; do
       "$(metric clusterip/direct "services=$n/$p-[0-9]+$")" "$(metric ns/clusterip "services=$n/$p-[0-9]+$")" "$(metric ns/direct "services=$n/$p-[0-9]+$")"
   done
 done
+# 100k vs 10 Services: the ClusterIP/direct overhead at 100k over the same
+# at 10, so drift between the two runs (the direct connects share it)
+# cancels out.
 for p in tcp udp udp-sendto; do
-  a=$(metric ns/clusterip "services=100000/$p-[0-9]+$"); b=$(metric ns/clusterip "services=10/$p-[0-9]+$")
-  printf '  %-10s ClusterIP at 100k vs 10 Services = %s (target <= 1.05)\n' "$p" "$(awk -v a="$a" -v b="$b" 'BEGIN{printf "%.3f", a/b}')"
+  a=$(metric clusterip/direct "services=100000/$p-[0-9]+$"); b=$(metric clusterip/direct "services=10/$p-[0-9]+$")
+  printf '  %-10s ClusterIP at 100k vs 10 Services = %s (target <= 1.05; ratio of the two ClusterIP/direct ratios)\n' "$p" \
+    "$(awk -v a="$a" -v b="$b" 'BEGIN{printf "%.3f", a/b}')"
 done
 p10k=$(metric ms/sync 'Program/services=10000-'); p100k=$(metric ms/sync 'Program/services=100000-')
 floor=$(metric ms/apply 'Apply/services=100000-')

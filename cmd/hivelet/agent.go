@@ -9,6 +9,7 @@ import (
 	"github.com/spf13/cobra"
 
 	"github.com/hivelet/hivelet/daemon"
+	"github.com/hivelet/hivelet/daemon/logfields"
 	"github.com/hivelet/hivelet/datapath"
 )
 
@@ -48,7 +49,7 @@ link it pinned, then exits.`,
 				if err := datapath.Cleanup(cfg.BPFFSDir); err != nil {
 					return err
 				}
-				log.Info("Removed hivelet programs, links and maps", "bpffs", cfg.BPFFSDir)
+				log.Info("Removed hivelet programs, links and maps", logfields.BPFFS, cfg.BPFFSDir)
 				return nil
 			}
 			ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGINT, syscall.SIGTERM)

@@ -21,4 +21,8 @@ const (
 	Reason        = "reason"
 	Retry         = "retryIn"
 	Count         = "count"
+	Frontends     = "frontends"
+	Owner         = "owner"
+	PreviousOwner = "previousOwner"
+	Object        = "object"
 )

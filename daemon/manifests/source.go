@@ -223,7 +223,7 @@ func (s *Source) publish(next map[objKey]object) {
 			s.notify(old, cur)
 		}
 		if cur.ign != nil && (old.ign == nil || old.ign.reason != cur.ign.reason) {
-			s.log.Info("Ignoring object", logfields.Service, k.String(), logfields.Reason, cur.ign.reason)
+			s.log.Info("Ignoring object", logfields.Object, k.String(), logfields.Reason, cur.ign.reason)
 		}
 	}
 	s.merged = next

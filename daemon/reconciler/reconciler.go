@@ -117,11 +117,11 @@ func (r *Reconciler) apply(c lb.Change, w *pipeline) int {
 		if o := r.state.fes[e.Frontend].owner; o != (lb.ServiceName{}) && o != c.Name {
 			if !nameLess(c.Name, o) {
 				r.log.Warn("Frontend already used by another Service; ignoring it here",
-					logfields.Service, c.Name.String(), logfields.Frontend, e.Frontend.String(), "owner", o.String())
+					logfields.Service, c.Name.String(), logfields.Frontend, e.Frontend.String(), logfields.Owner, o.String())
 				continue
 			}
 			r.log.Warn("Frontend claimed by two Services; the first by name takes it",
-				logfields.Service, c.Name.String(), logfields.Frontend, e.Frontend.String(), "previousOwner", o.String())
+				logfields.Service, c.Name.String(), logfields.Frontend, e.Frontend.String(), logfields.PreviousOwner, o.String())
 			f := e.Frontend
 			r.byService[o] = slices.DeleteFunc(slices.Clone(r.byService[o]), func(x datapath.Frontend) bool { return x == f })
 		}

@@ -1,7 +1,6 @@
 package testnet
 
 import (
-	"bufio"
 	"fmt"
 	"os"
 	"path/filepath"
@@ -9,25 +8,17 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/hivelet/hivelet/datapath"
 )
 
-// cgroup2Root finds the cgroup v2 mount in /proc/mounts.
 func cgroup2Root(t testing.TB) string {
 	t.Helper()
-	f, err := os.Open("/proc/mounts")
+	root, err := datapath.Cgroup2Root()
 	if err != nil {
 		t.Fatal(err)
 	}
-	defer f.Close()
-	sc := bufio.NewScanner(f)
-	for sc.Scan() {
-		fields := strings.Fields(sc.Text())
-		if len(fields) >= 3 && fields[2] == "cgroup2" {
-			return fields[1]
-		}
-	}
-	t.Fatal("no cgroup2 mount: this kernel set-up cannot run socket LB tests")
-	return ""
+	return root
 }
 
 // NewCgroup creates a child cgroup of the cgroup2 root (never the root
