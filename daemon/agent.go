@@ -16,6 +16,7 @@ import (
 	"runtime/debug"
 	"time"
 
+	"github.com/hivelet/hivelet/daemon/k8s"
 	"github.com/hivelet/hivelet/daemon/logfields"
 	"github.com/hivelet/hivelet/daemon/manifests"
 	"github.com/hivelet/hivelet/daemon/reconciler"
@@ -26,7 +27,10 @@ import (
 
 // Config is everything the agent needs to run.
 type Config struct {
-	ManifestsDir    string
+	ManifestsDir string
+	// Kubeconfig selects the Kubernetes source; "in-cluster" uses the
+	// pod's service account.
+	Kubeconfig      string
 	BPFFSDir        string
 	Cgroup2         string // empty: the cgroup2 root
 	MapSizes        datapath.MapSizes
@@ -47,11 +51,15 @@ func (c *Config) ResolveCgroup() error {
 // Run runs the agent until ctx ends. On return the programs stay attached
 // and the maps stay pinned: traffic keeps flowing without the agent.
 func Run(ctx context.Context, cfg Config, log *slog.Logger) error {
-	if cfg.ManifestsDir == "" {
-		return errors.New("no source: pass --manifests DIR")
-	}
-	if st, err := os.Stat(cfg.ManifestsDir); err != nil || !st.IsDir() {
-		return fmt.Errorf("manifests dir %q: not a readable directory (create it or fix --manifests)", cfg.ManifestsDir)
+	switch {
+	case cfg.ManifestsDir == "" && cfg.Kubeconfig == "":
+		return errors.New("no source: pass --manifests DIR or --kubeconfig FILE")
+	case cfg.ManifestsDir != "" && cfg.Kubeconfig != "":
+		return errors.New("two sources: pass either --manifests or --kubeconfig, not both")
+	case cfg.ManifestsDir != "":
+		if st, err := os.Stat(cfg.ManifestsDir); err != nil || !st.IsDir() {
+			return fmt.Errorf("manifests dir %q: not a readable directory (create it or fix --manifests)", cfg.ManifestsDir)
+		}
 	}
 	if err := cfg.ResolveCgroup(); err != nil {
 		return err
@@ -93,15 +101,30 @@ func Run(ctx context.Context, cfg Config, log *slog.Logger) error {
 	r := runner.New(sync, cfg.MinSyncInterval, cfg.SyncPeriod)
 	tr = tracker.New(r.Trigger)
 
-	src := manifests.New(cfg.ManifestsDir, tr, log)
-	// Every file is read before the first sync, so a restart never deletes
-	// a service only because its manifest was not read yet.
-	if err := src.Start(ctx); err != nil {
+	// Every source has listed everything before the first sync, so a
+	// restart never deletes a service only because it was not read yet.
+	if err := startSource(ctx, cfg, tr, log); err != nil {
 		return err
-	}
-	if n := len(src.Errors()); n > 0 {
-		log.Warn("Some manifests were rejected; serving every valid one", logfields.Dir, cfg.ManifestsDir, logfields.Count, n)
 	}
 	r.Run(ctx)
 	return nil
+}
+
+func startSource(ctx context.Context, cfg Config, tr *tracker.Tracker, log *slog.Logger) error {
+	if cfg.ManifestsDir != "" {
+		src := manifests.New(cfg.ManifestsDir, tr, log)
+		if err := src.Start(ctx); err != nil {
+			return err
+		}
+		if n := len(src.Errors()); n > 0 {
+			log.Warn("Some manifests were rejected; serving every valid one", logfields.Dir, cfg.ManifestsDir, logfields.Count, n)
+		}
+		return nil
+	}
+	client, err := k8s.NewClient(cfg.Kubeconfig)
+	if err != nil {
+		return err
+	}
+	log.Info("Waiting for the API server's Services and EndpointSlices")
+	return k8s.New(client, tr, log).Start(ctx)
 }

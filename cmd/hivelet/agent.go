@@ -7,6 +7,7 @@ import (
 	"time"
 
 	"github.com/spf13/cobra"
+	"k8s.io/klog/v2"
 
 	"github.com/hivelet/hivelet/daemon"
 	"github.com/hivelet/hivelet/daemon/logfields"
@@ -20,15 +21,16 @@ func newAgentCmd() *cobra.Command {
 		logLevel, logForm string
 	)
 	cmd := &cobra.Command{
-		Use:   "agent --manifests DIR [--bpffs DIR] [--cgroup2 PATH]",
+		Use:   "agent (--manifests DIR | --kubeconfig FILE) [--bpffs DIR] [--cgroup2 PATH]",
 		Short: "Run the service proxy agent (or remove everything it installed, with --cleanup)",
 		Long: `Run the service proxy agent.
 
 The agent loads the socket load-balancing programs, attaches them to a cgroup
 v2 directory (every process below it gets its Service connections balanced),
 and keeps the pinned BPF maps in line with the Services and EndpointSlices it
-reads from --manifests: a directory of Kubernetes YAML or JSON, watched for
-changes. Invalid objects are reported and skipped; the rest is served.
+reads from its source: an API server (--kubeconfig, or "in-cluster"), or a
+directory of Kubernetes YAML or JSON (--manifests), watched for changes.
+Invalid objects are reported and their last valid version keeps serving.
 
 Maps and links are pinned under --bpffs, so traffic keeps flowing while the
 agent is stopped or restarting; a restarted agent adopts what it finds and
@@ -36,7 +38,8 @@ writes only the difference.
 
 With --cleanup, the agent detaches every program and removes every map and
 link it pinned, then exits.`,
-		Example: `  hivelet agent --manifests /etc/hivelet/manifests
+		Example: `  hivelet agent --kubeconfig /etc/kubernetes/hivelet.kubeconfig
+  hivelet agent --manifests /etc/hivelet/manifests
   hivelet agent --manifests ./examples --cgroup2 /sys/fs/cgroup/unified/demo --bpffs /sys/fs/bpf/demo
   hivelet agent --cleanup`,
 		Args: cobra.NoArgs,
@@ -52,6 +55,7 @@ link it pinned, then exits.`,
 				log.Info("Removed hivelet programs, links and maps", logfields.BPFFS, cfg.BPFFSDir)
 				return nil
 			}
+			klog.SetSlogLogger(log) // client-go logs through klog
 			ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGINT, syscall.SIGTERM)
 			defer stop()
 			return daemon.Run(ctx, cfg, log)
@@ -59,6 +63,7 @@ link it pinned, then exits.`,
 	}
 	f := cmd.Flags()
 	f.StringVar(&cfg.ManifestsDir, "manifests", "", "directory of Service and EndpointSlice manifests (YAML or JSON) to serve")
+	f.StringVar(&cfg.Kubeconfig, "kubeconfig", "", "kubeconfig file of the API server to watch, or \"in-cluster\" for the pod's service account")
 	f.StringVar(&cfg.BPFFSDir, "bpffs", datapath.DefaultBPFFSDir, "directory on a BPF filesystem for pinned maps and links (a bpffs is mounted if none covers it)")
 	f.StringVar(&cfg.Cgroup2, "cgroup2", "", "cgroup v2 directory to attach the socket hooks to (default: the cgroup2 root from /proc/mounts)")
 	f.BoolVar(&cleanup, "cleanup", false, "detach all programs, remove all pinned maps and links under --bpffs, and exit")

@@ -1,0 +1,202 @@
+// Package k8s is the agent's Kubernetes source: client-go informers on
+// Services and EndpointSlices, reduced to the load-balancer model and
+// handed to the change tracker as {previous, current}.
+//
+// Callbacks only convert and record. An object the model rejects is logged
+// and its last valid version stays in service, as with the manifests
+// source; Services another proxy owns, headless and ExternalName Services
+// are reported as absent.
+package k8s
+
+import (
+	"context"
+	"fmt"
+	"log/slog"
+	"sync"
+	"time"
+
+	corev1 "k8s.io/api/core/v1"
+	discoveryv1 "k8s.io/api/discovery/v1"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/client-go/informers"
+	"k8s.io/client-go/kubernetes"
+	"k8s.io/client-go/tools/cache"
+
+	lb "github.com/hivelet/hivelet/daemon/loadbalancer"
+	"github.com/hivelet/hivelet/daemon/logfields"
+)
+
+// Handler receives every change as {previous, current}; nil previous is
+// an add, nil current a delete.
+type Handler interface {
+	OnServiceUpdate(prev, cur *lb.Service)
+	OnEndpointSliceUpdate(prev, cur *lb.EndpointSlice)
+}
+
+// Source watches the API server.
+type Source struct {
+	client  kubernetes.Interface
+	handler Handler
+	log     *slog.Logger
+
+	mu sync.Mutex
+	// rejected maps slices whose latest version was rejected to the
+	// Service of the version still in service. Guarded by mu; usually empty.
+	rejected map[string]lb.ServiceName
+}
+
+// New returns a source reading through client.
+func New(client kubernetes.Interface, h Handler, log *slog.Logger) *Source {
+	return &Source{client: client, handler: h, log: log, rejected: map[string]lb.ServiceName{}}
+}
+
+// Start runs the informers until ctx ends and returns once every one has
+// listed, so the first sync sees the whole cluster: a restarted agent
+// never deletes a Service only because it was not listed yet.
+func (s *Source) Start(ctx context.Context) error {
+	f := informers.NewSharedInformerFactoryWithOptions(s.client, 0, informers.WithTransform(stripManagedFields))
+	svcInf := f.Core().V1().Services().Informer()
+	epsInf := f.Discovery().V1().EndpointSlices().Informer()
+	if _, err := svcInf.AddEventHandler(cache.ResourceEventHandlerFuncs{
+		AddFunc:    func(obj any) { s.onService(nil, obj) },
+		UpdateFunc: s.onService,
+		DeleteFunc: func(obj any) { s.onService(obj, nil) },
+	}); err != nil {
+		return fmt.Errorf("watch Services: %w", err)
+	}
+	if _, err := epsInf.AddEventHandler(cache.ResourceEventHandlerFuncs{
+		AddFunc:    func(obj any) { s.onSlice(nil, obj) },
+		UpdateFunc: s.onSlice,
+		DeleteFunc: func(obj any) { s.onSlice(obj, nil) },
+	}); err != nil {
+		return fmt.Errorf("watch EndpointSlices: %w", err)
+	}
+	f.Start(ctx.Done())
+	synced := make(chan struct{})
+	go func() {
+		defer close(synced)
+		cache.WaitForCacheSync(ctx.Done(), svcInf.HasSynced, epsInf.HasSynced)
+	}()
+	for {
+		select {
+		case <-ctx.Done():
+			return ctx.Err()
+		case <-synced:
+			return nil
+		case <-time.After(30 * time.Second):
+			s.log.Warn("Still waiting for the API server's initial lists; nothing is synced before them")
+		}
+	}
+}
+
+// stripManagedFields drops what the agent never reads before the object
+// reaches the informer cache: at 100k objects it is most of the memory.
+func stripManagedFields(obj any) (any, error) {
+	if m, ok := obj.(metav1.ObjectMetaAccessor); ok {
+		meta := m.GetObjectMeta()
+		meta.SetManagedFields(nil)
+		if a := meta.GetAnnotations(); a != nil {
+			delete(a, corev1.LastAppliedConfigAnnotation)
+		}
+	}
+	return obj, nil
+}
+
+// unwrap turns a DeletedFinalStateUnknown tombstone into its object.
+func unwrap(obj any) any {
+	if t, ok := obj.(cache.DeletedFinalStateUnknown); ok {
+		return t.Obj
+	}
+	return obj
+}
+
+func (s *Source) onService(oldObj, newObj any) {
+	oldObj, newObj = unwrap(oldObj), unwrap(newObj)
+	prev, perr := convertService(oldObj)
+	cur, err := convertService(newObj)
+	if err != nil {
+		s.log.Error("Rejected Service; its last valid version stays in service", logfields.Error, err)
+		return
+	}
+	if perr != nil {
+		// The old version was rejected, so the last one handed on is
+		// older still; the tracker needs only its name to replace it.
+		old := oldObj.(*corev1.Service)
+		prev = &lb.Service{Name: lb.ServiceName{Namespace: old.Namespace, Name: old.Name}}
+	}
+	if prev != nil || cur != nil {
+		s.handler.OnServiceUpdate(prev, cur)
+	}
+}
+
+func (s *Source) onSlice(oldObj, newObj any) {
+	oldObj, newObj = unwrap(oldObj), unwrap(newObj)
+	prev, perr := convertSlice(oldObj)
+	cur, err := convertSlice(newObj)
+	if err != nil {
+		s.log.Error("Rejected EndpointSlice; its last valid version stays in service", logfields.Error, err)
+		if prev != nil {
+			s.rejectedOwner(prev.Key(), &prev.Service)
+		}
+		return
+	}
+	if perr != nil {
+		// The last version handed on is older than the rejected one: the
+		// tracker finds it by key and by the Service it belonged to.
+		old := oldObj.(*discoveryv1.EndpointSlice)
+		key := old.Namespace + "/" + old.Name
+		prev = &lb.EndpointSlice{Namespace: old.Namespace, Name: old.Name, Service: s.rejectedOwner(key, nil)}
+	}
+	if prev == nil && cur == nil {
+		return
+	}
+	// Accepted or deleted: nothing rejected is pending for this slice.
+	s.mu.Lock()
+	if cur != nil {
+		delete(s.rejected, cur.Key())
+	} else {
+		delete(s.rejected, prev.Key())
+	}
+	s.mu.Unlock()
+	s.handler.OnEndpointSliceUpdate(prev, cur)
+}
+
+// rejectedOwner remembers, for a slice whose update was rejected, which
+// Service its last accepted version belongs to (set when owner is given)
+// and returns it.
+func (s *Source) rejectedOwner(key string, owner *lb.ServiceName) lb.ServiceName {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if owner != nil {
+		if _, known := s.rejected[key]; !known {
+			s.rejected[key] = *owner
+		}
+	}
+	return s.rejected[key]
+}
+
+// convertService reduces an informer object to the model: nil when there
+// is nothing to serve (absent, ignored), an error when it is invalid.
+func convertService(obj any) (*lb.Service, error) {
+	in, ok := obj.(*corev1.Service)
+	if !ok || in == nil || lb.Ignored(in) != "" {
+		return nil, nil
+	}
+	out, errs := lb.ConvertService(in)
+	if len(errs) > 0 {
+		return nil, fmt.Errorf("Service %s/%s: %w", in.Namespace, in.Name, errs.ToAggregate())
+	}
+	return out, nil
+}
+
+func convertSlice(obj any) (*lb.EndpointSlice, error) {
+	in, ok := obj.(*discoveryv1.EndpointSlice)
+	if !ok || in == nil {
+		return nil, nil
+	}
+	out, errs := lb.ConvertEndpointSlice(in)
+	if len(errs) > 0 {
+		return nil, fmt.Errorf("EndpointSlice %s/%s: %w", in.Namespace, in.Name, errs.ToAggregate())
+	}
+	return out, nil
+}
