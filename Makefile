@@ -3,7 +3,7 @@ SHELL := /bin/bash
 GO    ?= go
 BIN   := bin
 
-.PHONY: all deps vmlinux generate build test test-unit test-privileged demo bench lint clean
+.PHONY: all deps vmlinux generate build test test-k8s k8s-harness demo bench lint clean
 
 all: build
 
@@ -29,11 +29,22 @@ lint:
 	@out=$$(gofmt -l $$(git ls-files '*.go')); if [ -n "$$out" ]; then echo "gofmt needed: $$out"; exit 1; fi
 	$(GO) vet ./...
 
-# Unit and privileged tests (root: namespaces, cgroups, BPF). Packages run
-# one at a time: privileged tests move the test process between cgroups.
-test: deps lint
-	@echo ">> go test (unit + privileged tiers, needs root)"
+# A real kube-apiserver v1.37.2 + etcd on loopback for the Kubernetes tier
+# (hack/k8s.sh; the build is cached outside the repository).
+k8s-harness: deps
+	@echo ">> kube-apiserver for the Kubernetes tests (first build ~10 min, then cached)"
+	./hack/k8s.sh build
+
+# Unit, privileged (root: namespaces, cgroups, BPF), end-to-end and
+# real-API-server tests. Packages run one at a time: privileged tests move
+# the test process between cgroups.
+test: deps lint k8s-harness
+	@echo ">> go test (unit + privileged + e2e + real API server, needs root)"
 	$(GO) test -p 1 -count=1 -timeout 20m ./...
+
+test-k8s: deps k8s-harness
+	@echo ">> go test ./test/k8s (agent against a real API server)"
+	$(GO) test -count=1 -timeout 10m ./test/k8s/...
 
 demo: build
 	@echo ">> demo: 3 pod namespaces behind a ClusterIP, socket LB on a child cgroup"

@@ -12,6 +12,7 @@ PACKAGES=(
   util-linux            # nsenter, used by the demo
   curl                  # the demo's client
   busybox-static        # the demo's tiny HTTP servers
+  etcd-server openssl   # hack/k8s.sh: a real API server for the Kubernetes tests
   make git ca-certificates
 )
 

@@ -15,6 +15,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/hivelet/hivelet/test/harness"
 	"github.com/hivelet/hivelet/test/testnet"
 )
 
@@ -48,7 +49,7 @@ func newEnv(t *testing.T) *env {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() {
-		out, err := run(hiveletBin, "agent", "--cleanup", "--bpffs", e.bpffs, "--cgroup2", e.cgroup)
+		out, err := harness.Run(hiveletBin, "agent", "--cleanup", "--bpffs", e.bpffs, "--cgroup2", e.cgroup)
 		if err != nil {
 			t.Errorf("hivelet agent --cleanup: %v\n%s", err, out)
 		}
@@ -100,14 +101,14 @@ func TestPrivilegedAgentFollowsManifestEdits(t *testing.T) {
 	file := filepath.Join(e.manifests, "web.yaml")
 	writeFile(t, file, manifests(vip, e.podIPs(0, 1)...))
 	a := startAgent(t, e.agentArgs()...)
-	waitFor(t, "the service to be programmed", func() bool { return len(backendsOf(t, e.bpffs, vip+":80/TCP")) == 2 })
+	harness.WaitFor(t, "the service to be programmed", func() bool { return len(backendsOf(t, e.bpffs, vip+":80/TCP")) == 2 })
 	if got := e.answers(t, 40); !slices.Equal(got, []string{"pod-1", "pod-2"}) {
 		t.Fatalf("answers = %v, want pod-1 and pod-2", got)
 	}
 
 	// The EndpointSlice edit is honoured on the next sync.
 	writeFile(t, file, manifests(vip, e.podIPs(1, 2)...))
-	waitFor(t, "the edit to be programmed", func() bool {
+	harness.WaitFor(t, "the edit to be programmed", func() bool {
 		return slices.Equal(backendsOf(t, e.bpffs, vip+":80/TCP"), []string{"10.244.0.12:8080/TCP", "10.244.0.13:8080/TCP"})
 	})
 	if got := e.answers(t, 40); !slices.Equal(got, []string{"pod-2", "pod-3"}) {
@@ -118,9 +119,9 @@ func TestPrivilegedAgentFollowsManifestEdits(t *testing.T) {
 	broken := strings.NewReplacer("port: 80,", "port: 80000,", "name: web", "name: broken", "web-1", "broken-1").
 		Replace(manifests("10.96.0.11", "10.244.0.11"))
 	writeFile(t, filepath.Join(e.manifests, "broken.yaml"), broken)
-	waitFor(t, "the rejection to be logged", func() bool { return strings.Contains(a.logText(), "broken.yaml: Service e2e/broken") })
-	if !strings.Contains(a.logText(), "spec.ports[0].port: Invalid value: 80000") {
-		t.Errorf("rejection does not name the field:\n%s", a.logText())
+	harness.WaitFor(t, "the rejection to be logged", func() bool { return strings.Contains(a.Log(), "broken.yaml: Service e2e/broken") })
+	if !strings.Contains(a.Log(), "spec.ports[0].port: Invalid value: 80000") {
+		t.Errorf("rejection does not name the field:\n%s", a.Log())
 	}
 	if got := e.answers(t, 20); !slices.Equal(got, []string{"pod-2", "pod-3"}) {
 		t.Fatalf("answers after a broken manifest = %v", got)
@@ -128,7 +129,7 @@ func TestPrivilegedAgentFollowsManifestEdits(t *testing.T) {
 
 	// No backends: connections are refused, as kube-proxy's REJECT does.
 	writeFile(t, file, manifests(vip))
-	waitFor(t, "the empty service", func() bool {
+	harness.WaitFor(t, "the empty service", func() bool {
 		b := backendsOf(t, e.bpffs, vip+":80/TCP")
 		return b != nil && len(b) == 0
 	})
@@ -147,8 +148,8 @@ func TestPrivilegedAgentRestartKeepsTraffic(t *testing.T) {
 	e := newEnv(t)
 	writeFile(t, filepath.Join(e.manifests, "web.yaml"), manifests(vip, e.podIPs(0, 1, 2)...))
 	first := startAgent(t, e.agentArgs()...)
-	waitFor(t, "the service to be programmed", func() bool { return len(backendsOf(t, e.bpffs, vip+":80/TCP")) == 3 })
-	before, err := serviceList(t, e.bpffs)
+	harness.WaitFor(t, "the service to be programmed", func() bool { return len(backendsOf(t, e.bpffs, vip+":80/TCP")) == 3 })
+	before, err := harness.ServiceList(hiveletBin, e.bpffs)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -195,15 +196,15 @@ func TestPrivilegedAgentRestartKeepsTraffic(t *testing.T) {
 			}
 		})
 	}()
-	waitFor(t, "the client loop to start", func() bool { return ok.Load() > 50 })
+	harness.WaitFor(t, "the client loop to start", func() bool { return ok.Load() > 50 })
 
-	first.stop(syscall.SIGKILL)
+	first.Stop(syscall.SIGKILL)
 	atKill := ok.Load()
-	waitFor(t, "connects while no agent runs", func() bool { return ok.Load() > atKill+200 })
+	harness.WaitFor(t, "connects while no agent runs", func() bool { return ok.Load() > atKill+200 })
 	second := startAgent(t, e.agentArgs()...)
-	waitFor(t, "the new agent's first sync", func() bool { return strings.Contains(second.logText(), "msg=Synced") })
+	harness.WaitFor(t, "the new agent's first sync", func() bool { return strings.Contains(second.Log(), "msg=Synced") })
 	atRestart := ok.Load()
-	waitFor(t, "connects after the restart", func() bool { return ok.Load() > atRestart+200 })
+	harness.WaitFor(t, "connects after the restart", func() bool { return ok.Load() > atRestart+200 })
 	close(stop)
 	wg.Wait()
 
@@ -211,14 +212,14 @@ func TestPrivilegedAgentRestartKeepsTraffic(t *testing.T) {
 		t.Errorf("%d of %d connects failed across kill and restart; first: %v", n, n+ok.Load(), firstErr.Load())
 	}
 	t.Logf("%d connects across SIGKILL and restart, %d failed", ok.Load(), failed.Load())
-	if !strings.Contains(second.logText(), "upserts=0 deletes=0 backends=0") {
-		t.Errorf("the restarted agent rewrote the maps:\n%s", second.logText())
+	if !strings.Contains(second.Log(), "upserts=0 deletes=0 backends=0") {
+		t.Errorf("the restarted agent rewrote the maps:\n%s", second.Log())
 	}
-	after, err := serviceList(t, e.bpffs)
+	after, err := harness.ServiceList(hiveletBin, e.bpffs)
 	if err != nil {
 		t.Fatal(err)
 	}
-	if !slices.EqualFunc(before, after, func(a, b serviceRow) bool {
+	if !slices.EqualFunc(before, after, func(a, b harness.ServiceRow) bool {
 		return a.ID == b.ID && a.Frontend == b.Frontend && len(a.Backends) == len(b.Backends)
 	}) {
 		t.Errorf("service list changed across the restart:\n before %+v\n after  %+v", before, after)
@@ -243,13 +244,13 @@ func TestPrivilegedAgentCleanupRemovesEverything(t *testing.T) {
 	e := newEnv(t)
 	writeFile(t, filepath.Join(e.manifests, "web.yaml"), manifests(vip, e.podIPs(0)...))
 	a := startAgent(t, e.agentArgs()...)
-	waitFor(t, "the service to be programmed", func() bool { return len(backendsOf(t, e.bpffs, vip+":80/TCP")) == 1 })
-	a.stop(syscall.SIGTERM)
+	harness.WaitFor(t, "the service to be programmed", func() bool { return len(backendsOf(t, e.bpffs, vip+":80/TCP")) == 1 })
+	a.Stop(syscall.SIGTERM)
 	// Stopping the agent leaves the datapath working.
 	if got := e.answers(t, 5); !slices.Equal(got, []string{"pod-1"}) {
 		t.Fatalf("answers with the agent stopped = %v", got)
 	}
-	if out, err := run(hiveletBin, "agent", "--cleanup", "--bpffs", e.bpffs, "--cgroup2", e.cgroup); err != nil {
+	if out, err := harness.Run(hiveletBin, "agent", "--cleanup", "--bpffs", e.bpffs, "--cgroup2", e.cgroup); err != nil {
 		t.Fatalf("cleanup: %v\n%s", err, out)
 	}
 	if _, err := os.Stat(e.bpffs); !os.IsNotExist(err) {
@@ -263,7 +264,7 @@ func TestPrivilegedAgentCleanupRemovesEverything(t *testing.T) {
 		}
 		return nil
 	})
-	if out, err := run(hiveletBin, "service", "list", "--bpffs", e.bpffs); err == nil || !strings.Contains(out, "not loaded") {
+	if out, err := harness.Run(hiveletBin, "service", "list", "--bpffs", e.bpffs); err == nil || !strings.Contains(out, "not loaded") {
 		t.Errorf("service list after cleanup: %v\n%s", err, out)
 	}
 }

@@ -10,6 +10,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/hivelet/hivelet/test/harness"
 	"github.com/hivelet/hivelet/test/testnet"
 )
 
@@ -73,23 +74,23 @@ func BenchmarkAgent(b *testing.B) {
 			for i := 0; i < b.N; i++ {
 				bpffs := filepath.Join(dir, fmt.Sprintf("bpffs-%d", i))
 				start := time.Now()
-				a := startAgentB(b, "--manifests", manifestsDir, "--bpffs", bpffs, "--cgroup2", cg)
+				a := startAgent(b, "--manifests", manifestsDir, "--bpffs", bpffs, "--cgroup2", cg)
 				want := fmt.Sprintf("upserts=%d ", n)
-				for !strings.Contains(a.logText(), want) {
-					if time.Since(start) > 5*time.Minute || a.exited() {
-						b.Fatalf("agent did not program %d services:\n%s", n, a.logText())
+				for !strings.Contains(a.Log(), want) {
+					if time.Since(start) > 5*time.Minute || a.Exited() {
+						b.Fatalf("agent did not program %d services:\n%s", n, a.Log())
 					}
 					time.Sleep(10 * time.Millisecond)
 				}
 				syncMs += float64(time.Since(start).Milliseconds())
 				time.Sleep(time.Second) // let the agent settle after the initial load
-				r, err := rssMiB(a.cmd.Process.Pid)
+				r, err := rssMiB(a.Cmd.Process.Pid)
 				if err != nil {
 					b.Fatal(err)
 				}
 				rss += r
-				a.stop(15)
-				if out, err := run(hiveletBin, "agent", "--cleanup", "--bpffs", bpffs); err != nil {
+				a.Stop(15)
+				if out, err := harness.Run(hiveletBin, "agent", "--cleanup", "--bpffs", bpffs); err != nil {
 					b.Fatalf("cleanup: %v\n%s", err, out)
 				}
 			}

@@ -1,0 +1,146 @@
+// Package harness runs the hivelet binary the way a user does, for the
+// end-to-end and Kubernetes test tiers: build it, start agents, read
+// `hivelet service list`, wait for conditions.
+package harness
+
+import (
+	"encoding/json"
+	"fmt"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"syscall"
+	"testing"
+	"time"
+)
+
+// Build compiles cmd/hivelet into a temp dir and returns the binary's path
+// and a cleanup function. Call it from TestMain.
+func Build() (string, func(), error) {
+	dir, err := os.MkdirTemp("", "hivelet-bin-")
+	if err != nil {
+		return "", nil, err
+	}
+	bin := filepath.Join(dir, "hivelet")
+	cmd := exec.Command("go", "build", "-o", bin, "github.com/hivelet/hivelet/cmd/hivelet")
+	cmd.Stdout, cmd.Stderr = os.Stderr, os.Stderr
+	if err := cmd.Run(); err != nil {
+		os.RemoveAll(dir)
+		return "", nil, fmt.Errorf("build hivelet: %w", err)
+	}
+	return bin, func() { os.RemoveAll(dir) }, nil
+}
+
+// Agent is a running `hivelet agent` process.
+type Agent struct {
+	Cmd *exec.Cmd
+	log string
+}
+
+// StartAgent starts `bin agent args...`, logging to a temp file; at
+// cleanup the agent gets SIGTERM and is reaped, and its log is shown if
+// the test failed.
+func StartAgent(t testing.TB, bin string, args ...string) *Agent {
+	t.Helper()
+	logPath := filepath.Join(t.TempDir(), "agent.log")
+	f, err := os.Create(logPath)
+	if err != nil {
+		t.Fatal(err)
+	}
+	cmd := exec.Command(bin, append([]string{"agent"}, args...)...)
+	cmd.Stdout, cmd.Stderr = f, f
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	f.Close()
+	a := &Agent{Cmd: cmd, log: logPath}
+	t.Cleanup(func() {
+		a.Stop(syscall.SIGTERM)
+		if t.Failed() {
+			t.Logf("agent log:\n%s", a.Log())
+		}
+	})
+	return a
+}
+
+// Log returns everything the agent logged so far.
+func (a *Agent) Log() string {
+	b, _ := os.ReadFile(a.log)
+	return string(b)
+}
+
+// Exited reports whether the agent process has ended.
+func (a *Agent) Exited() bool {
+	return a.Cmd.ProcessState != nil || a.Cmd.Process.Signal(syscall.Signal(0)) != nil
+}
+
+// Stop signals the agent and reaps it (PID 1 here does not reap orphans).
+func (a *Agent) Stop(sig syscall.Signal) {
+	if a.Cmd.ProcessState != nil {
+		return
+	}
+	_ = a.Cmd.Process.Signal(sig)
+	_ = a.Cmd.Wait()
+}
+
+// WaitFor polls cond until it holds, failing the test after 20 s.
+func WaitFor(t testing.TB, what string, cond func() bool) {
+	t.Helper()
+	deadline := time.Now().Add(20 * time.Second)
+	for !cond() {
+		if time.Now().After(deadline) {
+			t.Fatalf("timed out waiting for %s", what)
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+}
+
+// ServiceRow mirrors one entry of `hivelet service list -o json`.
+type ServiceRow struct {
+	ID       uint32 `json:"id"`
+	Frontend string `json:"frontend"`
+	Type     string `json:"type"`
+	Backends []struct {
+		ID      uint32 `json:"id"`
+		Address string `json:"address"`
+	} `json:"backends"`
+	Problem string `json:"problem"`
+}
+
+// ServiceList runs `bin service list -o json --bpffs bpffs`.
+func ServiceList(bin, bpffs string) ([]ServiceRow, error) {
+	out, err := exec.Command(bin, "service", "list", "-o", "json", "--bpffs", bpffs).Output()
+	if err != nil {
+		return nil, fmt.Errorf("service list: %w", err)
+	}
+	var rows []ServiceRow
+	if err := json.Unmarshal(out, &rows); err != nil {
+		return nil, fmt.Errorf("service list output %q: %w", out, err)
+	}
+	return rows, nil
+}
+
+// BackendsOf returns the backend addresses `service list` shows for a
+// frontend ("10.96.0.10:80/TCP"), or nil when it is not programmed.
+func BackendsOf(bin, bpffs, frontend string) []string {
+	rows, err := ServiceList(bin, bpffs)
+	if err != nil {
+		return nil
+	}
+	for _, r := range rows {
+		if r.Frontend == frontend {
+			out := []string{}
+			for _, b := range r.Backends {
+				out = append(out, b.Address)
+			}
+			return out
+		}
+	}
+	return nil
+}
+
+// Run executes a command and returns its combined output.
+func Run(name string, args ...string) (string, error) {
+	out, err := exec.Command(name, args...).CombinedOutput()
+	return string(out), err
+}
