@@ -13,12 +13,13 @@ import (
 	"fmt"
 	"log/slog"
 	"os"
-	"runtime/debug"
 	"time"
 
+	"github.com/hivelet/hivelet/daemon/health"
 	"github.com/hivelet/hivelet/daemon/k8s"
 	"github.com/hivelet/hivelet/daemon/logfields"
 	"github.com/hivelet/hivelet/daemon/manifests"
+	"github.com/hivelet/hivelet/daemon/metrics"
 	"github.com/hivelet/hivelet/daemon/reconciler"
 	"github.com/hivelet/hivelet/daemon/runner"
 	"github.com/hivelet/hivelet/daemon/tracker"
@@ -36,6 +37,9 @@ type Config struct {
 	MapSizes        datapath.MapSizes
 	SyncPeriod      time.Duration
 	MinSyncInterval time.Duration
+	// HealthzAddr and MetricsAddr are listen addresses; empty disables.
+	HealthzAddr string
+	MetricsAddr string
 }
 
 // ResolveCgroup fills in the default cgroup (the cgroup2 root).
@@ -74,36 +78,23 @@ func Run(ctx context.Context, cfg Config, log *slog.Logger) error {
 	}
 	log.Info("Socket LB attached", logfields.Cgroup, cfg.Cgroup2, logfields.BPFFS, cfg.BPFFSDir)
 
-	rec := reconciler.New(dp.LBMap(), log)
-	var (
-		tr     *tracker.Tracker
-		loaded bool
-	)
-	sync := func(full bool) error {
-		start := time.Now()
-		full = full || rec.NeedsFull()
-		stats, err := rec.Sync(tr.Take(full), full)
-		attrs := []any{logfields.Full, stats.Full, logfields.Frontends, stats.Frontends, logfields.Upserts, stats.Upserts,
-			logfields.Deletes, stats.Deletes, logfields.Backends, stats.Backends, logfields.Duration, time.Since(start)}
-		if err != nil {
-			log.Error("Sync failed; retrying with a full sync", append(attrs, logfields.Error, err)...)
-			return err
-		}
-		log.Info("Synced", attrs...)
-		if !loaded {
-			// The initial load parsed every manifest; hand that garbage
-			// back to the OS now instead of holding it at peak size.
-			loaded = true
-			debug.FreeOSMemory()
-		}
-		return nil
+	m := metrics.New()
+	setCapacity(m, cfg.MapSizes)
+	hc := health.NewTracker(2 * cfg.SyncPeriod)
+	if err := serve(ctx, log, cfg.HealthzAddr, "healthz", healthMux(hc)); err != nil {
+		return err
 	}
-	r := runner.New(sync, cfg.MinSyncInterval, cfg.SyncPeriod)
-	tr = tracker.New(r.Trigger)
+	if err := serve(ctx, log, cfg.MetricsAddr, "metrics", metricsMux(m)); err != nil {
+		return err
+	}
+
+	s := &syncer{rec: reconciler.New(dp.LBMap(), log), metrics: m, health: hc, log: log}
+	r := runner.New(s.sync, cfg.MinSyncInterval, cfg.SyncPeriod)
+	s.tracker = tracker.New(func() { hc.Queued(); r.Trigger() })
 
 	// Every source has listed everything before the first sync, so a
 	// restart never deletes a service only because it was not read yet.
-	if err := startSource(ctx, cfg, tr, log); err != nil {
+	if err := startSource(ctx, cfg, s.tracker, log); err != nil {
 		return err
 	}
 	r.Run(ctx)

@@ -66,7 +66,8 @@ func BenchmarkProgram(b *testing.B) {
 				rec := reconciler.New(dp.LBMap(), log)
 				b.StartTimer()
 
-				stats, err := rec.Sync(tr.Take(true), true)
+				changes, _ := tr.Take(true)
+				stats, err := rec.Sync(changes, true)
 
 				b.StopTimer()
 				if err != nil {

@@ -62,7 +62,8 @@ echo "  $TMP/manifests/web.yaml"
 
 step "agent: socket LB attached to child cgroup $CG"
 mkdir "$CG"
-"$HIVELET" agent --manifests "$TMP/manifests" --bpffs "$BPFFS" --cgroup2 "$CG" >"$TMP/agent.log" 2>&1 &
+"$HIVELET" agent --manifests "$TMP/manifests" --bpffs "$BPFFS" --cgroup2 "$CG" \
+  --healthz-bind-address 127.0.0.1:0 --metrics-bind-address 127.0.0.1:0 >"$TMP/agent.log" 2>&1 &
 PIDS+=($!)
 for _ in $(seq 100); do
   "$HIVELET" service list --bpffs "$BPFFS" 2>/dev/null | grep -q "$VIP:80/TCP.*=>" && break
@@ -95,3 +96,9 @@ done
 curl_vip
 step "hivelet service list"
 "$HIVELET" service list --bpffs "$BPFFS" | sed 's/^/  /'
+
+METRICS=$(sed -n 's/.*msg="Serving metrics" addr=\([^ ]*\).*/\1/p' "$TMP/agent.log")
+HEALTHZ=$(sed -n 's/.*msg="Serving healthz" addr=\([^ ]*\).*/\1/p' "$TMP/agent.log")
+step "kube-proxy-style surfaces: http://$HEALTHZ/healthz and http://$METRICS/metrics"
+echo "  healthz: $(curl -s "http://$HEALTHZ/healthz")"
+curl -s "http://$METRICS/metrics" | grep -E '^hivelet_(service_frontends|service_backends|sync_proxy_rules_duration_seconds_count|bpf_map_entries)' | sed 's/^/  /'

@@ -3,6 +3,7 @@ package loadbalancer
 import (
 	"fmt"
 	"net/netip"
+	"time"
 
 	corev1 "k8s.io/api/core/v1"
 	discoveryv1 "k8s.io/api/discovery/v1"
@@ -123,6 +124,10 @@ func ConvertEndpointSlice(in *discoveryv1.EndpointSlice) (*EndpointSlice, field.
 		Namespace: namespaceOr(in.Namespace),
 		Name:      in.Name,
 		Service:   ServiceName{Namespace: namespaceOr(in.Namespace), Name: svc},
+	}
+	if v, ok := in.Annotations[corev1.EndpointsLastChangeTriggerTime]; ok {
+		// A malformed time only loses a latency sample.
+		out.TriggerTime, _ = time.Parse(time.RFC3339Nano, v)
 	}
 	switch in.AddressType {
 	case discoveryv1.AddressTypeIPv4:

@@ -7,6 +7,7 @@ package loadbalancer
 import (
 	"fmt"
 	"net/netip"
+	"time"
 
 	"github.com/hivelet/hivelet/datapath"
 )
@@ -66,6 +67,10 @@ type EndpointSlice struct {
 	IPv6      bool
 	Ports     []EndpointPort
 	Endpoints []Endpoint
+	// TriggerTime is when the change this version reflects happened
+	// (annotation endpoints.kubernetes.io/last-change-trigger-time);
+	// zero when unknown. It feeds the network-programming latency.
+	TriggerTime time.Time
 }
 
 // Key names the slice uniquely.

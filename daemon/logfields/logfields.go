@@ -25,4 +25,5 @@ const (
 	Owner         = "owner"
 	PreviousOwner = "previousOwner"
 	Object        = "object"
+	Addr          = "addr"
 )

@@ -12,6 +12,8 @@ import (
 type realized struct {
 	// fes holds every frontend with entries in the services map.
 	fes map[datapath.Frontend]feState
+	// entries counts services-map entries: 1 + slots per frontend.
+	entries int
 
 	backendByAddr map[beKey]datapath.BackendID
 	backends      map[datapath.BackendID]backendRef
@@ -109,6 +111,7 @@ func fromDump(st *datapath.State, sizeHint int) *realized {
 			fe.backends = append([]datapath.BackendID(nil), ds.Backends...)
 		}
 		r.fes[f] = fe
+		r.entries += 1 + fe.slots
 		for _, id := range fe.backends {
 			if ref, ok := r.backends[id]; ok {
 				ref.refs++

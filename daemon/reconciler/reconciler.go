@@ -150,7 +150,7 @@ func nameLess(a, b lb.ServiceName) bool {
 func (r *Reconciler) upsert(owner lb.ServiceName, e *lb.Entry, ch *datapath.Changes) {
 	s := r.state
 	f := e.Frontend
-	have := s.fes[f]
+	have, present := s.fes[f]
 	ids := make([]datapath.BackendID, 0, len(e.Backends))
 	for _, b := range e.Backends {
 		ids = append(ids, s.acquireBackend(b, ch))
@@ -167,6 +167,10 @@ func (r *Reconciler) upsert(owner lb.ServiceName, e *lb.Entry, ch *datapath.Chan
 		PrevSlots: have.slots,
 	})
 	s.fes[f] = feState{owner: owner, revnat: revnat, flags: e.Flags, complete: true, slots: len(ids), backends: ids}
+	if present {
+		s.entries -= 1 + have.slots
+	}
+	s.entries += 1 + len(ids)
 }
 
 // remove deletes frontend f from the maps, if it is there.
@@ -183,6 +187,7 @@ func (r *Reconciler) remove(f datapath.Frontend, ch *datapath.Changes) {
 		delete(s.revnats, have.revnat)
 	}
 	delete(s.fes, f)
+	s.entries -= 1 + have.slots
 }
 
 // collectUnused deletes backends no frontend references any more and, on
@@ -220,14 +225,23 @@ func (r *Reconciler) collectUnused(ch *datapath.Changes, full bool) {
 	slices.Sort(ch.DeleteRevNats)
 }
 
-// Counts returns the number of programmed frontends and backends.
-func (r *Reconciler) Counts() (frontends, backends int) {
+// Usage is how much of the maps the programmed state takes.
+type Usage struct {
+	Frontends      int
+	ServiceEntries int // slot 0 plus backend slots, both families
+	Backends       int
+	RevNats        int
+}
+
+// Usage reports the state as of the last sync; zero before the first one
+// and after a failure until the next full sync.
+func (r *Reconciler) Usage() Usage {
 	r.mu.Lock()
 	defer r.mu.Unlock()
 	if r.state == nil {
-		return 0, 0
+		return Usage{}
 	}
-	return len(r.state.fes), len(r.state.backends)
+	return Usage{Frontends: len(r.state.fes), ServiceEntries: r.state.entries, Backends: len(r.state.backends), RevNats: len(r.state.revnats)}
 }
 
 func newChanges(n int) *datapath.Changes {

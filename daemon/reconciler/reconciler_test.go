@@ -38,7 +38,7 @@ func name(i int) lb.ServiceName {
 
 // checkMaps asserts that the maps hold exactly want (frontend index ->
 // backend indexes), nothing else, and that no reader ever saw damage.
-func checkMaps(t *testing.T, m *datapath.FakeLBMap, want map[int][]int) {
+func checkMaps(t *testing.T, r *Reconciler, m *datapath.FakeLBMap, want map[int][]int) {
 	t.Helper()
 	if len(m.Violations) > 0 {
 		t.Fatalf("a reader could have seen inconsistent maps: %v", m.Violations[:min(3, len(m.Violations))])
@@ -80,6 +80,9 @@ func checkMaps(t *testing.T, m *datapath.FakeLBMap, want map[int][]int) {
 	if m.Entries() != entries {
 		t.Errorf("%d services-map entries, want %d: leftover slots", m.Entries(), entries)
 	}
+	if u := r.Usage(); u.ServiceEntries != entries || u.Frontends != len(want) || u.Backends != len(usedBackends) {
+		t.Errorf("Usage() = %+v, maps hold %d entries, %d frontends, %d backends", u, entries, len(want), len(usedBackends))
+	}
 }
 
 func TestSyncProgramsAndIsIdempotent(t *testing.T) {
@@ -91,7 +94,7 @@ func TestSyncProgramsAndIsIdempotent(t *testing.T) {
 	if _, err := d.sync(false); err != nil {
 		t.Fatal(err)
 	}
-	checkMaps(t, m, map[int][]int{1: {1, 2, 3}, 2: {3, 4}})
+	checkMaps(t, r, m, map[int][]int{1: {1, 2, 3}, 2: {3, 4}})
 	if st, _ := m.Dump(); len(st.Backends) != 4 {
 		t.Errorf("%d backends, want 4 (a shared backend has one id)", len(st.Backends))
 	}
@@ -135,7 +138,7 @@ func TestSyncGrowShrinkDelete(t *testing.T) {
 		if _, err := d.sync(false); err != nil {
 			t.Fatalf("step %d: %v", i, err)
 		}
-		checkMaps(t, m, step.want)
+		checkMaps(t, r, m, step.want)
 	}
 }
 
@@ -191,7 +194,7 @@ func TestFullSyncPrunesUnknownEntries(t *testing.T) {
 	if _, err := d.sync(false); err != nil {
 		t.Fatal(err)
 	}
-	checkMaps(t, m, map[int][]int{1: {1}})
+	checkMaps(t, r, m, map[int][]int{1: {1}})
 }
 
 // TestSyncConvergesThroughFailures drives random changes with random map
@@ -228,12 +231,12 @@ func TestSyncConvergesThroughFailures(t *testing.T) {
 		if err != nil {
 			continue
 		}
-		checkMaps(t, m, want)
+		checkMaps(t, r, m, want)
 	}
 	if _, err := d.sync(false); err != nil {
 		t.Fatal(err)
 	}
-	checkMaps(t, m, want)
+	checkMaps(t, r, m, want)
 }
 
 // desired plays the change tracker: it holds what each Service wants
@@ -320,11 +323,11 @@ func TestFrontendConflictGoesToFirstName(t *testing.T) {
 				t.Fatal(err)
 			}
 		}
-		checkMaps(t, m, map[int][]int{5: {10}})
+		checkMaps(t, r, m, map[int][]int{5: {10}})
 		// A full sync agrees.
 		if _, err := d.sync(true); err != nil {
 			t.Fatal(err)
 		}
-		checkMaps(t, m, map[int][]int{5: {10}})
+		checkMaps(t, r, m, map[int][]int{5: {10}})
 	}
 }

@@ -7,6 +7,7 @@ import (
 	"iter"
 	"slices"
 	"sync"
+	"time"
 
 	lb "github.com/hivelet/hivelet/daemon/loadbalancer"
 )
@@ -21,6 +22,9 @@ type Tracker struct {
 	// them out without copying. Guarded by mu.
 	slices map[lb.ServiceName][]*lb.EndpointSlice
 	dirty  map[lb.ServiceName]struct{} // guarded by mu
+	// triggers holds, per changed Service, the earliest trigger time of
+	// the slice changes not synced yet. Guarded by mu.
+	triggers map[lb.ServiceName]time.Time
 }
 
 // New returns a tracker that calls poke after recording each change.
@@ -30,6 +34,7 @@ func New(poke func()) *Tracker {
 		services: map[lb.ServiceName]*lb.Service{},
 		slices:   map[lb.ServiceName][]*lb.EndpointSlice{},
 		dirty:    map[lb.ServiceName]struct{}{},
+		triggers: map[lb.ServiceName]time.Time{},
 	}
 }
 
@@ -63,6 +68,11 @@ func (t *Tracker) OnEndpointSliceUpdate(prev, cur *lb.EndpointSlice) {
 	if cur != nil {
 		t.slices[cur.Service] = append(slices.Clip(t.slices[cur.Service]), cur)
 		t.dirty[cur.Service] = struct{}{}
+		if tt := cur.TriggerTime; !tt.IsZero() {
+			if old, ok := t.triggers[cur.Service]; !ok || tt.Before(old) {
+				t.triggers[cur.Service] = tt
+			}
+		}
 	}
 	t.mu.Unlock()
 	t.poke()
@@ -80,8 +90,14 @@ type pending struct {
 // when all is set) and clears the record. The sequence computes each
 // Service's frontends as it is consumed, outside the tracker's lock, so
 // the consumer can overlap that work with writing the previous ones.
-func (t *Tracker) Take(all bool) iter.Seq[lb.Change] {
+// triggers are the change times the sync will have served once it
+// succeeds (for the network-programming latency).
+func (t *Tracker) Take(all bool) (changes iter.Seq[lb.Change], triggers []time.Time) {
 	t.mu.Lock()
+	for _, tt := range t.triggers {
+		triggers = append(triggers, tt)
+	}
+	t.triggers = map[lb.ServiceName]time.Time{}
 	var todo []pending
 	if all {
 		// Every Service, plus the deleted ones still waiting to be told.
@@ -116,7 +132,7 @@ func (t *Tracker) Take(all bool) iter.Seq[lb.Change] {
 				return
 			}
 		}
-	}
+	}, triggers
 }
 
 // Counts returns how many Services and EndpointSlices are tracked.

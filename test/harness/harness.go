@@ -6,9 +6,15 @@ package harness
 import (
 	"encoding/json"
 	"fmt"
+	"io"
+	"net/http"
 	"os"
 	"os/exec"
 	"path/filepath"
+	"regexp"
+	"slices"
+	"strconv"
+	"strings"
 	"syscall"
 	"testing"
 	"time"
@@ -39,9 +45,16 @@ type Agent struct {
 
 // StartAgent starts `bin agent args...`, logging to a temp file; at
 // cleanup the agent gets SIGTERM and is reaped, and its log is shown if
-// the test failed.
+// the test failed. Unless args say otherwise, healthz and metrics listen
+// on free loopback ports (see Agent.Addr), never on the machine's
+// interfaces.
 func StartAgent(t testing.TB, bin string, args ...string) *Agent {
 	t.Helper()
+	for _, flag := range []string{"--healthz-bind-address", "--metrics-bind-address"} {
+		if !slices.Contains(args, flag) {
+			args = append(args, flag, "127.0.0.1:0")
+		}
+	}
 	logPath := filepath.Join(t.TempDir(), "agent.log")
 	f, err := os.Create(logPath)
 	if err != nil {
@@ -61,6 +74,41 @@ func StartAgent(t testing.TB, bin string, args ...string) *Agent {
 		}
 	})
 	return a
+}
+
+// Addr returns the address the agent serves what ("healthz" or
+// "metrics") on, from its log; empty until it logged it.
+func (a *Agent) Addr(what string) string {
+	m := regexp.MustCompile(`msg="Serving ` + what + `" addr=(\S+)`).FindStringSubmatch(a.Log())
+	if m == nil {
+		return ""
+	}
+	return m[1]
+}
+
+// Get fetches http://addr/path and returns the status code and body.
+func Get(addr, path string) (int, string, error) {
+	resp, err := http.Get("http://" + addr + path)
+	if err != nil {
+		return 0, "", err
+	}
+	defer resp.Body.Close()
+	b, err := io.ReadAll(resp.Body)
+	return resp.StatusCode, string(b), err
+}
+
+// Metric returns the value of a sample line of a Prometheus text page
+// ("name" or "name{labels}"), or -1 when absent.
+func Metric(page, sample string) float64 {
+	for _, line := range strings.Split(page, "\n") {
+		if v, ok := strings.CutPrefix(line, sample+" "); ok {
+			f, err := strconv.ParseFloat(strings.TrimSpace(v), 64)
+			if err == nil {
+				return f
+			}
+		}
+	}
+	return -1
 }
 
 // Log returns everything the agent logged so far.

@@ -8,7 +8,9 @@ import (
 	"path/filepath"
 	"slices"
 	"sort"
+	"strings"
 	"testing"
+	"time"
 
 	corev1 "k8s.io/api/core/v1"
 	discoveryv1 "k8s.io/api/discovery/v1"
@@ -26,6 +28,7 @@ type env struct {
 	bpffs  string
 	prefix string // unique object-name prefix, so runs never collide
 	ctx    context.Context
+	agent  *harness.Agent
 }
 
 func newEnv(t *testing.T) *env {
@@ -43,7 +46,7 @@ func newEnv(t *testing.T) *env {
 	cg := testnet.NewCgroup(t)
 	t.Cleanup(func() { _, _ = harness.Run(hiveletBin, "agent", "--cleanup", "--bpffs", e.bpffs) })
 	testnet.EnterCgroup(t, cg)
-	harness.StartAgent(t, hiveletBin, "--kubeconfig", kubeconfig, "--bpffs", e.bpffs, "--cgroup2", cg)
+	e.agent = harness.StartAgent(t, hiveletBin, "--kubeconfig", kubeconfig, "--bpffs", e.bpffs, "--cgroup2", cg)
 	return e
 }
 
@@ -84,7 +87,9 @@ func (e *env) createSlice(t *testing.T, s *discoveryv1.EndpointSlice) {
 	if _, err := client.DiscoveryV1().EndpointSlices("default").Create(e.ctx, s, metav1.CreateOptions{}); err != nil {
 		t.Fatal(err)
 	}
-	t.Cleanup(func() { _ = client.DiscoveryV1().EndpointSlices("default").Delete(e.ctx, s.Name, metav1.DeleteOptions{}) })
+	t.Cleanup(func() {
+		_ = client.DiscoveryV1().EndpointSlices("default").Delete(e.ctx, s.Name, metav1.DeleteOptions{})
+	})
 }
 
 // answers dials vip n times from the node namespace and returns the sorted
@@ -195,4 +200,44 @@ func TestPrivilegedK8sIgnoredServices(t *testing.T) {
 		t.Fatal(err)
 	}
 	harness.WaitFor(t, "the hand-back", func() bool { return len(e.backends(other.Spec.ClusterIP+":80/TCP")) == 1 })
+}
+
+// TestPrivilegedK8sHealthAndMetrics checks the kube-proxy-style surfaces:
+// healthz once synced, and a network-programming latency computed from the
+// EndpointSlice's last-change-trigger-time annotation.
+func TestPrivilegedK8sHealthAndMetrics(t *testing.T) {
+	e := newEnv(t)
+	svc := e.service(t, "metrics", nil)
+	slice := e.sliceFor(svc.Name, 0)
+	trigger := time.Now()
+	slice.Annotations = map[string]string{corev1.EndpointsLastChangeTriggerTime: trigger.Format(time.RFC3339Nano)}
+	e.createSlice(t, slice)
+	harness.WaitFor(t, "the Service", func() bool { return len(e.backends(svc.Spec.ClusterIP+":80/TCP")) == 1 })
+
+	var healthz, metricsAddr string
+	harness.WaitFor(t, "the agent's listen addresses", func() bool {
+		healthz, metricsAddr = e.agent.Addr("healthz"), e.agent.Addr("metrics")
+		return healthz != "" && metricsAddr != ""
+	})
+	for _, path := range []string{"/healthz", "/livez"} {
+		code, body, err := harness.Get(healthz, path)
+		if err != nil || code != 200 || !strings.Contains(body, `"healthy":true`) {
+			t.Errorf("GET %s = %d %q, %v; want 200 and healthy", path, code, body, err)
+		}
+	}
+	var page string
+	harness.WaitFor(t, "a network-programming sample", func() bool {
+		_, page, _ = harness.Get(metricsAddr, "/metrics")
+		return harness.Metric(page, "hivelet_network_programming_duration_seconds_count") >= 1
+	})
+	sum := harness.Metric(page, "hivelet_network_programming_duration_seconds_sum")
+	if max := time.Since(trigger).Seconds(); sum <= 0 || sum > max*10 {
+		t.Errorf("programming latency sum %v s; the change happened %v s ago", sum, max)
+	}
+	for _, sample := range []string{"hivelet_sync_proxy_rules_duration_seconds_count", "hivelet_service_frontends",
+		`hivelet_bpf_map_entries{map="services"}`, `hivelet_bpf_map_capacity{map="services"}`} {
+		if harness.Metric(page, sample) <= 0 {
+			t.Errorf("metric %s missing or zero:\n%s", sample, page)
+		}
+	}
 }

@@ -1,0 +1,74 @@
+// Package metrics defines the agent's Prometheus metrics. Names follow
+// kube-proxy's (kubeproxy_* there, hivelet_* here) so existing dashboards
+// and alerts carry over.
+package metrics
+
+import (
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/collectors"
+)
+
+// Metrics is one agent's metric set, registered on its own registry.
+type Metrics struct {
+	Registry *prometheus.Registry
+
+	SyncDuration              prometheus.Histogram
+	NetworkProgrammingLatency prometheus.Histogram
+	SyncErrors                prometheus.Counter
+	LastSync                  prometheus.Gauge
+	Frontends                 prometheus.Gauge
+	Backends                  prometheus.Gauge
+	MapEntries                *prometheus.GaugeVec
+	MapCapacity               *prometheus.GaugeVec
+	MapFull                   prometheus.Counter
+}
+
+// New creates and registers the metrics.
+func New() *Metrics {
+	m := &Metrics{
+		Registry: prometheus.NewRegistry(),
+		SyncDuration: prometheus.NewHistogram(prometheus.HistogramOpts{
+			Namespace: "hivelet", Name: "sync_proxy_rules_duration_seconds",
+			Help:    "How long one sync of the service datapath took.",
+			Buckets: prometheus.ExponentialBuckets(0.0001, 2, 18),
+		}),
+		NetworkProgrammingLatency: prometheus.NewHistogram(prometheus.HistogramOpts{
+			Namespace: "hivelet", Name: "network_programming_duration_seconds",
+			Help: "Time from a change of a Service's endpoints (the EndpointSlice's " +
+				"endpoints.kubernetes.io/last-change-trigger-time) to the datapath serving it.",
+			Buckets: append(prometheus.ExponentialBuckets(0.001, 2, 15), 60, 120, 300, 600),
+		}),
+		SyncErrors: prometheus.NewCounter(prometheus.CounterOpts{
+			Namespace: "hivelet", Name: "sync_proxy_rules_errors_total",
+			Help: "Syncs that failed; each is retried with a full resync.",
+		}),
+		LastSync: prometheus.NewGauge(prometheus.GaugeOpts{
+			Namespace: "hivelet", Name: "sync_proxy_rules_last_timestamp_seconds",
+			Help: "When the last successful sync finished (Unix time).",
+		}),
+		Frontends: prometheus.NewGauge(prometheus.GaugeOpts{
+			Namespace: "hivelet", Name: "service_frontends",
+			Help: "Service frontends (address, port, protocol) programmed in the datapath.",
+		}),
+		Backends: prometheus.NewGauge(prometheus.GaugeOpts{
+			Namespace: "hivelet", Name: "service_backends",
+			Help: "Distinct backends programmed in the datapath.",
+		}),
+		MapEntries: prometheus.NewGaugeVec(prometheus.GaugeOpts{
+			Namespace: "hivelet", Name: "bpf_map_entries",
+			Help: "Entries the agent keeps in each BPF map (both address families).",
+		}, []string{"map"}),
+		MapCapacity: prometheus.NewGaugeVec(prometheus.GaugeOpts{
+			Namespace: "hivelet", Name: "bpf_map_capacity",
+			Help: "Size limit of each BPF map, per address family.",
+		}, []string{"map"}),
+		MapFull: prometheus.NewCounter(prometheus.CounterOpts{
+			Namespace: "hivelet", Name: "bpf_map_full_errors_total",
+			Help: "Map writes refused because a map was full; raise its --bpf-lb-*-max flag.",
+		}),
+	}
+	m.Registry.MustRegister(m.SyncDuration, m.NetworkProgrammingLatency, m.SyncErrors, m.LastSync,
+		m.Frontends, m.Backends, m.MapEntries, m.MapCapacity, m.MapFull,
+		collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
+	return m
+}

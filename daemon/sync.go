@@ -1,0 +1,80 @@
+package daemon
+
+import (
+	"errors"
+	"log/slog"
+	"runtime/debug"
+	"time"
+
+	"github.com/hivelet/hivelet/daemon/health"
+	"github.com/hivelet/hivelet/daemon/logfields"
+	"github.com/hivelet/hivelet/daemon/metrics"
+	"github.com/hivelet/hivelet/daemon/reconciler"
+	"github.com/hivelet/hivelet/daemon/tracker"
+	"github.com/hivelet/hivelet/datapath"
+)
+
+// syncer is the runner's sync function: changes from the tracker into the
+// reconciler, outcomes into metrics, health and the log.
+type syncer struct {
+	rec     *reconciler.Reconciler
+	tracker *tracker.Tracker
+	metrics *metrics.Metrics
+	health  *health.Tracker
+	log     *slog.Logger
+	loaded  bool // the first successful sync has happened
+}
+
+func (s *syncer) sync(full bool) error {
+	start := time.Now()
+	full = full || s.rec.NeedsFull()
+	changes, triggers := s.tracker.Take(full)
+	stats, err := s.rec.Sync(changes, full)
+	took := time.Since(start)
+	s.metrics.SyncDuration.Observe(took.Seconds())
+	s.observeUsage()
+	attrs := []any{logfields.Full, stats.Full, logfields.Frontends, stats.Frontends, logfields.Upserts, stats.Upserts,
+		logfields.Deletes, stats.Deletes, logfields.Backends, stats.Backends, logfields.Duration, took}
+	if err != nil {
+		s.metrics.SyncErrors.Inc()
+		if errors.Is(err, datapath.ErrMapFull) {
+			s.metrics.MapFull.Inc()
+		}
+		s.log.Error("Sync failed; retrying with a full sync", append(attrs, logfields.Error, err)...)
+		return err
+	}
+	done := time.Now()
+	s.health.Synced(start)
+	s.metrics.LastSync.Set(float64(done.Unix()))
+	for _, t := range triggers {
+		s.metrics.NetworkProgrammingLatency.Observe(done.Sub(t).Seconds())
+	}
+	if full {
+		s.log.Info("Synced", attrs...)
+	} else {
+		s.log.Debug("Synced", attrs...)
+	}
+	if !s.loaded {
+		// The initial load parsed every object; hand that garbage back
+		// to the OS now instead of holding it at peak size.
+		s.loaded = true
+		debug.FreeOSMemory()
+	}
+	return nil
+}
+
+func (s *syncer) observeUsage() {
+	u := s.rec.Usage()
+	s.metrics.Frontends.Set(float64(u.Frontends))
+	s.metrics.Backends.Set(float64(u.Backends))
+	s.metrics.MapEntries.WithLabelValues("services").Set(float64(u.ServiceEntries))
+	s.metrics.MapEntries.WithLabelValues("backends").Set(float64(u.Backends))
+	s.metrics.MapEntries.WithLabelValues("revnat").Set(float64(u.RevNats))
+}
+
+func setCapacity(m *metrics.Metrics, sizes datapath.MapSizes) {
+	m.MapCapacity.WithLabelValues("services").Set(float64(sizes.Services))
+	m.MapCapacity.WithLabelValues("backends").Set(float64(sizes.Backends))
+	m.MapCapacity.WithLabelValues("revnat").Set(float64(sizes.RevNat))
+	m.MapCapacity.WithLabelValues("sock_revnat").Set(float64(sizes.SockRevNat))
+}
