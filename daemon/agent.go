@@ -40,6 +40,8 @@ type Config struct {
 	// HealthzAddr and MetricsAddr are listen addresses; empty disables.
 	HealthzAddr string
 	MetricsAddr string
+	// NodeName is this node's Node object (NodePort addresses, zone).
+	NodeName string
 }
 
 // ResolveCgroup fills in the default cgroup (the cgroup2 root).
@@ -117,5 +119,5 @@ func startSource(ctx context.Context, cfg Config, tr *tracker.Tracker, log *slog
 		return err
 	}
 	log.Info("Waiting for the API server's Services and EndpointSlices")
-	return k8s.New(client, tr, log).Start(ctx)
+	return k8s.New(client, cfg.NodeName, tr, log).Start(ctx)
 }

@@ -2,7 +2,9 @@ package main
 
 import (
 	"context"
+	"os"
 	"os/signal"
+	"strings"
 	"syscall"
 	"time"
 
@@ -73,9 +75,19 @@ link it pinned, then exits.`,
 	f.Uint32Var(&cfg.MapSizes.Backends, "bpf-lb-backend-map-max", datapath.DefaultMapSizes.Backends, "entries per backends map")
 	f.Uint32Var(&cfg.MapSizes.RevNat, "bpf-lb-revnat-map-max", datapath.DefaultMapSizes.RevNat, "entries per reverse-NAT map (one per frontend)")
 	f.Uint32Var(&cfg.MapSizes.SockRevNat, "bpf-sock-revnat-map-max", datapath.DefaultMapSizes.SockRevNat, "entries per socket reverse-NAT LRU map (one per socket and backend)")
+	f.StringVar(&cfg.NodeName, "hostname-override", hostname(), "name of this node's Node object, whose addresses serve NodePorts and whose zone selects topology hints")
 	f.StringVar(&cfg.HealthzAddr, "healthz-bind-address", "0.0.0.0:10256", "address for /healthz and /livez (as kube-proxy); empty disables")
 	f.StringVar(&cfg.MetricsAddr, "metrics-bind-address", "127.0.0.1:10249", "address for Prometheus /metrics (as kube-proxy); empty disables")
 	f.StringVar(&logLevel, "log-level", "info", "log level: debug, info, warn, error")
 	f.StringVar(&logForm, "log-format", "text", "log format: text or json")
 	return cmd
+}
+
+// hostname is the default node name, lower-cased as Kubernetes does.
+func hostname() string {
+	h, err := os.Hostname()
+	if err != nil {
+		return ""
+	}
+	return strings.ToLower(h)
 }

@@ -12,6 +12,8 @@ import (
 	"context"
 	"fmt"
 	"log/slog"
+	"net/netip"
+	"slices"
 	"sync"
 	"time"
 
@@ -31,13 +33,16 @@ import (
 type Handler interface {
 	OnServiceUpdate(prev, cur *lb.Service)
 	OnEndpointSliceUpdate(prev, cur *lb.EndpointSlice)
+	// OnNodeUpdate reports this node; nil when it has no Node object.
+	OnNodeUpdate(*lb.Node)
 }
 
 // Source watches the API server.
 type Source struct {
-	client  kubernetes.Interface
-	handler Handler
-	log     *slog.Logger
+	client   kubernetes.Interface
+	handler  Handler
+	log      *slog.Logger
+	nodeName string
 
 	mu sync.Mutex
 	// rejected maps slices whose latest version was rejected to the
@@ -45,9 +50,10 @@ type Source struct {
 	rejected map[string]lb.ServiceName
 }
 
-// New returns a source reading through client.
-func New(client kubernetes.Interface, h Handler, log *slog.Logger) *Source {
-	return &Source{client: client, handler: h, log: log, rejected: map[string]lb.ServiceName{}}
+// New returns a source reading through client for the node named
+// nodeName (its addresses serve NodePorts, its zone topology hints).
+func New(client kubernetes.Interface, nodeName string, h Handler, log *slog.Logger) *Source {
+	return &Source{client: client, nodeName: nodeName, handler: h, log: log, rejected: map[string]lb.ServiceName{}}
 }
 
 // Start runs the informers until ctx ends and returns once every one has
@@ -71,11 +77,27 @@ func (s *Source) Start(ctx context.Context) error {
 	}); err != nil {
 		return fmt.Errorf("watch EndpointSlices: %w", err)
 	}
+	// Only this node's Node object: a field-selected watch.
+	nf := informers.NewSharedInformerFactoryWithOptions(s.client, 0, informers.WithTransform(stripManagedFields),
+		informers.WithTweakListOptions(func(o *metav1.ListOptions) { o.FieldSelector = "metadata.name=" + s.nodeName }))
+	nodeInf := nf.Core().V1().Nodes().Informer()
+	if _, err := nodeInf.AddEventHandler(cache.ResourceEventHandlerFuncs{
+		AddFunc:    s.onNode,
+		UpdateFunc: func(_, obj any) { s.onNode(obj) },
+		DeleteFunc: func(obj any) {
+			if n := convertNode(obj); n != nil && n.Name == s.nodeName {
+				s.handler.OnNodeUpdate(nil)
+			}
+		},
+	}); err != nil {
+		return fmt.Errorf("watch Node %s: %w", s.nodeName, err)
+	}
 	f.Start(ctx.Done())
+	nf.Start(ctx.Done())
 	synced := make(chan struct{})
 	go func() {
 		defer close(synced)
-		cache.WaitForCacheSync(ctx.Done(), svcInf.HasSynced, epsInf.HasSynced)
+		cache.WaitForCacheSync(ctx.Done(), svcInf.HasSynced, epsInf.HasSynced, nodeInf.HasSynced)
 	}()
 	for {
 		select {
@@ -199,4 +221,31 @@ func convertSlice(obj any) (*lb.EndpointSlice, error) {
 		return nil, fmt.Errorf("EndpointSlice %s/%s: %w", in.Namespace, in.Name, errs.ToAggregate())
 	}
 	return out, nil
+}
+
+// onNode passes this node on; the name check guards against servers (and
+// fakes) that ignore the field selector.
+func (s *Source) onNode(obj any) {
+	if n := convertNode(obj); n != nil && n.Name == s.nodeName {
+		s.handler.OnNodeUpdate(n)
+	}
+}
+
+// convertNode keeps what load balancing needs of a Node: its InternalIP and
+// ExternalIP addresses (NodePorts listen there) and its zone.
+func convertNode(obj any) *lb.Node {
+	in, ok := unwrap(obj).(*corev1.Node)
+	if !ok || in == nil {
+		return nil
+	}
+	n := &lb.Node{Name: in.Name, Zone: in.Labels[corev1.LabelTopologyZone]}
+	for _, a := range in.Status.Addresses {
+		if a.Type != corev1.NodeInternalIP && a.Type != corev1.NodeExternalIP {
+			continue
+		}
+		if ip, err := netip.ParseAddr(a.Address); err == nil && !slices.Contains(n.Addrs, ip.Unmap()) {
+			n.Addrs = append(n.Addrs, ip.Unmap())
+		}
+	}
+	return n
 }

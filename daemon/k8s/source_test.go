@@ -21,6 +21,7 @@ type recorder struct {
 	mu       sync.Mutex
 	services map[lb.ServiceName]*lb.Service
 	slices   map[string]*lb.EndpointSlice
+	node     *lb.Node
 }
 
 func (r *recorder) OnServiceUpdate(prev, cur *lb.Service) {
@@ -43,6 +44,12 @@ func (r *recorder) OnEndpointSliceUpdate(prev, cur *lb.EndpointSlice) {
 	if cur != nil {
 		r.slices[cur.Key()] = cur
 	}
+}
+
+func (r *recorder) OnNodeUpdate(n *lb.Node) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	r.node = n
 }
 
 func (r *recorder) port(name string) int {
@@ -90,12 +97,31 @@ func TestSourceFollowsTheAPI(t *testing.T) {
 	rec := &recorder{services: map[lb.ServiceName]*lb.Service{}, slices: map[string]*lb.EndpointSlice{}}
 	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()
-	if err := New(client, rec, slog.New(slog.NewTextHandler(io.Discard, nil))).Start(ctx); err != nil {
+	node := &corev1.Node{
+		ObjectMeta: metav1.ObjectMeta{Name: "node-a", Labels: map[string]string{corev1.LabelTopologyZone: "zone-a"}},
+		Status: corev1.NodeStatus{Addresses: []corev1.NodeAddress{
+			{Type: corev1.NodeInternalIP, Address: "192.168.1.10"}, {Type: corev1.NodeHostName, Address: "node-a"},
+			{Type: corev1.NodeExternalIP, Address: "fd00::a"}}},
+	}
+	nodeB := &corev1.Node{ObjectMeta: metav1.ObjectMeta{Name: "node-b"}}
+	if _, err := client.CoreV1().Nodes().Create(context.Background(), node, metav1.CreateOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := client.CoreV1().Nodes().Create(context.Background(), nodeB, metav1.CreateOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	if err := New(client, "node-a", rec, slog.New(slog.NewTextHandler(io.Discard, nil))).Start(ctx); err != nil {
 		t.Fatal(err)
 	}
 	// Start returns after the initial list: no waiting needed.
 	if rec.port("web") != 80 || rec.sliceCount() != 1 {
 		t.Fatalf("after Start: web port %d, %d slices", rec.port("web"), rec.sliceCount())
+	}
+	rec.mu.Lock()
+	n := rec.node
+	rec.mu.Unlock()
+	if n == nil || n.Name != "node-a" || n.Zone != "zone-a" || len(n.Addrs) != 2 || n.Addrs[0].String() != "192.168.1.10" {
+		t.Errorf("node = %+v, want node-a in zone-a with its two addresses", n)
 	}
 
 	svcs := client.CoreV1().Services("shop")

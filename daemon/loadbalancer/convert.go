@@ -85,6 +85,7 @@ func ConvertService(in *corev1.Service) (*Service, field.ErrorList) {
 		out.LoadBalancerIPs = append(out.LoadBalancerIPs, ip...)
 	}
 
+	out.InternalLocal = in.Spec.InternalTrafficPolicy != nil && *in.Spec.InternalTrafficPolicy == corev1.ServiceInternalTrafficPolicyLocal
 	if len(in.Spec.Ports) == 0 {
 		errs = append(errs, field.Required(spec.Child("ports"), "a Service needs at least one port"))
 	}
@@ -189,6 +190,14 @@ func ConvertEndpointSlice(in *discoveryv1.EndpointSlice) (*EndpointSlice, field.
 		}
 		if e.Zone != nil {
 			ep.Zone = *e.Zone
+		}
+		if h := e.Hints; h != nil {
+			for _, z := range h.ForZones {
+				ep.ForZones = append(ep.ForZones, z.Name)
+			}
+			for _, n := range h.ForNodes {
+				ep.ForNodes = append(ep.ForNodes, n.Name)
+			}
 		}
 		out.Endpoints = append(out.Endpoints, ep)
 	}

@@ -7,42 +7,76 @@ import (
 	"github.com/hivelet/hivelet/datapath"
 )
 
+// Node is what the load balancer needs to know about the node it runs on.
+type Node struct {
+	Name  string
+	Zone  string       // label topology.kubernetes.io/zone
+	Addrs []netip.Addr // InternalIP and ExternalIP addresses, for NodePorts
+}
+
 // Frontends computes the datapath entries of a Service from its
-// EndpointSlices, with kube-proxy's semantics:
+// EndpointSlices, with kube-proxy's semantics for connections that start
+// on this node (node may be nil when unknown):
 //   - one frontend per (address, port): every ClusterIP, external IP and
-//     load-balancer ingress IP, for each spec.ports entry;
+//     load-balancer ingress IP, and every node address with the NodePort,
+//     for each spec.ports entry;
 //   - backends come from slices of the frontend's address family whose
-//     port has the same name and protocol as the service port;
+//     port has the same name and protocol as the service port; addresses
+//     repeated across slices count once;
 //   - ready endpoints are used; when none is ready, serving endpoints that
 //     are terminating are used instead, so connections drain gracefully;
-//   - addresses repeated across slices count once.
-func Frontends(svc *Service, eps []*EndpointSlice) []Entry {
+//   - ClusterIPs of a Service with internalTrafficPolicy Local use only
+//     this node's endpoints (none: connections are refused);
+//   - otherwise topology hints narrow the choice to endpoints meant for
+//     this node, or else for its zone, when every endpoint carries hints
+//     and some match (trafficDistribution PreferSameNode / PreferClose);
+//   - external IPs, load-balancer IPs and NodePorts reached from the node
+//     itself use all endpoints, whatever externalTrafficPolicy says, as
+//     kube-proxy does for node-local traffic.
+func Frontends(svc *Service, eps []*EndpointSlice, node *Node) []Entry {
 	var out []Entry
 	for _, sp := range svc.Ports {
-		be4 := backendsFor(sp, eps, false)
-		be6 := backendsFor(sp, eps, true)
-		add := func(addrs []netip.Addr, flags datapath.ServiceFlags) {
+		var cluster, internal [2][]datapath.Backend // by family: 0 IPv4, 1 IPv6
+		for fam := range 2 {
+			cluster[fam] = selectBackends(sp, eps, fam == 1, node, false)
+			internal[fam] = cluster[fam]
+			if svc.InternalLocal {
+				internal[fam] = selectBackends(sp, eps, fam == 1, node, true)
+			}
+		}
+		add := func(addrs []netip.Addr, port uint16, flags datapath.ServiceFlags, bes [2][]datapath.Backend) {
 			for _, a := range addrs {
-				bes := be4
+				fam := 0
 				if a.Is6() {
-					bes = be6
+					fam = 1
 				}
 				out = append(out, Entry{
-					Frontend: datapath.Frontend{Addr: a, Port: sp.Port, Proto: sp.Proto, Scope: datapath.ScopeExternal},
+					Frontend: datapath.Frontend{Addr: a, Port: port, Proto: sp.Proto, Scope: datapath.ScopeExternal},
 					Flags:    flags,
-					Backends: bes,
+					Backends: bes[fam],
 				})
 			}
 		}
-		add(svc.ClusterIPs, datapath.FlagClusterIP)
-		add(svc.ExternalIPs, datapath.FlagExternalIP)
-		add(svc.LoadBalancerIPs, datapath.FlagLoadBalancer)
+		add(svc.ClusterIPs, sp.Port, datapath.FlagClusterIP, internal)
+		add(svc.ExternalIPs, sp.Port, datapath.FlagExternalIP, cluster)
+		add(svc.LoadBalancerIPs, sp.Port, datapath.FlagLoadBalancer, cluster)
+		if sp.NodePort != 0 && node != nil {
+			add(node.Addrs, sp.NodePort, datapath.FlagNodePort, cluster)
+		}
 	}
 	return out
 }
 
-func backendsFor(sp ServicePort, eps []*EndpointSlice, ipv6 bool) []datapath.Backend {
-	var ready, fallback []datapath.Backend
+// candidate is an endpoint usable for one service port.
+type candidate struct {
+	b  datapath.Backend
+	ep *Endpoint
+}
+
+// selectBackends picks the backends of one service port and family; local
+// keeps only this node's endpoints.
+func selectBackends(sp ServicePort, eps []*EndpointSlice, ipv6 bool, node *Node, local bool) []datapath.Backend {
+	var ready, fallback []candidate
 	for _, s := range eps {
 		if s.IPv6 != ipv6 {
 			continue
@@ -51,24 +85,71 @@ func backendsFor(sp ServicePort, eps []*EndpointSlice, ipv6 bool) []datapath.Bac
 			if p.Name != sp.Name || p.Proto != sp.Proto || p.Port == 0 {
 				continue
 			}
-			for _, ep := range s.Endpoints {
-				b := datapath.Backend{Addr: netip.AddrPortFrom(ep.Addr, p.Port), Proto: p.Proto}
+			for i := range s.Endpoints {
+				ep := &s.Endpoints[i]
+				if local && (node == nil || ep.NodeName != node.Name) {
+					continue
+				}
+				c := candidate{datapath.Backend{Addr: netip.AddrPortFrom(ep.Addr, p.Port), Proto: p.Proto}, ep}
 				switch {
 				case ep.Ready:
-					ready = append(ready, b)
+					ready = append(ready, c)
 				case ep.Serving && ep.Terminating:
-					fallback = append(fallback, b)
+					fallback = append(fallback, c)
 				}
 			}
 		}
 	}
 	if len(ready) == 0 {
-		ready = fallback
+		return sortUnique(fallback) // draining: topology does not apply
+	}
+	if !local {
+		ready = byTopology(ready, node)
 	}
 	return sortUnique(ready)
 }
 
-func sortUnique(bes []datapath.Backend) []datapath.Backend {
+// byTopology applies topology hints the way kube-proxy does: only when
+// every endpoint has hints of a kind, and only when some match this node
+// (node hints first, then zone hints); otherwise all endpoints stay.
+func byTopology(cs []candidate, node *Node) []candidate {
+	if node == nil {
+		return cs
+	}
+	if picked := hinted(cs, func(ep *Endpoint) []string { return ep.ForNodes }, node.Name); picked != nil {
+		return picked
+	}
+	if picked := hinted(cs, func(ep *Endpoint) []string { return ep.ForZones }, node.Zone); picked != nil {
+		return picked
+	}
+	return cs
+}
+
+func hinted(cs []candidate, hints func(*Endpoint) []string, want string) []candidate {
+	if want == "" {
+		return nil
+	}
+	var picked []candidate
+	for _, c := range cs {
+		h := hints(c.ep)
+		if len(h) == 0 {
+			return nil // one endpoint without hints: hints are not in use
+		}
+		if slices.Contains(h, want) {
+			picked = append(picked, c)
+		}
+	}
+	return picked
+}
+
+func sortUnique(cs []candidate) []datapath.Backend {
+	if len(cs) == 0 {
+		return nil
+	}
+	bes := make([]datapath.Backend, len(cs))
+	for i, c := range cs {
+		bes[i] = c.b
+	}
 	slices.SortFunc(bes, func(a, b datapath.Backend) int {
 		if c := a.Addr.Compare(b.Addr); c != 0 {
 			return c

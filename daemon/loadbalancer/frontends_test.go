@@ -35,6 +35,7 @@ func TestFrontends(t *testing.T) {
 		name string
 		svc  Service
 		eps  []*EndpointSlice
+		node *Node
 		want []Entry
 	}{
 		{
@@ -95,9 +96,88 @@ func TestFrontends(t *testing.T) {
 			},
 		},
 	}
+	onNode := func(addr, node, zone string, forZones, forNodes []string) Endpoint {
+		e := ep(addr, true, true, false)
+		e.NodeName, e.Zone, e.ForZones, e.ForNodes = node, zone, forZones, forNodes
+		return e
+	}
+	nodeA := &Node{Name: "node-a", Zone: "zone-a", Addrs: addrs("192.168.1.10", "fd00::a")}
+	tests = append(tests, []struct {
+		name string
+		svc  Service
+		eps  []*EndpointSlice
+		node *Node
+		want []Entry
+	}{
+		{
+			name: "internalTrafficPolicy Local: the ClusterIP uses this node's endpoints, external IPs all",
+			svc:  Service{Name: web, ClusterIPs: addrs("10.96.0.10"), ExternalIPs: addrs("192.0.2.1"), Ports: httpPort, InternalLocal: true},
+			eps: []*EndpointSlice{{Service: web, Ports: httpEP, Endpoints: []Endpoint{
+				onNode("10.0.0.1", "node-a", "", nil, nil), onNode("10.0.0.2", "node-b", "", nil, nil)}}},
+			node: nodeA,
+			want: []Entry{
+				{Frontend: fe("10.96.0.10", 80, datapath.TCP), Backends: []datapath.Backend{be("10.0.0.1:8080", datapath.TCP)}},
+				{Frontend: fe("192.0.2.1", 80, datapath.TCP), Flags: datapath.FlagExternalIP, Backends: []datapath.Backend{
+					be("10.0.0.1:8080", datapath.TCP), be("10.0.0.2:8080", datapath.TCP)}},
+			},
+		},
+		{
+			name: "internalTrafficPolicy Local without a local endpoint: no backends",
+			svc:  Service{Name: web, ClusterIPs: addrs("10.96.0.10"), Ports: httpPort, InternalLocal: true},
+			eps:  []*EndpointSlice{{Service: web, Ports: httpEP, Endpoints: []Endpoint{onNode("10.0.0.2", "node-b", "", nil, nil)}}},
+			node: nodeA,
+			want: []Entry{{Frontend: fe("10.96.0.10", 80, datapath.TCP)}},
+		},
+		{
+			name: "NodePort on every node address of the matching family",
+			svc:  Service{Name: web, ClusterIPs: addrs("10.96.0.10"), Ports: []ServicePort{{Name: "http", Proto: datapath.TCP, Port: 80, NodePort: 30080}}},
+			eps:  []*EndpointSlice{{Service: web, Ports: httpEP, Endpoints: []Endpoint{ep("10.0.0.1", true, true, false)}}},
+			node: nodeA,
+			want: []Entry{
+				{Frontend: fe("10.96.0.10", 80, datapath.TCP), Backends: []datapath.Backend{be("10.0.0.1:8080", datapath.TCP)}},
+				{Frontend: fe("192.168.1.10", 30080, datapath.TCP), Flags: datapath.FlagNodePort, Backends: []datapath.Backend{be("10.0.0.1:8080", datapath.TCP)}},
+				{Frontend: fe("fd00::a", 30080, datapath.TCP), Flags: datapath.FlagNodePort},
+			},
+		},
+		{
+			name: "zone hints narrow to this zone",
+			svc:  Service{Name: web, ClusterIPs: addrs("10.96.0.10"), Ports: httpPort},
+			eps: []*EndpointSlice{{Service: web, Ports: httpEP, Endpoints: []Endpoint{
+				onNode("10.0.0.1", "node-a", "zone-a", []string{"zone-a"}, nil),
+				onNode("10.0.0.2", "node-b", "zone-b", []string{"zone-b"}, nil),
+				onNode("10.0.0.3", "node-c", "zone-a", []string{"zone-a"}, nil)}}},
+			node: nodeA,
+			want: []Entry{{Frontend: fe("10.96.0.10", 80, datapath.TCP), Backends: []datapath.Backend{
+				be("10.0.0.1:8080", datapath.TCP), be("10.0.0.3:8080", datapath.TCP)}}},
+		},
+		{
+			name: "node hints win over zone hints",
+			svc:  Service{Name: web, ClusterIPs: addrs("10.96.0.10"), Ports: httpPort},
+			eps: []*EndpointSlice{{Service: web, Ports: httpEP, Endpoints: []Endpoint{
+				onNode("10.0.0.1", "node-a", "zone-a", []string{"zone-a"}, []string{"node-a"}),
+				onNode("10.0.0.3", "node-c", "zone-a", []string{"zone-a"}, []string{"node-c"})}}},
+			node: nodeA,
+			want: []Entry{{Frontend: fe("10.96.0.10", 80, datapath.TCP), Backends: []datapath.Backend{be("10.0.0.1:8080", datapath.TCP)}}},
+		},
+		{
+			name: "hints are ignored when one endpoint lacks them or none matches",
+			svc:  Service{Name: web, ClusterIPs: addrs("10.96.0.10", "fd00::10"), Ports: httpPort},
+			eps: []*EndpointSlice{
+				{Service: web, Ports: httpEP, Endpoints: []Endpoint{
+					onNode("10.0.0.1", "node-b", "zone-b", []string{"zone-b"}, nil), onNode("10.0.0.2", "node-c", "zone-c", nil, nil)}},
+				{Service: web, IPv6: true, Ports: httpEP, Endpoints: []Endpoint{
+					onNode("fd00::1", "node-b", "zone-b", []string{"zone-b"}, nil), onNode("fd00::2", "node-c", "zone-c", []string{"zone-c"}, nil)}},
+			},
+			node: nodeA,
+			want: []Entry{
+				{Frontend: fe("10.96.0.10", 80, datapath.TCP), Backends: []datapath.Backend{be("10.0.0.1:8080", datapath.TCP), be("10.0.0.2:8080", datapath.TCP)}},
+				{Frontend: fe("fd00::10", 80, datapath.TCP), Backends: []datapath.Backend{be("[fd00::1]:8080", datapath.TCP), be("[fd00::2]:8080", datapath.TCP)}},
+			},
+		},
+	}...)
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			got := Frontends(&tt.svc, tt.eps)
+			got := Frontends(&tt.svc, tt.eps, tt.node)
 			for i := range got {
 				if len(got[i].Backends) == 0 {
 					got[i].Backends = nil

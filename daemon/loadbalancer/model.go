@@ -37,6 +37,8 @@ type Service struct {
 	// LoadBalancerIPs are status.loadBalancer.ingress[].ip.
 	LoadBalancerIPs []netip.Addr
 	Ports           []ServicePort
+	// InternalLocal is internalTrafficPolicy: Local.
+	InternalLocal bool
 }
 
 // EndpointPort is one entry of an EndpointSlice's ports.
@@ -56,6 +58,10 @@ type Endpoint struct {
 	Terminating bool
 	NodeName    string
 	Zone        string
+	// ForZones and ForNodes are the topology hints the EndpointSlice
+	// controller sets for trafficDistribution.
+	ForZones []string
+	ForNodes []string
 }
 
 // EndpointSlice is a discovery.k8s.io/v1 EndpointSlice of one address

@@ -25,6 +25,8 @@ type Tracker struct {
 	// triggers holds, per changed Service, the earliest trigger time of
 	// the slice changes not synced yet. Guarded by mu.
 	triggers map[lb.ServiceName]time.Time
+	// node is this node (addresses, zone); nil until known. Guarded by mu.
+	node *lb.Node
 }
 
 // New returns a tracker that calls poke after recording each change.
@@ -86,6 +88,18 @@ type pending struct {
 	slices []*lb.EndpointSlice
 }
 
+// OnNodeUpdate records this node's addresses and zone. Every Service may
+// change with them (NodePorts, topology), so all are marked changed.
+func (t *Tracker) OnNodeUpdate(node *lb.Node) {
+	t.mu.Lock()
+	t.node = node
+	for n := range t.services {
+		t.dirty[n] = struct{}{}
+	}
+	t.mu.Unlock()
+	t.poke()
+}
+
 // Take returns the Services changed since the last call (every Service
 // when all is set) and clears the record. The sequence computes each
 // Service's frontends as it is consumed, outside the tracker's lock, so
@@ -117,13 +131,14 @@ func (t *Tracker) Take(all bool) (changes iter.Seq[lb.Change], triggers []time.T
 		}
 	}
 	t.dirty = map[lb.ServiceName]struct{}{}
+	node := t.node
 	t.mu.Unlock()
 
 	return func(yield func(lb.Change) bool) {
 		for _, p := range todo {
 			c := lb.Change{Name: p.name}
 			if p.svc != nil {
-				c.Entries = lb.Frontends(p.svc, p.slices)
+				c.Entries = lb.Frontends(p.svc, p.slices, node)
 				if c.Entries == nil {
 					c.Entries = []lb.Entry{}
 				}

@@ -29,6 +29,9 @@ type env struct {
 	prefix string // unique object-name prefix, so runs never collide
 	ctx    context.Context
 	agent  *harness.Agent
+	// nodeName is the Node the agent runs as; its InternalIP is the node
+	// namespace's bridge address.
+	nodeName string
 }
 
 func newEnv(t *testing.T) *env {
@@ -46,7 +49,23 @@ func newEnv(t *testing.T) *env {
 	cg := testnet.NewCgroup(t)
 	t.Cleanup(func() { _, _ = harness.Run(hiveletBin, "agent", "--cleanup", "--bpffs", e.bpffs) })
 	testnet.EnterCgroup(t, cg)
-	e.agent = harness.StartAgent(t, hiveletBin, "--kubeconfig", kubeconfig, "--bpffs", e.bpffs, "--cgroup2", cg)
+	e.nodeName = e.prefix + "node"
+	node := &corev1.Node{
+		ObjectMeta: metav1.ObjectMeta{Name: e.nodeName},
+		Status:     corev1.NodeStatus{Addresses: []corev1.NodeAddress{{Type: corev1.NodeInternalIP, Address: testnet.NodeIPv4.String()}}},
+	}
+	created, err := client.CoreV1().Nodes().Create(e.ctx, node, metav1.CreateOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	// Status is a subresource: addresses go in with a status update.
+	created.Status = node.Status
+	if _, err := client.CoreV1().Nodes().UpdateStatus(e.ctx, created, metav1.UpdateOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = client.CoreV1().Nodes().Delete(e.ctx, e.nodeName, metav1.DeleteOptions{}) })
+	e.agent = harness.StartAgent(t, hiveletBin, "--kubeconfig", kubeconfig, "--bpffs", e.bpffs, "--cgroup2", cg,
+		"--hostname-override", e.nodeName)
 	return e
 }
 
@@ -239,5 +258,30 @@ func TestPrivilegedK8sHealthAndMetrics(t *testing.T) {
 		if harness.Metric(page, sample) <= 0 {
 			t.Errorf("metric %s missing or zero:\n%s", sample, page)
 		}
+	}
+}
+
+// TestPrivilegedK8sNodePortAndLocalPolicy reaches a NodePort on the node's
+// InternalIP from the node, and checks internalTrafficPolicy Local keeps a
+// ClusterIP on this node's endpoints.
+func TestPrivilegedK8sNodePortAndLocalPolicy(t *testing.T) {
+	e := newEnv(t)
+	svc := e.service(t, "np", func(s *corev1.Service) {
+		s.Spec.Type = corev1.ServiceTypeNodePort
+		s.Spec.InternalTrafficPolicy = ptr.To(corev1.ServiceInternalTrafficPolicyLocal)
+	})
+	slice := e.sliceFor(svc.Name, 0, 1)
+	slice.Endpoints[0].NodeName = ptr.To(e.nodeName)
+	slice.Endpoints[1].NodeName = ptr.To("some-other-node")
+	e.createSlice(t, slice)
+
+	nodePort := netip.AddrPortFrom(testnet.NodeIPv4, uint16(svc.Spec.Ports[0].NodePort))
+	harness.WaitFor(t, "the NodePort frontend", func() bool { return len(e.backends(nodePort.String()+"/TCP")) == 2 })
+	if got := e.answers(t, nodePort, 40); !slices.Equal(got, []string{"pod-1", "pod-2"}) {
+		t.Errorf("NodePort answers = %v, want both pods (node-local traffic uses every endpoint)", got)
+	}
+	vip := netip.AddrPortFrom(netip.MustParseAddr(svc.Spec.ClusterIP), 80)
+	if got := e.answers(t, vip, 40); !slices.Equal(got, []string{"pod-1"}) {
+		t.Errorf("ClusterIP answers with internalTrafficPolicy Local = %v, want only this node's pod-1", got)
 	}
 }
