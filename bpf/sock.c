@@ -16,7 +16,7 @@ static __always_inline int sock4_fwd(struct bpf_sock_addr *ctx)
 
 	if (!sock_proto_supported(proto))
 		return SYS_PROCEED;
-	err = sock4_xlate_fwd(bpf_get_socket_cookie(ctx), proto, &addr, &port);
+	err = sock4_xlate_fwd(bpf_get_socket_cookie(ctx), bpf_get_netns_cookie(ctx), proto, &addr, &port);
 	if (err == 0) {
 		ctx->user_ip4 = addr;
 		ctx->user_port = port;
@@ -58,21 +58,22 @@ static __always_inline int sock6_fwd(struct bpf_sock_addr *ctx)
 {
 	__be16 port = (__be16)ctx->user_port;
 	__u8 proto = ctx->protocol;
-	__u64 cookie;
+	__u64 cookie, netns;
 	union v6addr addr;
 	int err;
 
 	if (!sock_proto_supported(proto))
 		return SYS_PROCEED;
 	cookie = bpf_get_socket_cookie(ctx);
+	netns = bpf_get_netns_cookie(ctx);
 	ctx_get_ip6(ctx, &addr);
 	if (v6addr_is_v4mapped(addr.p)) {
 		__be32 addr4 = addr.p[3];
 
-		err = sock4_xlate_fwd(cookie, proto, &addr4, &port);
+		err = sock4_xlate_fwd(cookie, netns, proto, &addr4, &port);
 		addr.p[3] = addr4;
 	} else {
-		err = sock6_xlate_fwd(cookie, proto, &addr, &port);
+		err = sock6_xlate_fwd(cookie, netns, proto, &addr, &port);
 	}
 	if (err == 0) {
 		ctx_set_ip6(ctx, &addr);

@@ -13,13 +13,20 @@ type slotEntry struct {
 type lbWriter interface {
 	putBackends([]BackendEntry) error
 	putRevNats([]RevNatEntry) error
+	putAffinity([]AffinityMatch) error
+	deleteAffinity([]AffinityMatch) error
 	putSlots([]slotEntry) error
 	deleteSlots([]slotEntry) error
 	deleteBackendsAndRevNats([]BackendID, []RevNatID) error
 }
 
 func masterValue(s *Service) sockLbService {
-	return sockLbService{RevNatIndex: uint32(s.RevNat), Count: uint16(len(s.Backends)), Flags: uint8(s.Flags)}
+	v := sockLbService{RevNatIndex: uint32(s.RevNat), Count: uint16(len(s.Backends)), Flags: uint8(s.Flags &^ FlagAffinity)}
+	if s.AffinityTimeout > 0 {
+		v.Flags |= uint8(FlagAffinity)
+		v.BackendId = s.AffinityTimeout
+	}
+	return v
 }
 
 // applyOrdered writes c so that a concurrent reader always finds what slot 0
@@ -31,6 +38,9 @@ func applyOrdered(w lbWriter, c *Changes) error {
 		return err
 	}
 	if err := w.putRevNats(c.UpsertRevNats); err != nil {
+		return err
+	}
+	if err := w.putAffinity(c.UpsertAffinity); err != nil {
 		return err
 	}
 	nSlots, nDel := 0, len(c.DeleteServices)
@@ -72,6 +82,9 @@ func applyOrdered(w lbWriter, c *Changes) error {
 		return err
 	}
 	if err := w.deleteSlots(delSlots); err != nil {
+		return err
+	}
+	if err := w.deleteAffinity(c.DeleteAffinity); err != nil {
 		return err
 	}
 	return w.deleteBackendsAndRevNats(c.DeleteBackends, c.DeleteRevNats)

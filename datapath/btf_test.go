@@ -20,6 +20,8 @@ func TestGoTwinsMatchBTF(t *testing.T) {
 		"lb4_reverse_nat": sockLb4ReverseNat{}, "lb6_reverse_nat": sockLb6ReverseNat{},
 		"sock_revnat4_key": sockSockRevnat4Key{}, "sock_revnat4_value": sockSockRevnat4Value{},
 		"sock_revnat6_key": sockSockRevnat6Key{}, "sock_revnat6_value": sockSockRevnat6Value{},
+		"lb_affinity_key": sockLbAffinityKey{}, "lb_affinity_val": sockLbAffinityVal{},
+		"lb_affinity_match_key": sockLbAffinityMatchKey{},
 	}
 	for name, v := range twins {
 		var st *btf.Struct

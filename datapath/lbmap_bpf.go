@@ -11,6 +11,7 @@ type bpfLBMap struct {
 	svc4, svc6 *ebpf.Map
 	be4, be6   *ebpf.Map
 	rn4, rn6   *ebpf.Map
+	affm       *ebpf.Map
 }
 
 var _ LBMap = (*bpfLBMap)(nil)
@@ -20,6 +21,7 @@ func newBPFLBMap(m *sockMaps) *bpfLBMap {
 		svc4: m.HlLb4Svc, svc6: m.HlLb6Svc,
 		be4: m.HlLb4Be, be6: m.HlLb6Be,
 		rn4: m.HlLb4Rnat, rn6: m.HlLb6Rnat,
+		affm: m.HlLbAffm,
 	}
 }
 
@@ -138,6 +140,22 @@ func (m *bpfLBMap) putRevNats(rns []RevNatEntry) error {
 	return putAll(m.rn6, k6, v6)
 }
 
+func affinityKeys(ms []AffinityMatch) []sockLbAffinityMatchKey {
+	keys := make([]sockLbAffinityMatchKey, len(ms))
+	for i, m := range ms {
+		keys[i] = sockLbAffinityMatchKey{BackendId: uint32(m.Backend), RevNatId: uint32(m.RevNat)}
+	}
+	return keys
+}
+
+func (m *bpfLBMap) putAffinity(ms []AffinityMatch) error {
+	return putAll(m.affm, affinityKeys(ms), make([]uint8, len(ms)))
+}
+
+func (m *bpfLBMap) deleteAffinity(ms []AffinityMatch) error {
+	return deleteAll(m.affm, affinityKeys(ms))
+}
+
 // deleteBackendsAndRevNats removes ids from both families' maps: an id
 // lives in exactly one of them and deleting a missing key is a no-op.
 func (m *bpfLBMap) deleteBackendsAndRevNats(bes []BackendID, rns []RevNatID) error {
@@ -196,6 +214,13 @@ func (m *bpfLBMap) Dump() (*State, error) {
 	for i, id := range rk6 {
 		st.RevNats[RevNatID(id)] = netip.AddrPortFrom(netip.AddrFrom16(rv6[i].Address.Addr), ntohs(rv6[i].Port))
 	}
+	ak, _, err := dumpAll[sockLbAffinityMatchKey, uint8](m.affm)
+	if err != nil {
+		return nil, err
+	}
+	for _, k := range ak {
+		st.Affinity[AffinityMatch{Backend: BackendID(k.BackendId), RevNat: RevNatID(k.RevNatId)}] = true
+	}
 	return st, nil
 }
 
@@ -243,6 +268,9 @@ func addSlot(st *State, f Frontend, slot int, v sockLbService) {
 		s.Incomplete = false
 		s.RevNat = RevNatID(v.RevNatIndex)
 		s.Flags = ServiceFlags(v.Flags)
+		if s.Flags&FlagAffinity != 0 {
+			s.AffinityTimeout = v.BackendId
+		}
 		s.count = int(v.Count)
 		return
 	}

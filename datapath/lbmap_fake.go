@@ -16,6 +16,7 @@ type FakeLBMap struct {
 	slots    map[fakeSlotKey]sockLbService // guarded by mu
 	backends map[BackendID]Backend         // guarded by mu
 	revnats  map[RevNatID]netip.AddrPort   // guarded by mu
+	affinity map[AffinityMatch]bool        // guarded by mu
 
 	// FailAfter, when > 0, makes the write after that many successful
 	// entry writes fail (and every one after it until reset).
@@ -44,6 +45,7 @@ func NewFakeLBMap() *FakeLBMap {
 		slots:    map[fakeSlotKey]sockLbService{},
 		backends: map[BackendID]Backend{},
 		revnats:  map[RevNatID]netip.AddrPort{},
+		affinity: map[AffinityMatch]bool{},
 	}
 }
 
@@ -68,6 +70,9 @@ func (m *FakeLBMap) Dump() (*State, error) {
 	}
 	for id, ap := range m.revnats {
 		st.RevNats[id] = ap
+	}
+	for k := range m.affinity {
+		st.Affinity[k] = true
 	}
 	return st, nil
 }
@@ -103,6 +108,26 @@ func (m *FakeLBMap) putRevNats(rns []RevNatEntry) error {
 			return err
 		}
 		m.revnats[rn.ID] = rn.Addr
+	}
+	return nil
+}
+
+func (m *FakeLBMap) putAffinity(ms []AffinityMatch) error {
+	for _, a := range ms {
+		if err := m.write(); err != nil {
+			return err
+		}
+		m.affinity[a] = true
+	}
+	return nil
+}
+
+func (m *FakeLBMap) deleteAffinity(ms []AffinityMatch) error {
+	for _, a := range ms {
+		if err := m.write(); err != nil {
+			return err
+		}
+		delete(m.affinity, a)
 	}
 	return nil
 }

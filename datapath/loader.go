@@ -14,6 +14,7 @@ type MapSizes struct {
 	Backends   uint32
 	RevNat     uint32
 	SockRevNat uint32 // LRU, per connected socket and backend
+	Affinity   uint32 // LRU, per client namespace and service with session affinity
 }
 
 // DefaultMapSizes hold 100k frontends with 3 backends each, plus headroom.
@@ -22,6 +23,7 @@ var DefaultMapSizes = MapSizes{
 	Backends:   1 << 19,
 	RevNat:     1 << 18,
 	SockRevNat: 1 << 18,
+	Affinity:   1 << 16,
 }
 
 // Config says where the datapath keeps its pins.
@@ -52,6 +54,7 @@ func Load(cfg Config) (*Datapath, error) {
 		sockMapHlLb4Be: cfg.Sizes.Backends, sockMapHlLb6Be: cfg.Sizes.Backends,
 		sockMapHlLb4Rnat: cfg.Sizes.RevNat, sockMapHlLb6Rnat: cfg.Sizes.RevNat,
 		sockMapHlSkRnat4: cfg.Sizes.SockRevNat, sockMapHlSkRnat6: cfg.Sizes.SockRevNat,
+		sockMapHlLbAff: cfg.Sizes.Affinity, sockMapHlLbAffm: cfg.Sizes.Backends,
 	}
 	for name, size := range sizes {
 		if size > 0 {

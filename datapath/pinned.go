@@ -22,7 +22,7 @@ type PinnedLB struct {
 // OpenPinnedLB opens the LB maps pinned under bpffs read-only. It returns
 // an error wrapping ErrNotLoaded when they are not there.
 func OpenPinnedLB(bpffs string) (*PinnedLB, error) {
-	names := []string{sockMapHlLb4Svc, sockMapHlLb6Svc, sockMapHlLb4Be, sockMapHlLb6Be, sockMapHlLb4Rnat, sockMapHlLb6Rnat}
+	names := []string{sockMapHlLb4Svc, sockMapHlLb6Svc, sockMapHlLb4Be, sockMapHlLb6Be, sockMapHlLb4Rnat, sockMapHlLb6Rnat, sockMapHlLbAffm}
 	p := &PinnedLB{}
 	for _, n := range names {
 		m, err := ebpf.LoadPinnedMap(filepath.Join(bpffs, n), &ebpf.LoadPinOptions{ReadOnly: true})
@@ -35,7 +35,7 @@ func OpenPinnedLB(bpffs string) (*PinnedLB, error) {
 		}
 		p.maps = append(p.maps, m)
 	}
-	p.LBMap = &bpfLBMap{svc4: p.maps[0], svc6: p.maps[1], be4: p.maps[2], be6: p.maps[3], rn4: p.maps[4], rn6: p.maps[5]}
+	p.LBMap = &bpfLBMap{svc4: p.maps[0], svc6: p.maps[1], be4: p.maps[2], be6: p.maps[3], rn4: p.maps[4], rn6: p.maps[5], affm: p.maps[6]}
 	return p, nil
 }
 

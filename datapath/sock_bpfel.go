@@ -72,6 +72,25 @@ type sockLb6ReverseNat struct {
 	Pad  uint16
 }
 
+type sockLbAffinityKey struct {
+	_        structs.HostLayout
+	ClientId uint64
+	RevNatId uint32
+	Pad      uint32
+}
+
+type sockLbAffinityMatchKey struct {
+	_         structs.HostLayout
+	BackendId uint32
+	RevNatId  uint32
+}
+
+type sockLbAffinityVal struct {
+	_         structs.HostLayout
+	BackendId uint32
+	LastUsed  uint32
+}
+
 type sockLbService struct {
 	_           structs.HostLayout
 	BackendId   uint32
@@ -129,6 +148,8 @@ const (
 	sockMapHlLb6Be             = "hl_lb6_be"
 	sockMapHlLb6Rnat           = "hl_lb6_rnat"
 	sockMapHlLb6Svc            = "hl_lb6_svc"
+	sockMapHlLbAff             = "hl_lb_aff"
+	sockMapHlLbAffm            = "hl_lb_affm"
 	sockMapHlSkRnat4           = "hl_sk_rnat4"
 	sockMapHlSkRnat6           = "hl_sk_rnat6"
 	sockProgHlSock4Connect     = "hl_sock4_connect"
@@ -203,6 +224,8 @@ type sockMapSpecs struct {
 	HlLb6Be   *ebpf.MapSpec `ebpf:"hl_lb6_be"`
 	HlLb6Rnat *ebpf.MapSpec `ebpf:"hl_lb6_rnat"`
 	HlLb6Svc  *ebpf.MapSpec `ebpf:"hl_lb6_svc"`
+	HlLbAff   *ebpf.MapSpec `ebpf:"hl_lb_aff"`
+	HlLbAffm  *ebpf.MapSpec `ebpf:"hl_lb_affm"`
 	HlSkRnat4 *ebpf.MapSpec `ebpf:"hl_sk_rnat4"`
 	HlSkRnat6 *ebpf.MapSpec `ebpf:"hl_sk_rnat6"`
 }
@@ -239,6 +262,8 @@ type sockMaps struct {
 	HlLb6Be   *ebpf.Map `ebpf:"hl_lb6_be"`
 	HlLb6Rnat *ebpf.Map `ebpf:"hl_lb6_rnat"`
 	HlLb6Svc  *ebpf.Map `ebpf:"hl_lb6_svc"`
+	HlLbAff   *ebpf.Map `ebpf:"hl_lb_aff"`
+	HlLbAffm  *ebpf.Map `ebpf:"hl_lb_affm"`
 	HlSkRnat4 *ebpf.Map `ebpf:"hl_sk_rnat4"`
 	HlSkRnat6 *ebpf.Map `ebpf:"hl_sk_rnat6"`
 }
@@ -251,6 +276,8 @@ func (m *sockMaps) Close() error {
 		m.HlLb6Be,
 		m.HlLb6Rnat,
 		m.HlLb6Svc,
+		m.HlLbAff,
+		m.HlLbAffm,
 		m.HlSkRnat4,
 		m.HlSkRnat6,
 	)

@@ -164,6 +164,64 @@ func TestPrivilegedSocketLB(t *testing.T) {
 		})
 	})
 
+	t.Run("session affinity keeps a namespace on one backend while it is a member", func(t *testing.T) {
+		vip := netip.AddrPortFrom(netip.MustParseAddr("10.96.0.20"), 80)
+		f := datapath.Frontend{Addr: vip.Addr(), Port: 80, Proto: datapath.TCP}
+		write := func(pods []int, remove []int) {
+			ch := &datapath.Changes{UpsertRevNats: []datapath.RevNatEntry{{ID: 70, Addr: vip}}}
+			svc := datapath.Service{Frontend: f, RevNat: 70, AffinityTimeout: 300}
+			for _, i := range pods {
+				id := datapath.BackendID(700 + i)
+				ch.UpsertBackends = append(ch.UpsertBackends, datapath.BackendEntry{ID: id,
+					Backend: datapath.Backend{Addr: netip.AddrPortFrom(e.node.Pods[i].IPv4, backendPort), Proto: datapath.TCP}})
+				ch.UpsertAffinity = append(ch.UpsertAffinity, datapath.AffinityMatch{Backend: id, RevNat: 70})
+				svc.Backends = append(svc.Backends, id)
+			}
+			for _, i := range remove {
+				ch.DeleteAffinity = append(ch.DeleteAffinity, datapath.AffinityMatch{Backend: datapath.BackendID(700 + i), RevNat: 70})
+			}
+			ch.UpsertServices = []datapath.ServiceUpdate{{Service: svc, PrevSlots: 3}}
+			if err := e.lb.Apply(ch); err != nil {
+				t.Fatal(err)
+			}
+		}
+		sticky := func() map[string]int {
+			seen := map[string]int{}
+			e.node.NS.Must(t, func() error {
+				for i := 0; i < 30; i++ {
+					r, err := testnet.Dial("tcp", vip)
+					if err != nil {
+						return err
+					}
+					seen[r.Name]++
+				}
+				return nil
+			})
+			return seen
+		}
+		write([]int{0, 1, 2}, nil)
+		first := sticky()
+		if len(first) != 1 {
+			t.Fatalf("30 connects with affinity reached %v, want one backend", first)
+		}
+		var chosen string
+		for n := range first {
+			chosen = n
+		}
+		idx := int(chosen[len(chosen)-1]-'0') - 1
+		var rest []int
+		for i := 0; i < 3; i++ {
+			if i != idx {
+				rest = append(rest, i)
+			}
+		}
+		write(rest, []int{idx})
+		after := sticky()
+		if len(after) != 1 || after[chosen] != 0 {
+			t.Errorf("after %s left the service: %v, want one other backend", chosen, after)
+		}
+	})
+
 	t.Run("a reload keeps maps, links and open connections", func(t *testing.T) {
 		vip := netip.AddrPortFrom(vip4, 80)
 		var conn net.Conn

@@ -99,11 +99,15 @@ type Service struct {
 	RevNat   RevNatID
 	Flags    ServiceFlags
 	Backends []BackendID
+	// AffinityTimeout is sessionAffinity ClientIP's timeout in seconds;
+	// 0 means no affinity.
+	AffinityTimeout uint32
 }
 
 // Equal reports whether two services would produce identical map entries.
 func (s *Service) Equal(o *Service) bool {
-	if s.Frontend != o.Frontend || s.RevNat != o.RevNat || s.Flags != o.Flags || len(s.Backends) != len(o.Backends) {
+	if s.Frontend != o.Frontend || s.RevNat != o.RevNat || s.Flags != o.Flags || s.AffinityTimeout != o.AffinityTimeout ||
+		len(s.Backends) != len(o.Backends) {
 		return false
 	}
 	for i := range s.Backends {
@@ -134,11 +138,19 @@ type DumpedService struct {
 	count int // slot 0's backend count, while dumping
 }
 
+// AffinityMatch says a backend belongs to a service with session
+// affinity, so affinities to it are honoured.
+type AffinityMatch struct {
+	Backend BackendID
+	RevNat  RevNatID
+}
+
 // State is the full content of the LB maps.
 type State struct {
 	Services map[Frontend]*DumpedService
 	Backends map[BackendID]Backend
 	RevNats  map[RevNatID]netip.AddrPort
+	Affinity map[AffinityMatch]bool
 }
 
 // NewState returns an empty State.
@@ -147,6 +159,7 @@ func NewState() *State {
 		Services: map[Frontend]*DumpedService{},
 		Backends: map[BackendID]Backend{},
 		RevNats:  map[RevNatID]netip.AddrPort{},
+		Affinity: map[AffinityMatch]bool{},
 	}
 }
 
@@ -179,12 +192,15 @@ type RevNatEntry struct {
 // Changes is one batch of map writes. LBMap.Apply performs them in an
 // order that keeps every service usable at every instant: new backends and
 // reverse-NAT entries first, then backend slots, then slot 0, then
-// deletions, then unused backends and reverse-NAT entries.
+// deletions, then unused backends and reverse-NAT entries. Affinity
+// matches are added with the backends and removed with the deletions.
 type Changes struct {
 	UpsertBackends []BackendEntry
 	UpsertRevNats  []RevNatEntry
+	UpsertAffinity []AffinityMatch
 	UpsertServices []ServiceUpdate
 	DeleteServices []ServiceDelete
+	DeleteAffinity []AffinityMatch
 	DeleteBackends []BackendID
 	DeleteRevNats  []RevNatID
 }
@@ -192,7 +208,8 @@ type Changes struct {
 // Empty reports whether the batch writes nothing.
 func (c *Changes) Empty() bool {
 	return len(c.UpsertBackends) == 0 && len(c.UpsertRevNats) == 0 && len(c.UpsertServices) == 0 &&
-		len(c.DeleteServices) == 0 && len(c.DeleteBackends) == 0 && len(c.DeleteRevNats) == 0
+		len(c.DeleteServices) == 0 && len(c.DeleteBackends) == 0 && len(c.DeleteRevNats) == 0 &&
+		len(c.UpsertAffinity) == 0 && len(c.DeleteAffinity) == 0
 }
 
 // LBMap is the agent's view of the load-balancing maps.

@@ -44,7 +44,7 @@ struct lb6_key {
 };
 
 struct lb_service {
-	__u32 backend_id;	/* slot > 0: backend id; slot 0: affinity timeout in seconds */
+	__u32 backend_id;	/* slot > 0: backend id; slot 0: affinity timeout in seconds (LB_SVC_AFFINITY) */
 	__u32 rev_nat_index;	/* slot 0 only */
 	__u16 count;		/* slot 0 only: number of backend slots */
 	__u8 flags;		/* slot 0 only: enum lb_svc_flags */
@@ -143,6 +143,49 @@ struct {
 	__uint(map_flags, BPF_F_NO_PREALLOC);
 	__uint(pinning, LIBBPF_PIN_BY_NAME);
 } hl_lb6_rnat SEC(".maps");
+
+/* Session affinity (ClientIP): the backend a client last used for a
+ * service, and when. For socket LB the client is the network namespace:
+ * every socket of a pod shares its IP, so they share the affinity. */
+struct lb_affinity_key {
+	__u64 client_id;	/* netns cookie */
+	__u32 rev_nat_id;
+	__u32 pad;
+};
+
+struct lb_affinity_val {
+	__u32 backend_id;
+	__u32 last_used;	/* seconds of bpf_ktime_get_ns() */
+};
+
+/* An affinity is honoured only while its backend still belongs to the
+ * service: the agent keeps one entry per (backend, service) of every
+ * service with affinity. */
+struct lb_affinity_match_key {
+	__u32 backend_id;
+	__u32 rev_nat_id;
+};
+
+#ifndef LB_AFFINITY_MAP_MAX
+#define LB_AFFINITY_MAP_MAX	65536
+#endif
+
+struct {
+	__uint(type, BPF_MAP_TYPE_LRU_HASH);
+	__type(key, struct lb_affinity_key);
+	__type(value, struct lb_affinity_val);
+	__uint(max_entries, LB_AFFINITY_MAP_MAX);
+	__uint(pinning, LIBBPF_PIN_BY_NAME);
+} hl_lb_aff SEC(".maps");
+
+struct {
+	__uint(type, BPF_MAP_TYPE_HASH);
+	__type(key, struct lb_affinity_match_key);
+	__type(value, __u8);
+	__uint(max_entries, LB_BACKEND_MAP_MAX);
+	__uint(map_flags, BPF_F_NO_PREALLOC);
+	__uint(pinning, LIBBPF_PIN_BY_NAME);
+} hl_lb_affm SEC(".maps");
 
 /* Socket reverse NAT: remembers, per socket and backend, which VIP the
  * socket asked for, so recvmsg() and getpeername() can show the VIP again.

@@ -34,7 +34,7 @@ sock6_revnat_stale(const struct sock_revnat6_key *key, const struct sock_revnat6
  * -ECONNREFUSED when the service has no backends, -EHOSTUNREACH when its
  * tables are inconsistent and -ENOMEM when the VIP cannot be remembered. */
 static __always_inline int
-sock4_xlate_fwd(__u64 cookie, __u8 proto, __be32 *addr, __be16 *port)
+sock4_xlate_fwd(__u64 cookie, __u64 netns, __u8 proto, __be32 *addr, __be16 *port)
 {
 	struct lb4_key key = {
 		.address = *addr,
@@ -53,9 +53,18 @@ sock4_xlate_fwd(__u64 cookie, __u8 proto, __be32 *addr, __be16 *port)
 		return -ENOENT;
 	if (svc->count == 0)
 		return -ECONNREFUSED;
-	be = lb4_select_backend(&key, svc, &backend_id);
+	be = NULL;
+	if (svc->flags & LB_SVC_AFFINITY) {
+		backend_id = lb_affinity_backend(netns, svc);
+		if (backend_id)
+			be = bpf_map_lookup_elem(&hl_lb4_be, &backend_id);
+	}
+	if (!be)
+		be = lb4_select_backend(&key, svc, &backend_id);
 	if (!be)
 		return -EHOSTUNREACH;
+	if (svc->flags & LB_SVC_AFFINITY)
+		lb_affinity_update(netns, svc, backend_id);
 
 	rkey.cookie = cookie;
 	rkey.address = be->address;
@@ -99,7 +108,7 @@ sock4_xlate_rev(__u64 cookie, __be32 *addr, __be16 *port)
 }
 
 static __always_inline int
-sock6_xlate_fwd(__u64 cookie, __u8 proto, union v6addr *addr, __be16 *port)
+sock6_xlate_fwd(__u64 cookie, __u64 netns, __u8 proto, union v6addr *addr, __be16 *port)
 {
 	struct lb6_key key = {
 		.address = *addr,
@@ -118,9 +127,18 @@ sock6_xlate_fwd(__u64 cookie, __u8 proto, union v6addr *addr, __be16 *port)
 		return -ENOENT;
 	if (svc->count == 0)
 		return -ECONNREFUSED;
-	be = lb6_select_backend(&key, svc, &backend_id);
+	be = NULL;
+	if (svc->flags & LB_SVC_AFFINITY) {
+		backend_id = lb_affinity_backend(netns, svc);
+		if (backend_id)
+			be = bpf_map_lookup_elem(&hl_lb6_be, &backend_id);
+	}
+	if (!be)
+		be = lb6_select_backend(&key, svc, &backend_id);
 	if (!be)
 		return -EHOSTUNREACH;
+	if (svc->flags & LB_SVC_AFFINITY)
+		lb_affinity_update(netns, svc, backend_id);
 
 	rkey.cookie = cookie;
 	rkey.address = be->address;

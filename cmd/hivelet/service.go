@@ -60,6 +60,8 @@ type serviceRow struct {
 	Frontend string       `json:"frontend"`
 	Type     string       `json:"type"`
 	Backends []backendRow `json:"backends"`
+	// AffinityTimeout is sessionAffinity ClientIP's timeout, seconds.
+	AffinityTimeout uint32 `json:"affinityTimeoutSeconds,omitempty"`
 	// Problem is set when the maps are inconsistent (the agent repairs it
 	// at its next full sync).
 	Problem string `json:"problem,omitempty"`
@@ -73,7 +75,7 @@ type backendRow struct {
 func serviceRows(st *datapath.State) []serviceRow {
 	rows := make([]serviceRow, 0, len(st.Services))
 	for f, s := range st.Services {
-		r := serviceRow{ID: uint32(s.RevNat), Frontend: f.String(), Type: s.Flags.Type(), Backends: []backendRow{}}
+		r := serviceRow{ID: uint32(s.RevNat), Frontend: f.String(), Type: s.Flags.Type(), Backends: []backendRow{}, AffinityTimeout: s.AffinityTimeout}
 		if s.Incomplete {
 			r.Problem = "backend slots without a service entry"
 		}
@@ -116,7 +118,11 @@ func printServiceTable(w io.Writer, rows []serviceRow) error {
 	tw := tabwriter.NewWriter(w, 0, 4, 3, ' ', 0)
 	fmt.Fprintln(tw, "ID\tFrontend\tService Type\tBackend\t")
 	for _, r := range rows {
-		first := fmt.Sprintf("%d\t%s\t%s\t", r.ID, r.Frontend, r.Type)
+		typ := r.Type
+		if r.AffinityTimeout > 0 {
+			typ += fmt.Sprintf(" (affinity %ds)", r.AffinityTimeout)
+		}
+		first := fmt.Sprintf("%d\t%s\t%s\t", r.ID, r.Frontend, typ)
 		if len(r.Backends) == 0 {
 			fmt.Fprintf(tw, "%s(none: connections refused)\t\n", first)
 		}

@@ -20,6 +20,10 @@ const (
 	ServiceProxyNameLabel = "service.kubernetes.io/service-proxy-name"
 )
 
+// maxAffinitySeconds is the API's limit on sessionAffinityConfig's
+// clientIP.timeoutSeconds (one day).
+const maxAffinitySeconds = 86400
+
 // Ignored explains why a valid Service has nothing to program; empty when
 // it should be programmed.
 func Ignored(svc *corev1.Service) string {
@@ -86,6 +90,21 @@ func ConvertService(in *corev1.Service) (*Service, field.ErrorList) {
 	}
 
 	out.InternalLocal = in.Spec.InternalTrafficPolicy != nil && *in.Spec.InternalTrafficPolicy == corev1.ServiceInternalTrafficPolicyLocal
+	switch in.Spec.SessionAffinity {
+	case "", corev1.ServiceAffinityNone:
+	case corev1.ServiceAffinityClientIP:
+		out.AffinityTimeout = uint32(corev1.DefaultClientIPServiceAffinitySeconds)
+		if c := in.Spec.SessionAffinityConfig; c != nil && c.ClientIP != nil && c.ClientIP.TimeoutSeconds != nil {
+			t := *c.ClientIP.TimeoutSeconds
+			if t <= 0 || t > maxAffinitySeconds {
+				errs = append(errs, field.Invalid(spec.Child("sessionAffinityConfig", "clientIP", "timeoutSeconds"), t,
+					fmt.Sprintf("must be between 1 and %d", maxAffinitySeconds)))
+			}
+			out.AffinityTimeout = uint32(max(t, 0))
+		}
+	default:
+		errs = append(errs, field.NotSupported(spec.Child("sessionAffinity"), in.Spec.SessionAffinity, []string{"None", "ClientIP"}))
+	}
 	if len(in.Spec.Ports) == 0 {
 		errs = append(errs, field.Required(spec.Child("ports"), "a Service needs at least one port"))
 	}

@@ -130,3 +130,39 @@ func TestConvertEndpointSlice(t *testing.T) {
 		})
 	}
 }
+
+func TestConvertSessionAffinity(t *testing.T) {
+	for _, tt := range []struct {
+		name    string
+		mutate  func(*corev1.Service)
+		want    uint32
+		wantErr string
+	}{
+		{"none", func(*corev1.Service) {}, 0, ""},
+		{"ClientIP with the default timeout", func(s *corev1.Service) { s.Spec.SessionAffinity = corev1.ServiceAffinityClientIP }, 10800, ""},
+		{"ClientIP with a timeout", func(s *corev1.Service) {
+			s.Spec.SessionAffinity = corev1.ServiceAffinityClientIP
+			s.Spec.SessionAffinityConfig = &corev1.SessionAffinityConfig{ClientIP: &corev1.ClientIPConfig{TimeoutSeconds: ptr.To[int32](30)}}
+		}, 30, ""},
+		{"timeout out of range", func(s *corev1.Service) {
+			s.Spec.SessionAffinity = corev1.ServiceAffinityClientIP
+			s.Spec.SessionAffinityConfig = &corev1.SessionAffinityConfig{ClientIP: &corev1.ClientIPConfig{TimeoutSeconds: ptr.To[int32](86401)}}
+		}, 0, "spec.sessionAffinityConfig.clientIP.timeoutSeconds: Invalid value: 86401"},
+		{"unknown affinity", func(s *corev1.Service) { s.Spec.SessionAffinity = "Cookie" }, 0, `spec.sessionAffinity: Unsupported value: "Cookie"`},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			s := validService()
+			tt.mutate(s)
+			got, errs := ConvertService(s)
+			if tt.wantErr != "" {
+				if err := errs.ToAggregate(); err == nil || !strings.Contains(err.Error(), tt.wantErr) {
+					t.Errorf("error = %v, want %q", err, tt.wantErr)
+				}
+				return
+			}
+			if len(errs) != 0 || got.AffinityTimeout != tt.want {
+				t.Errorf("timeout = %d (%v), want %d", got.AffinityTimeout, errs, tt.want)
+			}
+		})
+	}
+}

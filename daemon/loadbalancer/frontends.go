@@ -51,9 +51,10 @@ func Frontends(svc *Service, eps []*EndpointSlice, node *Node) []Entry {
 					fam = 1
 				}
 				out = append(out, Entry{
-					Frontend: datapath.Frontend{Addr: a, Port: port, Proto: sp.Proto, Scope: datapath.ScopeExternal},
-					Flags:    flags,
-					Backends: bes[fam],
+					Frontend:        datapath.Frontend{Addr: a, Port: port, Proto: sp.Proto, Scope: datapath.ScopeExternal},
+					Flags:           flags,
+					Backends:        bes[fam],
+					AffinityTimeout: svc.AffinityTimeout,
 				})
 			}
 		}

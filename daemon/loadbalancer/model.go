@@ -39,6 +39,9 @@ type Service struct {
 	Ports           []ServicePort
 	// InternalLocal is internalTrafficPolicy: Local.
 	InternalLocal bool
+	// AffinityTimeout is sessionAffinity ClientIP's timeout in seconds; 0
+	// without affinity.
+	AffinityTimeout uint32
 }
 
 // EndpointPort is one entry of an EndpointSlice's ports.
@@ -85,9 +88,10 @@ func (s *EndpointSlice) Key() string { return s.Namespace + "/" + s.Name }
 // Entry is one frontend a Service asks for, with the backends it should
 // send to, in a stable order.
 type Entry struct {
-	Frontend datapath.Frontend
-	Flags    datapath.ServiceFlags
-	Backends []datapath.Backend
+	Frontend        datapath.Frontend
+	Flags           datapath.ServiceFlags
+	Backends        []datapath.Backend
+	AffinityTimeout uint32
 }
 
 func (e Entry) String() string {

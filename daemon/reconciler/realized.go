@@ -21,6 +21,8 @@ type realized struct {
 	// at the end of a sync unless something took them again.
 	unused  map[datapath.BackendID]struct{}
 	revnats map[datapath.RevNatID]netip.AddrPort
+	// affm is the affinity-match map's content.
+	affm map[datapath.AffinityMatch]bool
 
 	nextBackend uint32
 	nextRevNat  uint32
@@ -33,7 +35,8 @@ type feState struct {
 	owner    lb.ServiceName
 	revnat   datapath.RevNatID
 	flags    datapath.ServiceFlags
-	complete bool // slot 0 is present
+	complete bool   // slot 0 is present
+	affinity uint32 // session affinity timeout; 0 without
 	// slots is how many backend slots may be in the map, leftovers
 	// included, so deletes cover them all.
 	slots    int
@@ -41,8 +44,9 @@ type feState struct {
 }
 
 // same reports whether the maps already hold exactly this service.
-func (fe *feState) same(revnat datapath.RevNatID, flags datapath.ServiceFlags, ids []datapath.BackendID) bool {
-	if !fe.complete || fe.revnat != revnat || fe.flags != flags || fe.slots != len(ids) || len(fe.backends) != len(ids) {
+func (fe *feState) same(revnat datapath.RevNatID, flags datapath.ServiceFlags, affinity uint32, ids []datapath.BackendID) bool {
+	if !fe.complete || fe.revnat != revnat || fe.flags != flags || fe.affinity != affinity ||
+		fe.slots != len(ids) || len(fe.backends) != len(ids) {
 		return false
 	}
 	for i := range ids {
@@ -85,6 +89,7 @@ func fromDump(st *datapath.State, sizeHint int) *realized {
 		backends:      make(map[datapath.BackendID]backendRef, nb),
 		unused:        map[datapath.BackendID]struct{}{},
 		revnats:       make(map[datapath.RevNatID]netip.AddrPort, nf),
+		affm:          st.Affinity,
 		nextBackend:   1,
 		nextRevNat:    1,
 	}
@@ -107,7 +112,7 @@ func fromDump(st *datapath.State, sizeHint int) *realized {
 		if !ds.Incomplete {
 			// Without slot 0 the frontend counts as absent: its slots
 			// get rewritten or deleted.
-			fe.complete, fe.revnat, fe.flags = true, ds.RevNat, ds.Flags
+			fe.complete, fe.revnat, fe.flags, fe.affinity = true, ds.RevNat, ds.Flags, ds.AffinityTimeout
 			fe.backends = append([]datapath.BackendID(nil), ds.Backends...)
 		}
 		r.fes[f] = fe
@@ -177,6 +182,30 @@ func allocate(next *uint32, used func(uint32) bool) uint32 {
 		}
 		if v != 0 && !used(v) {
 			return v
+		}
+	}
+}
+
+// syncAffinity makes the affinity-match map hold exactly the (backend,
+// service) pairs of want (nil without affinity), given the pairs of have.
+func (r *realized) syncAffinity(have *feState, revnat datapath.RevNatID, want []datapath.BackendID, ch *datapath.Changes) {
+	keep := make(map[datapath.AffinityMatch]bool, len(want))
+	for _, id := range want {
+		m := datapath.AffinityMatch{Backend: id, RevNat: revnat}
+		keep[m] = true
+		if !r.affm[m] {
+			r.affm[m] = true
+			ch.UpsertAffinity = append(ch.UpsertAffinity, m)
+		}
+	}
+	if have == nil || have.affinity == 0 {
+		return
+	}
+	for _, id := range have.backends {
+		m := datapath.AffinityMatch{Backend: id, RevNat: have.revnat}
+		if !keep[m] && r.affm[m] {
+			delete(r.affm, m)
+			ch.DeleteAffinity = append(ch.DeleteAffinity, m)
 		}
 	}
 }

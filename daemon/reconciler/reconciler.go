@@ -157,16 +157,21 @@ func (r *Reconciler) upsert(owner lb.ServiceName, e *lb.Entry, ch *datapath.Chan
 	}
 	revnat := s.revNatFor(f, have, ch)
 	s.releaseBackends(have.backends)
-	if have.same(revnat, e.Flags, ids) {
+	var affine []datapath.BackendID
+	if e.AffinityTimeout > 0 {
+		affine = ids
+	}
+	s.syncAffinity(&have, revnat, affine, ch)
+	if have.same(revnat, e.Flags, e.AffinityTimeout, ids) {
 		have.owner = owner
 		s.fes[f] = have
 		return // already right
 	}
 	ch.UpsertServices = append(ch.UpsertServices, datapath.ServiceUpdate{
-		Service:   datapath.Service{Frontend: f, RevNat: revnat, Flags: e.Flags, Backends: ids},
+		Service:   datapath.Service{Frontend: f, RevNat: revnat, Flags: e.Flags, Backends: ids, AffinityTimeout: e.AffinityTimeout},
 		PrevSlots: have.slots,
 	})
-	s.fes[f] = feState{owner: owner, revnat: revnat, flags: e.Flags, complete: true, slots: len(ids), backends: ids}
+	s.fes[f] = feState{owner: owner, revnat: revnat, flags: e.Flags, affinity: e.AffinityTimeout, complete: true, slots: len(ids), backends: ids}
 	if present {
 		s.entries -= 1 + have.slots
 	}
@@ -181,6 +186,7 @@ func (r *Reconciler) remove(f datapath.Frontend, ch *datapath.Changes) {
 		return
 	}
 	ch.DeleteServices = append(ch.DeleteServices, datapath.ServiceDelete{Frontend: f, PrevSlots: have.slots})
+	s.syncAffinity(&have, have.revnat, nil, ch)
 	s.releaseBackends(have.backends)
 	if have.complete && have.revnat != 0 {
 		ch.DeleteRevNats = append(ch.DeleteRevNats, have.revnat)
@@ -211,9 +217,21 @@ func (r *Reconciler) collectUnused(ch *datapath.Changes, full bool) {
 		return
 	}
 	used := make(map[datapath.RevNatID]bool, len(s.fes))
+	justified := map[datapath.AffinityMatch]bool{}
 	for _, fe := range s.fes {
 		if fe.complete {
 			used[fe.revnat] = true
+		}
+		if fe.complete && fe.affinity > 0 {
+			for _, id := range fe.backends {
+				justified[datapath.AffinityMatch{Backend: id, RevNat: fe.revnat}] = true
+			}
+		}
+	}
+	for m := range s.affm {
+		if !justified[m] {
+			delete(s.affm, m)
+			ch.DeleteAffinity = append(ch.DeleteAffinity, m)
 		}
 	}
 	for id := range s.revnats {

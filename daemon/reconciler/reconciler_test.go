@@ -331,3 +331,53 @@ func TestFrontendConflictGoesToFirstName(t *testing.T) {
 		checkMaps(t, r, m, map[int][]int{5: {10}})
 	}
 }
+
+func TestAffinityMatchesFollowBackends(t *testing.T) {
+	m := datapath.NewFakeLBMap()
+	r := New(m, quiet)
+	d := newDesired(r)
+	affine := func(f int, timeout uint32, bes ...int) []lb.Entry {
+		e := entry(f, bes...)
+		e.AffinityTimeout = timeout
+		return []lb.Entry{e}
+	}
+	matches := func() map[[2]int]bool {
+		st, _ := m.Dump()
+		out := map[[2]int]bool{}
+		for k := range st.Affinity {
+			s := st.Services[frontend(1)]
+			if s == nil || k.RevNat != s.RevNat {
+				t.Errorf("affinity match %+v for an unknown service", k)
+				continue
+			}
+			out[[2]int{int(k.Backend), int(k.RevNat)}] = true
+		}
+		return out
+	}
+	steps := []struct {
+		entries []lb.Entry
+		want    int // affinity-match entries
+	}{
+		{affine(1, 30, 1, 2, 3), 3},
+		{affine(1, 30, 2, 3), 2},
+		{affine(1, 60, 2, 3, 4), 3},
+		{affine(1, 0, 2, 3, 4), 0},
+		{affine(1, 30, 5), 1},
+		{nil, 0},
+	}
+	for i, s := range steps {
+		d.set(name(1), s.entries)
+		if _, err := d.sync(i%2 == 1); err != nil {
+			t.Fatal(err)
+		}
+		if got := matches(); len(got) != s.want {
+			t.Errorf("step %d: %d affinity matches, want %d", i, len(got), s.want)
+		}
+		if s.entries != nil {
+			st, _ := m.Dump()
+			if got := st.Services[frontend(1)].AffinityTimeout; got != s.entries[0].AffinityTimeout {
+				t.Errorf("step %d: timeout in the map %d, want %d", i, got, s.entries[0].AffinityTimeout)
+			}
+		}
+	}
+}
