@@ -3,7 +3,7 @@ SHELL := /bin/bash
 GO    ?= go
 BIN   := bin
 
-.PHONY: all deps vmlinux generate build test test-k8s k8s-harness demo bench lint clean
+.PHONY: all deps vmlinux generate build test test-k8s k8s-harness demo bench bench-k8s lint clean
 
 all: build
 
@@ -53,6 +53,14 @@ demo: build
 bench: deps
 	@echo ">> benchmarks (ratios against a baseline measured in the same run)"
 	./hack/bench.sh
+
+# The agent against the real API server: start to programmed, API-to-
+# datapath latency of single EndpointSlice edits, RSS. The Services are
+# created through the API once and kept in etcd (hack/k8s.sh wipe drops
+# them); HIVELET_BENCH_SERVICES=1000,10000,100000 picks the sizes.
+bench-k8s: deps k8s-harness
+	@echo ">> agent vs real API server (first run creates the Services: minutes)"
+	$(GO) test -run '^$$' -bench BenchmarkK8sAgent -benchtime 1x -timeout 60m ./test/k8sbench
 
 clean:
 	rm -rf $(BIN)

@@ -56,9 +56,10 @@ func (s *syncer) sync(full bool) error {
 	}
 	if !s.loaded {
 		// The initial load parsed every object; hand that garbage back
-		// to the OS now instead of holding it at peak size.
+		// to the OS now instead of holding it at peak size. Off the sync
+		// loop: it takes a while and the next change must not wait.
 		s.loaded = true
-		debug.FreeOSMemory()
+		go debug.FreeOSMemory()
 	}
 	return nil
 }

@@ -3,6 +3,7 @@ package datapath
 import (
 	"errors"
 	"fmt"
+	"net/netip"
 	"os"
 	"path/filepath"
 
@@ -46,4 +47,50 @@ func (p *PinnedLB) Close() error {
 		errs = append(errs, m.Close())
 	}
 	return errors.Join(errs...)
+}
+
+// Lookup reads one frontend's service entry and its backends, in slot
+// order, without dumping the maps: cheap enough to poll. It returns nil
+// when the frontend is not programmed.
+func (p *PinnedLB) Lookup(f Frontend) ([]Backend, error) {
+	m := p.LBMap.(*bpfLBMap)
+	var master sockLbService
+	var err error
+	if f.Addr.Is4() {
+		err = m.svc4.Lookup(lb4Key(f, 0), &master)
+	} else {
+		err = m.svc6.Lookup(lb6Key(f, 0), &master)
+	}
+	if errors.Is(err, ebpf.ErrKeyNotExist) {
+		return nil, nil
+	}
+	if err != nil {
+		return nil, fmt.Errorf("look up %s: %w", f, err)
+	}
+	out := make([]Backend, 0, master.Count)
+	for slot := 1; slot <= int(master.Count); slot++ {
+		var v sockLbService
+		if f.Addr.Is4() {
+			err = m.svc4.Lookup(lb4Key(f, slot), &v)
+		} else {
+			err = m.svc6.Lookup(lb6Key(f, slot), &v)
+		}
+		if err != nil {
+			return nil, fmt.Errorf("look up %s slot %d: %w", f, slot, err)
+		}
+		if f.Addr.Is4() {
+			var be sockLb4Backend
+			if err := m.be4.Lookup(v.BackendId, &be); err != nil {
+				return nil, fmt.Errorf("look up backend %d: %w", v.BackendId, err)
+			}
+			out = append(out, Backend{Addr: netip.AddrPortFrom(addr4FromMap(be.Address), ntohs(be.Port)), Proto: L4Proto(be.Proto)})
+		} else {
+			var be sockLb6Backend
+			if err := m.be6.Lookup(v.BackendId, &be); err != nil {
+				return nil, fmt.Errorf("look up backend %d: %w", v.BackendId, err)
+			}
+			out = append(out, Backend{Addr: netip.AddrPortFrom(netip.AddrFrom16(be.Address.Addr), ntohs(be.Port)), Proto: L4Proto(be.Proto)})
+		}
+	}
+	return out, nil
 }

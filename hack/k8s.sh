@@ -10,18 +10,22 @@
 #   hack/k8s.sh env     print `export KUBECONFIG=...`
 #
 # Everything lives in $HIVELET_K8S_DIR (default /var/cache/hivelet-k8s),
-# outside the repository. Nothing listens beyond 127.0.0.1.
+# outside the repository. Nothing listens beyond 127.0.0.1. Several control
+# planes can live side by side (benchmarks keep one per size): each has its
+# own $HIVELET_K8S_DATA (default: the same dir) and HIVELET_ETCD_PORT /
+# HIVELET_API_PORT, and they share the binaries.
 set -euo pipefail
 
 K8S_VERSION=v1.37.2
 STAGING_VERSION=v0.37.2
 DIR=${HIVELET_K8S_DIR:-/var/cache/hivelet-k8s}
 BIN=$DIR/bin
-PKI=$DIR/pki
-RUN=$DIR/run
+DATA=${HIVELET_K8S_DATA:-$DIR}
+PKI=$DATA/pki
+RUN=$DATA/run
 ETCD_PORT=${HIVELET_ETCD_PORT:-23790}
 API_PORT=${HIVELET_API_PORT:-16443}
-KUBECONFIG_PATH=$DIR/admin.kubeconfig
+KUBECONFIG_PATH=$DATA/admin.kubeconfig
 
 log() { echo "k8s: $*" >&2; }
 
@@ -119,9 +123,9 @@ up() {
   "$(dirname "$0")/deps.sh" >&2
   build
   pki
-  mkdir -p "$RUN" "$DIR/etcd"
-  log "starting etcd on 127.0.0.1:$ETCD_PORT (data in $DIR/etcd) and kube-apiserver on 127.0.0.1:$API_PORT"
-  start etcd "$RUN/etcd.log" etcd --name hivelet --data-dir "$DIR/etcd" \
+  mkdir -p "$RUN" "$DATA/etcd"
+  log "starting etcd on 127.0.0.1:$ETCD_PORT (data in $DATA/etcd) and kube-apiserver on 127.0.0.1:$API_PORT"
+  start etcd "$RUN/etcd.log" etcd --name hivelet --data-dir "$DATA/etcd" \
     --listen-client-urls "http://127.0.0.1:$ETCD_PORT" --advertise-client-urls "http://127.0.0.1:$ETCD_PORT" \
     --listen-peer-urls "http://127.0.0.1:$((ETCD_PORT + 10))" --initial-advertise-peer-urls "http://127.0.0.1:$((ETCD_PORT + 10))" \
     --initial-cluster "hivelet=http://127.0.0.1:$((ETCD_PORT + 10))" --quota-backend-bytes 8589934592
@@ -155,7 +159,7 @@ case "${1:-}" in
   build) build ;;
   up) up ;;
   down) down ;;
-  wipe) down; rm -rf "$DIR/etcd"; log "etcd data removed" ;;
+  wipe) down; rm -rf "$DATA/etcd"; log "etcd data removed" ;;
   env) echo "export KUBECONFIG=$KUBECONFIG_PATH" ;;
   *) echo "usage: $0 build|up|down|wipe|env" >&2; exit 2 ;;
 esac

@@ -6,14 +6,9 @@ package k8s
 import (
 	"fmt"
 	"os"
-	"os/exec"
-	"path/filepath"
-	"runtime"
-	"strings"
 	"testing"
 
 	"k8s.io/client-go/kubernetes"
-	"k8s.io/client-go/tools/clientcmd"
 
 	"github.com/hivelet/hivelet/test/harness"
 )
@@ -23,11 +18,6 @@ var (
 	kubeconfig string
 	client     kubernetes.Interface
 )
-
-func repoRoot() string {
-	_, file, _, _ := runtime.Caller(0)
-	return filepath.Join(filepath.Dir(file), "..", "..")
-}
 
 func TestMain(m *testing.M) {
 	cleanup, err := setup()
@@ -40,21 +30,10 @@ func TestMain(m *testing.M) {
 	os.Exit(code)
 }
 
-// setup starts (or reuses) the loopback control plane; it stays up for the
-// next run, as `hack/k8s.sh down` is what stops it.
+// setup starts (or reuses) the loopback control plane and builds the agent.
 func setup() (func(), error) {
-	up := exec.Command(filepath.Join(repoRoot(), "hack", "k8s.sh"), "up")
-	up.Stderr = os.Stderr
-	out, err := up.Output()
-	if err != nil {
-		return nil, fmt.Errorf("hack/k8s.sh up: %w", err)
-	}
-	kubeconfig = strings.TrimSpace(string(out))
-	cfg, err := clientcmd.BuildConfigFromFlags("", kubeconfig)
-	if err != nil {
-		return nil, err
-	}
-	if client, err = kubernetes.NewForConfig(cfg); err != nil {
+	var err error
+	if client, kubeconfig, err = harness.K8sUp(50); err != nil {
 		return nil, err
 	}
 	bin, cleanup, err := harness.Build()
