@@ -60,7 +60,7 @@ func New(client kubernetes.Interface, nodeName string, h Handler, log *slog.Logg
 // listed, so the first sync sees the whole cluster: a restarted agent
 // never deletes a Service only because it was not listed yet.
 func (s *Source) Start(ctx context.Context) error {
-	f := informers.NewSharedInformerFactoryWithOptions(s.client, 0, informers.WithTransform(stripManagedFields))
+	f := informers.NewSharedInformerFactoryWithOptions(s.client, 0, informers.WithTransform(toCached))
 	svcInf := f.Core().V1().Services().Informer()
 	epsInf := f.Discovery().V1().EndpointSlices().Informer()
 	if _, err := svcInf.AddEventHandler(cache.ResourceEventHandlerFuncs{
@@ -133,39 +133,53 @@ func unwrap(obj any) any {
 }
 
 func (s *Source) onService(oldObj, newObj any) {
-	oldObj, newObj = unwrap(oldObj), unwrap(newObj)
-	prev, perr := convertService(oldObj)
-	cur, err := convertService(newObj)
-	if err != nil {
-		s.log.Error("Rejected Service; its last valid version stays in service", logfields.Error, err)
+	old, _ := unwrap(oldObj).(*cachedService)
+	cur, _ := unwrap(newObj).(*cachedService)
+	if cur != nil && cur.err != nil {
+		s.log.Error("Rejected Service; its last valid version stays in service", logfields.Error, cur.err)
 		return
 	}
-	if perr != nil {
-		// The old version was rejected, so the last one handed on is
-		// older still; the tracker needs only its name to replace it.
-		old := oldObj.(*corev1.Service)
-		prev = &lb.Service{Name: lb.ServiceName{Namespace: old.Namespace, Name: old.Name}}
+	var prevM, curM *lb.Service
+	if old != nil {
+		prevM = old.model
+		if old.err != nil {
+			// The old version was rejected, so the last one handed on is
+			// older still; the tracker needs only its name to replace it.
+			prevM = &lb.Service{Name: lb.ServiceName{Namespace: old.Namespace, Name: old.Name}}
+		}
 	}
+	if cur != nil {
+		curM = cur.model
+	}
+	s.handOnService(prevM, curM)
+}
+
+func (s *Source) handOnService(prev, cur *lb.Service) {
 	if prev != nil || cur != nil {
 		s.handler.OnServiceUpdate(prev, cur)
 	}
 }
 
 func (s *Source) onSlice(oldObj, newObj any) {
-	oldObj, newObj = unwrap(oldObj), unwrap(newObj)
-	prev, perr := convertSlice(oldObj)
-	cur, err := convertSlice(newObj)
-	if err != nil {
-		s.log.Error("Rejected EndpointSlice; its last valid version stays in service", logfields.Error, err)
+	old, _ := unwrap(oldObj).(*cachedSlice)
+	curC, _ := unwrap(newObj).(*cachedSlice)
+	var prev, cur *lb.EndpointSlice
+	if old != nil {
+		prev = old.model
+	}
+	if curC != nil && curC.err != nil {
+		s.log.Error("Rejected EndpointSlice; its last valid version stays in service", logfields.Error, curC.err)
 		if prev != nil {
 			s.rejectedOwner(prev.Key(), &prev.Service)
 		}
 		return
 	}
-	if perr != nil {
+	if curC != nil {
+		cur = curC.model
+	}
+	if old != nil && old.err != nil {
 		// The last version handed on is older than the rejected one: the
 		// tracker finds it by key and by the Service it belonged to.
-		old := oldObj.(*discoveryv1.EndpointSlice)
 		key := old.Namespace + "/" + old.Name
 		prev = &lb.EndpointSlice{Namespace: old.Namespace, Name: old.Name, Service: s.rejectedOwner(key, nil)}
 	}
