@@ -55,7 +55,7 @@ func toCached(obj any) (any, error) {
 }
 
 var (
-	_ runtime.Object = (*cachedService)(nil)
-	_ runtime.Object = (*cachedSlice)(nil)
+	_ runtime.Object      = (*cachedService)(nil)
+	_ runtime.Object      = (*cachedSlice)(nil)
 	_ cache.TransformFunc = toCached
 )
