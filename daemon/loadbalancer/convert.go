@@ -210,12 +210,13 @@ func ConvertEndpointSlice(in *discoveryv1.EndpointSlice) (*EndpointSlice, field.
 		if e.Zone != nil {
 			ep.Zone = *e.Zone
 		}
-		if h := e.Hints; h != nil {
+		if h := e.Hints; h != nil && (len(h.ForZones) > 0 || len(h.ForNodes) > 0) {
+			ep.Hints = &Hints{}
 			for _, z := range h.ForZones {
-				ep.ForZones = append(ep.ForZones, z.Name)
+				ep.Hints.ForZones = append(ep.Hints.ForZones, z.Name)
 			}
 			for _, n := range h.ForNodes {
-				ep.ForNodes = append(ep.ForNodes, n.Name)
+				ep.Hints.ForNodes = append(ep.Hints.ForNodes, n.Name)
 			}
 		}
 		out.Endpoints = append(out.Endpoints, ep)

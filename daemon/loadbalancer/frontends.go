@@ -117,10 +117,10 @@ func byTopology(cs []candidate, node *Node) []candidate {
 	if node == nil {
 		return cs
 	}
-	if picked := hinted(cs, func(ep *Endpoint) []string { return ep.ForNodes }, node.Name); picked != nil {
+	if picked := hinted(cs, (*Endpoint).forNodes, node.Name); picked != nil {
 		return picked
 	}
-	if picked := hinted(cs, func(ep *Endpoint) []string { return ep.ForZones }, node.Zone); picked != nil {
+	if picked := hinted(cs, (*Endpoint).forZones, node.Zone); picked != nil {
 		return picked
 	}
 	return cs

@@ -98,7 +98,10 @@ func TestFrontends(t *testing.T) {
 	}
 	onNode := func(addr, node, zone string, forZones, forNodes []string) Endpoint {
 		e := ep(addr, true, true, false)
-		e.NodeName, e.Zone, e.ForZones, e.ForNodes = node, zone, forZones, forNodes
+		e.NodeName, e.Zone = node, zone
+		if forZones != nil || forNodes != nil {
+			e.Hints = &Hints{ForZones: forZones, ForNodes: forNodes}
+		}
 		return e
 	}
 	nodeA := &Node{Name: "node-a", Zone: "zone-a", Addrs: addrs("192.168.1.10", "fd00::a")}

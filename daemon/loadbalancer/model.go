@@ -61,10 +61,30 @@ type Endpoint struct {
 	Terminating bool
 	NodeName    string
 	Zone        string
-	// ForZones and ForNodes are the topology hints the EndpointSlice
-	// controller sets for trafficDistribution.
+	// Hints are the topology hints the EndpointSlice controller sets for
+	// trafficDistribution; nil without (most endpoints: a pointer keeps
+	// the common case small).
+	Hints *Hints
+}
+
+// Hints are an endpoint's topology hints.
+type Hints struct {
 	ForZones []string
 	ForNodes []string
+}
+
+func (e *Endpoint) forZones() []string {
+	if e.Hints == nil {
+		return nil
+	}
+	return e.Hints.ForZones
+}
+
+func (e *Endpoint) forNodes() []string {
+	if e.Hints == nil {
+		return nil
+	}
+	return e.Hints.ForNodes
 }
 
 // EndpointSlice is a discovery.k8s.io/v1 EndpointSlice of one address
