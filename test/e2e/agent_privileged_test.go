@@ -7,7 +7,6 @@ import (
 	"os"
 	"path/filepath"
 	"slices"
-	"sort"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -74,26 +73,7 @@ func (e *env) podIPs(idx ...int) []string {
 // sorted set of pod names that answered.
 func (e *env) answers(t *testing.T, n int) []string {
 	t.Helper()
-	seen := map[string]bool{}
-	e.node.NS.Must(t, func() error {
-		for i := 0; i < n; i++ {
-			r, err := testnet.Dial("tcp", vipPort)
-			if err != nil {
-				return err
-			}
-			if r.Peer != vipPort {
-				t.Errorf("getpeername = %s, want %s", r.Peer, vipPort)
-			}
-			seen[r.Name] = true
-		}
-		return nil
-	})
-	var out []string
-	for n := range seen {
-		out = append(out, n)
-	}
-	sort.Strings(out)
-	return out
+	return testnet.Answers(t, e.node.NS, vipPort, n)
 }
 
 func TestPrivilegedAgentFollowsManifestEdits(t *testing.T) {

@@ -5,7 +5,6 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
-	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -42,20 +41,6 @@ func writeServices(b *testing.B, dir string, n int) {
 	}
 }
 
-func rssMiB(pid int) (float64, error) {
-	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/status", pid))
-	if err != nil {
-		return 0, err
-	}
-	for _, line := range strings.Split(string(b), "\n") {
-		if rest, ok := strings.CutPrefix(line, "VmRSS:"); ok {
-			kb, err := strconv.Atoi(strings.TrimSuffix(strings.TrimSpace(rest), " kB"))
-			return float64(kb) / 1024, err
-		}
-	}
-	return 0, fmt.Errorf("no VmRSS for pid %d", pid)
-}
-
 // BenchmarkAgent starts the real agent on a manifests dir of n Services ×
 // 3 backends and reports the time from start to the first completed sync
 // (parsing included) and the agent's RSS once it holds them.
@@ -84,7 +69,7 @@ func BenchmarkAgent(b *testing.B) {
 				}
 				syncMs += float64(time.Since(start).Milliseconds())
 				time.Sleep(time.Second) // let the agent settle after the initial load
-				r, err := rssMiB(a.Cmd.Process.Pid)
+				r, err := harness.RSSMiB(a.Cmd.Process.Pid)
 				if err != nil {
 					b.Fatal(err)
 				}

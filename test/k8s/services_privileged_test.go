@@ -7,7 +7,6 @@ import (
 	"os"
 	"path/filepath"
 	"slices"
-	"sort"
 	"strings"
 	"testing"
 	"time"
@@ -115,23 +114,7 @@ func (e *env) createSlice(t *testing.T, s *discoveryv1.EndpointSlice) {
 // pod names that answered.
 func (e *env) answers(t *testing.T, vip netip.AddrPort, n int) []string {
 	t.Helper()
-	seen := map[string]bool{}
-	e.node.NS.Must(t, func() error {
-		for i := 0; i < n; i++ {
-			r, err := testnet.Dial("tcp", vip)
-			if err != nil {
-				return err
-			}
-			seen[r.Name] = true
-		}
-		return nil
-	})
-	var out []string
-	for n := range seen {
-		out = append(out, n)
-	}
-	sort.Strings(out)
-	return out
+	return testnet.Answers(t, e.node.NS, vip, n)
 }
 
 func (e *env) backends(frontend string) []string {

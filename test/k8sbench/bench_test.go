@@ -126,20 +126,6 @@ func ensureServices(b *testing.B, client kubernetes.Interface, ns string, n int)
 	b.Logf("created in %v", time.Since(start).Round(time.Second))
 }
 
-func rssMiB(pid int) float64 {
-	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/status", pid))
-	if err != nil {
-		return -1
-	}
-	for _, line := range strings.Split(string(b), "\n") {
-		if rest, ok := strings.CutPrefix(line, "VmRSS:"); ok {
-			kb, _ := strconv.Atoi(strings.TrimSuffix(strings.TrimSpace(rest), " kB"))
-			return float64(kb) / 1024
-		}
-	}
-	return -1
-}
-
 func percentile(ds []time.Duration, p float64) time.Duration {
 	s := slices.Clone(ds)
 	slices.Sort(s)
@@ -253,7 +239,11 @@ func measure(b *testing.B, bin, kubeconfig string, client kubernetes.Interface, 
 	b.ReportMetric(float64(startup.Milliseconds()), "ms-start-to-programmed")
 	b.ReportMetric(float64(percentile(lat, 0.5).Microseconds())/1000, "ms-change-p50")
 	b.ReportMetric(float64(percentile(lat, 0.99).Microseconds())/1000, "ms-change-p99")
-	b.ReportMetric(rssMiB(a.Cmd.Process.Pid), "MiB-RSS")
+	rss, err := harness.RSSMiB(a.Cmd.Process.Pid)
+	if err != nil {
+		b.Fatal(err)
+	}
+	b.ReportMetric(rss, "MiB-RSS")
 	// The API write itself (etcd commit included) is part of every change.
 	b.ReportMetric(float64(percentile(writes, 0.5).Microseconds())/1000, "ms-api-write-p50")
 	b.ReportMetric(float64(percentile(writes, 0.99).Microseconds())/1000, "ms-api-write-p99")

@@ -5,7 +5,9 @@ import (
 	"net"
 	"net/netip"
 	"os"
+	"slices"
 	"syscall"
+	"testing"
 	"time"
 
 	"golang.org/x/sys/unix"
@@ -120,4 +122,31 @@ func DialMapped(addr netip.AddrPort) (Reply, error) {
 	}
 	defer c.Close()
 	return exchange(c)
+}
+
+// Answers dials addr over TCP n times from inside ns and returns the
+// sorted, distinct names of the servers that answered. Every answer must
+// show addr as its peer (getpeername), or the test fails.
+func Answers(t testing.TB, ns *NS, addr netip.AddrPort, n int) []string {
+	t.Helper()
+	seen := map[string]bool{}
+	ns.Must(t, func() error {
+		for i := 0; i < n; i++ {
+			r, err := Dial("tcp", addr)
+			if err != nil {
+				return err
+			}
+			if r.Peer != addr {
+				t.Errorf("getpeername = %s, want %s", r.Peer, addr)
+			}
+			seen[r.Name] = true
+		}
+		return nil
+	})
+	out := make([]string, 0, len(seen))
+	for name := range seen {
+		out = append(out, name)
+	}
+	slices.Sort(out)
+	return out
 }
