@@ -112,22 +112,22 @@ func (t *Tracker) Take(all bool) (changes iter.Seq[lb.Change], triggers []time.T
 		triggers = append(triggers, tt)
 	}
 	t.triggers = map[lb.ServiceName]time.Time{}
-	var todo []pending
+	var work []pending
 	if all {
 		// Every Service, plus the deleted ones still waiting to be told.
-		todo = make([]pending, 0, len(t.services)+len(t.dirty))
+		work = make([]pending, 0, len(t.services)+len(t.dirty))
 		for n, svc := range t.services {
-			todo = append(todo, pending{n, svc, t.slices[n]})
+			work = append(work, pending{n, svc, t.slices[n]})
 		}
 		for n := range t.dirty {
 			if t.services[n] == nil {
-				todo = append(todo, pending{name: n})
+				work = append(work, pending{name: n})
 			}
 		}
 	} else {
-		todo = make([]pending, 0, len(t.dirty))
+		work = make([]pending, 0, len(t.dirty))
 		for n := range t.dirty {
-			todo = append(todo, pending{n, t.services[n], t.slices[n]})
+			work = append(work, pending{n, t.services[n], t.slices[n]})
 		}
 	}
 	t.dirty = map[lb.ServiceName]struct{}{}
@@ -135,7 +135,7 @@ func (t *Tracker) Take(all bool) (changes iter.Seq[lb.Change], triggers []time.T
 	t.mu.Unlock()
 
 	return func(yield func(lb.Change) bool) {
-		for _, p := range todo {
+		for _, p := range work {
 			c := lb.Change{Name: p.name}
 			if p.svc != nil {
 				c.Entries = lb.Frontends(p.svc, p.slices, node)

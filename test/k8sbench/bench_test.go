@@ -74,16 +74,16 @@ func ensureServices(b *testing.B, client kubernetes.Interface, ns string, n int)
 			break
 		}
 	}
-	var todo []int
+	var missing []int
 	for i := 0; i < n; i++ {
 		if !have[fmt.Sprintf("svc-%06d-1", i)] {
-			todo = append(todo, i)
+			missing = append(missing, i)
 		}
 	}
-	if len(todo) == 0 {
+	if len(missing) == 0 {
 		return
 	}
-	b.Logf("creating %d Services and EndpointSlices in %s (kept for later runs)", len(todo), ns)
+	b.Logf("creating %d Services and EndpointSlices in %s (kept for later runs)", len(missing), ns)
 	start := time.Now()
 	var wg sync.WaitGroup
 	work := make(chan int)
@@ -113,7 +113,7 @@ func ensureServices(b *testing.B, client kubernetes.Interface, ns string, n int)
 			}
 		}()
 	}
-	for _, i := range todo {
+	for _, i := range missing {
 		work <- i
 	}
 	close(work)
