@@ -2,9 +2,11 @@
 // datapath, feeds sources into the change tracker, and runs the sync loop
 // that drives the reconciler.
 //
-//	manifests dir ──> manifests.Source ──{prev,cur}──> tracker.Tracker
-//	                                                      │ Take (changed Services)
-//	                         runner.Runner (min gap, period, retry) ──> reconciler ──> datapath LB maps
+//	API server ──informers──> k8s.Source ─────┐
+//	manifests dir ──watch──> manifests.Source ─┴─{prev,cur}──> tracker.Tracker
+//	                                                              │ Take (changed Services)
+//	            runner.Runner (min gap, period, retry) ──> syncer ──> reconciler ──> datapath LB maps
+//	                                                          └──> metrics, health
 package daemon
 
 import (
