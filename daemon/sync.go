@@ -65,6 +65,9 @@ func (s *syncer) sync(full bool) error {
 }
 
 func (s *syncer) observeUsage() {
+	svcs, slices := s.tracker.Counts()
+	s.metrics.Services.Set(float64(svcs))
+	s.metrics.EndpointSlices.Set(float64(slices))
 	u := s.rec.Usage()
 	s.metrics.Frontends.Set(float64(u.Frontends))
 	s.metrics.Backends.Set(float64(u.Backends))

@@ -104,20 +104,6 @@ type Service struct {
 	AffinityTimeout uint32
 }
 
-// Equal reports whether two services would produce identical map entries.
-func (s *Service) Equal(o *Service) bool {
-	if s.Frontend != o.Frontend || s.RevNat != o.RevNat || s.Flags != o.Flags || s.AffinityTimeout != o.AffinityTimeout ||
-		len(s.Backends) != len(o.Backends) {
-		return false
-	}
-	for i := range s.Backends {
-		if s.Backends[i] != o.Backends[i] {
-			return false
-		}
-	}
-	return true
-}
-
 // Backend is where a service sends traffic.
 type Backend struct {
 	Addr  netip.AddrPort

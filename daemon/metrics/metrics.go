@@ -16,6 +16,8 @@ type Metrics struct {
 	NetworkProgrammingLatency prometheus.Histogram
 	SyncErrors                prometheus.Counter
 	LastSync                  prometheus.Gauge
+	Services                  prometheus.Gauge
+	EndpointSlices            prometheus.Gauge
 	Frontends                 prometheus.Gauge
 	Backends                  prometheus.Gauge
 	MapEntries                *prometheus.GaugeVec
@@ -46,6 +48,14 @@ func New() *Metrics {
 			Namespace: "hivelet", Name: "sync_proxy_rules_last_timestamp_seconds",
 			Help: "When the last successful sync finished (Unix time).",
 		}),
+		Services: prometheus.NewGauge(prometheus.GaugeOpts{
+			Namespace: "hivelet", Name: "services",
+			Help: "Services the agent follows (headless, ExternalName and other proxies' excluded).",
+		}),
+		EndpointSlices: prometheus.NewGauge(prometheus.GaugeOpts{
+			Namespace: "hivelet", Name: "endpoint_slices",
+			Help: "EndpointSlices the agent follows.",
+		}),
 		Frontends: prometheus.NewGauge(prometheus.GaugeOpts{
 			Namespace: "hivelet", Name: "service_frontends",
 			Help: "Service frontends (address, port, protocol) programmed in the datapath.",
@@ -68,7 +78,7 @@ func New() *Metrics {
 		}),
 	}
 	m.Registry.MustRegister(m.SyncDuration, m.NetworkProgrammingLatency, m.SyncErrors, m.LastSync,
-		m.Frontends, m.Backends, m.MapEntries, m.MapCapacity, m.MapFull,
+		m.Services, m.EndpointSlices, m.Frontends, m.Backends, m.MapEntries, m.MapCapacity, m.MapFull,
 		collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 	return m
 }

@@ -236,7 +236,7 @@ func TestPrivilegedK8sHealthAndMetrics(t *testing.T) {
 	if max := time.Since(trigger).Seconds(); sum <= 0 || sum > max*10 {
 		t.Errorf("programming latency sum %v s; the change happened %v s ago", sum, max)
 	}
-	for _, sample := range []string{"hivelet_sync_proxy_rules_duration_seconds_count", "hivelet_service_frontends",
+	for _, sample := range []string{"hivelet_sync_proxy_rules_duration_seconds_count", "hivelet_service_frontends", "hivelet_services",
 		`hivelet_bpf_map_entries{map="services"}`, `hivelet_bpf_map_capacity{map="services"}`} {
 		if harness.Metric(page, sample) <= 0 {
 			t.Errorf("metric %s missing or zero:\n%s", sample, page)
