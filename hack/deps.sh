@@ -13,6 +13,7 @@ PACKAGES=(
   curl                  # the demo's client
   busybox-static        # the demo's tiny HTTP servers
   etcd-server openssl   # hack/k8s.sh: a real API server for the Kubernetes tests
+  nftables iptables     # make bench-k8s: upstream kube-proxy's nftables and iptables modes
   make git ca-certificates
 )
 

@@ -37,7 +37,8 @@ func Build() (string, func(), error) {
 	return bin, func() { os.RemoveAll(dir) }, nil
 }
 
-// Agent is a running `hivelet agent` process.
+// Agent is a running `hivelet agent` process (or another process a test
+// started with Start).
 type Agent struct {
 	Cmd *exec.Cmd
 	log string
@@ -55,12 +56,18 @@ func StartAgent(t testing.TB, bin string, args ...string) *Agent {
 			args = append(args, flag, "127.0.0.1:0")
 		}
 	}
-	logPath := filepath.Join(t.TempDir(), "agent.log")
+	return Start(t, exec.Command(bin, append([]string{"agent"}, args...)...))
+}
+
+// Start runs cmd with its output in a temp log file, the way StartAgent
+// does, for any long-running process a test drives (kube-proxy too).
+func Start(t testing.TB, cmd *exec.Cmd) *Agent {
+	t.Helper()
+	logPath := filepath.Join(t.TempDir(), filepath.Base(cmd.Path)+".log")
 	f, err := os.Create(logPath)
 	if err != nil {
 		t.Fatal(err)
 	}
-	cmd := exec.Command(bin, append([]string{"agent"}, args...)...)
 	cmd.Stdout, cmd.Stderr = f, f
 	if err := cmd.Start(); err != nil {
 		t.Fatal(err)
@@ -70,7 +77,7 @@ func StartAgent(t testing.TB, bin string, args ...string) *Agent {
 	t.Cleanup(func() {
 		a.Stop(syscall.SIGTERM)
 		if t.Failed() {
-			t.Logf("agent log:\n%s", a.Log())
+			t.Logf("%s log:\n%s", filepath.Base(cmd.Path), a.Log())
 		}
 	})
 	return a

@@ -132,27 +132,110 @@ func percentile(ds []time.Duration, p float64) time.Duration {
 	return s[min(len(s)-1, int(float64(len(s))*p))]
 }
 
-// BenchmarkK8sAgent: per N, the agent's start-to-programmed time, the
-// latency of 50 single-slice edits from API write to the new backend in
-// the pinned map (p50/p99), and its RSS. Each N has a control plane of its
-// own (kept under /var/cache/hivelet-k8s/bench-N), so the agent sees
-// exactly N Services.
-func BenchmarkK8sAgent(b *testing.B) {
+// proxy is one service proxy under test.
+type proxy struct {
+	start  func(b *testing.B) *harness.Agent
+	synced func() bool // everything programmed since start
+	// watch is called before an API write that puts want into f's
+	// backends; the function it returns blocks until that is programmed
+	// and returns the latency from t0, the write's start.
+	watch  func(f datapath.Frontend, want netip.AddrPort) func(t0 time.Time) time.Duration
+	verify func(b *testing.B, want netip.AddrPort) // the last change is in the datapath
+}
+
+// hivelet runs the agent against the API server; programmed means: in the
+// pinned maps, polled from outside.
+func hivelet(b *testing.B, bin, kubeconfig string) proxy {
+	bpffs := filepath.Join(b.TempDir(), "bpffs")
+	cg := testnet.NewCgroup(b)
+	var a *harness.Agent
+	var pinned *datapath.PinnedLB
+	lookup := func(f datapath.Frontend) []datapath.Backend {
+		if pinned == nil {
+			var err error
+			if pinned, err = datapath.OpenPinnedLB(bpffs); err != nil {
+				b.Fatal(err)
+			}
+			b.Cleanup(func() { pinned.Close() })
+		}
+		bes, err := pinned.Lookup(f)
+		if err != nil {
+			b.Fatal(err)
+		}
+		return bes
+	}
+	has := func(f datapath.Frontend, want netip.AddrPort) bool {
+		return slices.ContainsFunc(lookup(f), func(be datapath.Backend) bool { return be.Addr == want })
+	}
+	return proxy{
+		start: func(b *testing.B) *harness.Agent {
+			a = harness.StartAgent(b, bin, "--kubeconfig", kubeconfig, "--bpffs", bpffs, "--cgroup2", cg)
+			b.Cleanup(func() { _, _ = harness.Run(bin, "agent", "--cleanup", "--bpffs", bpffs) })
+			return a
+		},
+		synced: func() bool { return strings.Contains(a.Log(), "msg=Synced full=true") },
+		watch: func(f datapath.Frontend, want netip.AddrPort) func(time.Time) time.Duration {
+			return func(t0 time.Time) time.Duration {
+				for !has(f, want) {
+					if time.Since(t0) > time.Minute {
+						b.Fatalf("hivelet: change never reached the datapath")
+					}
+					time.Sleep(200 * time.Microsecond)
+				}
+				return time.Since(t0)
+			}
+		},
+		verify: func(b *testing.B, want netip.AddrPort) {},
+	}
+}
+
+// result is one proxy's figures at one Service count.
+type result struct {
+	Proxy    string
+	Services int
+	Sync     time.Duration // start to everything programmed
+	P50, P99 time.Duration // one EndpointSlice change, API write to programmed
+	RSSMiB   float64
+	WriteP99 time.Duration // the API write alone
+}
+
+// changeGap spaces the edits beyond kube-proxy's default minimum sync
+// interval (1 s), so every proxy is timed on single, isolated changes.
+const changeGap = 1100 * time.Millisecond
+
+// BenchmarkK8sProxies: per N, hivelet and upstream kube-proxy in the same
+// run against the same API server and objects: start to fully programmed,
+// 50 single-slice edits from API write to programmed (p50/p99), RSS. Each
+// N has a control plane of its own (kept under
+// /var/cache/hivelet-k8s/bench-N), so every proxy sees exactly N Services.
+// HIVELET_BENCH_SERVICES (e.g. 1000,10000,100000) picks the sizes;
+// kube-proxy runs up to HIVELET_BENCH_KUBE_PROXY_MAX (10000) only: at
+// 100k its syncs take minutes. HIVELET_BENCH_PROXIES picks proxies
+// (default hivelet,kube-proxy-nftables,kube-proxy-iptables-legacy; also
+// kube-proxy-iptables-nft). The table and chart go to
+// HIVELET_BENCH_RESULTS when set.
+func BenchmarkK8sProxies(b *testing.B) {
 	testnet.RequireRoot(b)
 	bin, cleanup, err := harness.Build()
 	if err != nil {
 		b.Fatal(err)
 	}
 	b.Cleanup(cleanup)
-	sizes := []int{1000, 10000}
-	if s := os.Getenv("HIVELET_BENCH_SERVICES"); s != "" {
-		sizes = nil
-		for _, f := range strings.Split(s, ",") {
-			n, _ := strconv.Atoi(f)
-			sizes = append(sizes, n)
-		}
+	sizes := envList("HIVELET_BENCH_SERVICES", "1000,10000")
+	names := envList("HIVELET_BENCH_PROXIES", "hivelet,kube-proxy-nftables,kube-proxy-iptables-legacy")
+	kpMax := 10000
+	if s := os.Getenv("HIVELET_BENCH_KUBE_PROXY_MAX"); s != "" {
+		kpMax, _ = strconv.Atoi(s)
 	}
-	for k, n := range sizes {
+	var results []result
+	for _, ns := range sizes {
+		n, err := strconv.Atoi(ns)
+		if err != nil {
+			b.Fatalf("HIVELET_BENCH_SERVICES: %v", err)
+		}
+		// Ports by order of magnitude: each size's control plane always
+		// gets the same ones, so its etcd data is reused as is.
+		k := len(ns)
 		env := []string{
 			fmt.Sprintf("HIVELET_K8S_DATA=/var/cache/hivelet-k8s/bench-%d", n),
 			fmt.Sprintf("HIVELET_ETCD_PORT=%d", 24000+20*k), fmt.Sprintf("HIVELET_API_PORT=%d", 17000+k),
@@ -162,90 +245,113 @@ func BenchmarkK8sAgent(b *testing.B) {
 			b.Fatal(err)
 		}
 		b.Cleanup(func() { _ = harness.K8sDown(env...) })
-		ns := "hlbench"
-		ensureServices(b, client, ns, n)
-		b.Run(fmt.Sprintf("services=%d", n), func(b *testing.B) {
-			for it := 0; it < b.N; it++ {
-				measure(b, bin, kubeconfig, client, ns, n)
+		ensureServices(b, client, "hlbench", n)
+		for _, name := range names {
+			if name != "hivelet" && n > kpMax {
+				continue
 			}
-		})
+			if _, ok := kubeProxyModes[name]; !ok && name != "hivelet" {
+				b.Fatalf("HIVELET_BENCH_PROXIES: unknown proxy %q", name)
+			}
+			b.Run(fmt.Sprintf("services=%d/proxy=%s", n, name), func(b *testing.B) {
+				for it := 0; it < b.N; it++ {
+					var p proxy
+					if name == "hivelet" {
+						p = hivelet(b, bin, kubeconfig)
+					} else {
+						p = kubeProxy(b, name, kubeconfig, client)
+					}
+					r := measure(b, p, client, "hlbench", n)
+					r.Proxy = name
+					results = append(results, r)
+				}
+			})
+		}
+		// Free the control plane's memory before the next size.
+		if err := harness.K8sDown(env...); err != nil {
+			b.Fatal(err)
+		}
+	}
+	if dir := os.Getenv("HIVELET_BENCH_RESULTS"); dir != "" && !b.Failed() {
+		if err := writeResults(dir, results); err != nil {
+			b.Fatal(err)
+		}
+		b.Logf("results written to %s", dir)
 	}
 }
 
-func measure(b *testing.B, bin, kubeconfig string, client kubernetes.Interface, ns string, n int) {
+func envList(key, def string) []string {
+	s := os.Getenv(key)
+	if s == "" {
+		s = def
+	}
+	return strings.Split(s, ",")
+}
+
+func measure(b *testing.B, p proxy, client kubernetes.Interface, ns string, n int) result {
 	ctx := context.Background()
-	bpffs := filepath.Join(b.TempDir(), "bpffs")
-	cg := testnet.NewCgroup(b)
 	start := time.Now()
-	a := harness.StartAgent(b, bin, "--kubeconfig", kubeconfig, "--bpffs", bpffs, "--cgroup2", cg)
-	b.Cleanup(func() { _, _ = harness.Run(bin, "agent", "--cleanup", "--bpffs", bpffs) })
-	deadline := time.Now().Add(10 * time.Minute)
-	for !strings.Contains(a.Log(), "msg=Synced full=true") {
-		if time.Now().After(deadline) || a.Exited() {
-			b.Fatalf("agent never synced:\n%s", a.Log())
+	proc := p.start(b)
+	deadline := time.Now().Add(15 * time.Minute)
+	for !p.synced() {
+		if time.Now().After(deadline) || proc.Exited() {
+			b.Fatalf("never synced:\n%s", proc.Log())
 		}
 		time.Sleep(5 * time.Millisecond)
 	}
-	startup := time.Since(start)
+	r := result{Services: n, Sync: time.Since(start)}
 
-	p, err := datapath.OpenPinnedLB(bpffs)
-	if err != nil {
-		b.Fatal(err)
-	}
-	defer p.Close()
-	// Latency at steady state: let the agent settle after its start (it
-	// returns the initial load's garbage to the OS), then edit one slice
-	// at a time and poll the pinned map for the new backend.
+	// Steady state: let the proxy settle after its start, then edit one
+	// slice at a time.
 	time.Sleep(2 * time.Second)
 	var lat, writes []time.Duration
+	var want netip.AddrPort
 	for k := 0; k < 50; k++ {
+		time.Sleep(changeGap)
 		i := (k * 7919) % n
 		svc, err := client.CoreV1().Services(ns).Get(ctx, fmt.Sprintf("svc-%06d", i), metav1.GetOptions{})
 		if err != nil {
 			b.Fatal(err)
 		}
 		f := datapath.Frontend{Addr: netip.MustParseAddr(svc.Spec.ClusterIP), Port: 80, Proto: datapath.TCP}
-		gen := 1 + k%2
 		cur, err := client.DiscoveryV1().EndpointSlices(ns).Get(ctx, fmt.Sprintf("svc-%06d-1", i), metav1.GetOptions{})
 		if err != nil {
 			b.Fatal(err)
 		}
-		want := netip.MustParseAddrPort(endpointIP(i, 0, gen) + ":8080")
+		gen := 1 + k%2
+		want = netip.MustParseAddrPort(endpointIP(i, 0, gen) + ":8080")
 		if cur.Endpoints[0].Addresses[0] == want.Addr().String() {
 			gen = 3 - gen
 			want = netip.MustParseAddrPort(endpointIP(i, 0, gen) + ":8080")
 		}
 		cur.Endpoints[0].Addresses = []string{want.Addr().String()}
+		wait := p.watch(f, want)
 		t0 := time.Now()
+		// What the EndpointSlice controller writes, and what both proxies
+		// compute network programming latency from.
+		metav1.SetMetaDataAnnotation(&cur.ObjectMeta, corev1.EndpointsLastChangeTriggerTime, t0.Format(time.RFC3339Nano))
 		if _, err := client.DiscoveryV1().EndpointSlices(ns).Update(ctx, cur, metav1.UpdateOptions{}); err != nil {
 			b.Fatal(err)
 		}
 		writes = append(writes, time.Since(t0))
-		for {
-			bes, err := p.Lookup(f)
-			if err != nil {
-				b.Fatal(err)
-			}
-			if slices.ContainsFunc(bes, func(be datapath.Backend) bool { return be.Addr == want }) {
-				break
-			}
-			if time.Since(t0) > time.Minute {
-				b.Fatalf("change %d never reached the datapath", k)
-			}
-			time.Sleep(200 * time.Microsecond)
-		}
-		lat = append(lat, time.Since(t0))
+		lat = append(lat, wait(t0))
 	}
-	b.ReportMetric(float64(startup.Milliseconds()), "ms-start-to-programmed")
-	b.ReportMetric(float64(percentile(lat, 0.5).Microseconds())/1000, "ms-change-p50")
-	b.ReportMetric(float64(percentile(lat, 0.99).Microseconds())/1000, "ms-change-p99")
-	rss, err := harness.RSSMiB(a.Cmd.Process.Pid)
+	p.verify(b, want)
+	r.P50, r.P99 = percentile(lat, 0.5), percentile(lat, 0.99)
+	r.WriteP99 = percentile(writes, 0.99)
+	rss, err := harness.RSSMiB(proc.Cmd.Process.Pid)
 	if err != nil {
 		b.Fatal(err)
 	}
+	r.RSSMiB = rss
+	proc.Stop(syscall.SIGTERM)
+
+	b.ReportMetric(float64(r.Sync.Milliseconds()), "ms-start-to-programmed")
+	b.ReportMetric(ms(r.P50), "ms-change-p50")
+	b.ReportMetric(ms(r.P99), "ms-change-p99")
 	b.ReportMetric(rss, "MiB-RSS")
-	// The API write itself (etcd commit included) is part of every change.
-	b.ReportMetric(float64(percentile(writes, 0.5).Microseconds())/1000, "ms-api-write-p50")
-	b.ReportMetric(float64(percentile(writes, 0.99).Microseconds())/1000, "ms-api-write-p99")
-	a.Stop(syscall.SIGTERM)
+	b.ReportMetric(ms(r.WriteP99), "ms-api-write-p99")
+	return r
 }
+
+func ms(d time.Duration) float64 { return float64(d.Microseconds()) / 1000 }
