@@ -72,6 +72,22 @@ func Run(ctx context.Context, cfg Config, log *slog.Logger) error {
 	if err := cfg.ResolveCgroup(); err != nil {
 		return err
 	}
+	m := metrics.New()
+	setCapacity(m, cfg.MapSizes)
+	hc := health.NewTracker(2 * cfg.SyncPeriod)
+	s := &syncer{metrics: m, health: hc, log: log}
+	r := runner.New(s.sync, cfg.MinSyncInterval, cfg.SyncPeriod)
+	s.tracker = tracker.New(func() { hc.Queued(); r.Trigger() })
+
+	// The source lists everything while the datapath loads: at start both
+	// take a while, and the first sync needs both. Every source has listed
+	// everything before that sync, so a restart never deletes a service
+	// only because it was not read yet.
+	ctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	listed := make(chan error, 1)
+	go func() { listed <- startSource(ctx, cfg, s.tracker, log) }()
+
 	dp, err := datapath.Load(datapath.Config{BPFFSDir: cfg.BPFFSDir, Sizes: cfg.MapSizes})
 	if err != nil {
 		return err
@@ -81,24 +97,15 @@ func Run(ctx context.Context, cfg Config, log *slog.Logger) error {
 		return err
 	}
 	log.Info("Socket LB attached", logfields.Cgroup, cfg.Cgroup2, logfields.BPFFS, cfg.BPFFSDir)
+	s.rec = reconciler.New(dp.LBMap(), log)
 
-	m := metrics.New()
-	setCapacity(m, cfg.MapSizes)
-	hc := health.NewTracker(2 * cfg.SyncPeriod)
 	if err := serve(ctx, log, cfg.HealthzAddr, "healthz", healthMux(hc)); err != nil {
 		return err
 	}
 	if err := serve(ctx, log, cfg.MetricsAddr, "metrics", metricsMux(m)); err != nil {
 		return err
 	}
-
-	s := &syncer{rec: reconciler.New(dp.LBMap(), log), metrics: m, health: hc, log: log}
-	r := runner.New(s.sync, cfg.MinSyncInterval, cfg.SyncPeriod)
-	s.tracker = tracker.New(func() { hc.Queued(); r.Trigger() })
-
-	// Every source has listed everything before the first sync, so a
-	// restart never deletes a service only because it was not read yet.
-	if err := startSource(ctx, cfg, s.tracker, log); err != nil {
+	if err := <-listed; err != nil {
 		return err
 	}
 	r.Run(ctx)
