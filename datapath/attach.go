@@ -8,6 +8,8 @@ import (
 
 	"github.com/cilium/ebpf"
 	"github.com/cilium/ebpf/link"
+
+	"github.com/hivelet/hivelet/datapath/pins"
 )
 
 // sockHook is one cgroup attach point of the socket LB.
@@ -28,9 +30,9 @@ var sockHooks = []sockHook{
 	{"getpeername6", ebpf.AttachCgroupInet6GetPeername, func(p *sockPrograms) *ebpf.Program { return p.HlSock6Getpeername }},
 }
 
-func linksDir(bpffs string) string { return filepath.Join(bpffs, "links") }
+func linksDir(bpffs string) string { return pins.LinksDir(bpffs) }
 
-func linkPin(bpffs, hook string) string { return filepath.Join(linksDir(bpffs), "cgroup_"+hook) }
+func linkPin(bpffs, hook string) string { return pins.CgroupLink(bpffs, hook) }
 
 // AttachCgroup attaches every socket hook to the cgroup v2 directory at
 // path and pins the links. A link pinned by an earlier run is updated in
