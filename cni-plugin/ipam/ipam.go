@@ -151,7 +151,7 @@ func Ready(c *config.Conf) error {
 func subnets(rs *allocator.RangeSet) string {
 	var out []string
 	for _, r := range *rs {
-		out = append(out, r.Subnet.String())
+		out = append(out, (&net.IPNet{IP: r.Subnet.IP, Mask: r.Subnet.Mask}).String())
 	}
 	return strings.Join(out, ",")
 }
