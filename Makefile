@@ -20,9 +20,10 @@ generate: deps
 	cd datapath && $(GO) generate ./...
 
 build: deps
-	@echo ">> building $(BIN)/hivelet"
+	@echo ">> building $(BIN)/hivelet and $(BIN)/hivelet-cni"
 	@mkdir -p $(BIN)
 	CGO_ENABLED=0 $(GO) build -o $(BIN)/hivelet ./cmd/hivelet
+	CGO_ENABLED=0 $(GO) build -o $(BIN)/hivelet-cni ./cmd/hivelet-cni
 
 lint:
 	@echo ">> gofmt and go vet"

@@ -1,5 +1,5 @@
 // Command hivelet is the node agent: an eBPF service proxy (agent), its
-// CLI (service list) and, in later releases, the kubelet and CNI plugin.
+// CLI (service list) and the installer of its CNI plugin (cni install).
 package main
 
 import (
@@ -18,7 +18,7 @@ socket connects or sends, by BPF programs on the cgroup v2 hierarchy, with
 no iptables rules and no per-packet NAT.`,
 		SilenceUsage: true,
 	}
-	root.AddCommand(newAgentCmd(), newServiceCmd())
+	root.AddCommand(newAgentCmd(), newServiceCmd(), newCNICmd())
 	if err := root.Execute(); err != nil {
 		fmt.Fprintln(os.Stderr, "Error:", err)
 		os.Exit(1)
