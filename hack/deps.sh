@@ -14,6 +14,7 @@ PACKAGES=(
   busybox-static        # the demo's tiny HTTP servers
   etcd-server openssl   # hack/k8s.sh: a real API server for the Kubernetes tests
   nftables iptables     # make bench-k8s: upstream kube-proxy's nftables and iptables modes
+  containernetworking-plugins  # the reference bridge + host-local plugins hivelet-cni is measured against
   make git ca-certificates
 )
 

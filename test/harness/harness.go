@@ -27,14 +27,25 @@ func Build() (string, func(), error) {
 	if err != nil {
 		return "", nil, err
 	}
-	bin := filepath.Join(dir, "hivelet")
-	cmd := exec.Command("go", "build", "-o", bin, "github.com/hivelet/hivelet/cmd/hivelet")
-	cmd.Stdout, cmd.Stderr = os.Stderr, os.Stderr
-	if err := cmd.Run(); err != nil {
+	bin, err := GoBuild(dir, "hivelet", "github.com/hivelet/hivelet/cmd/hivelet")
+	if err != nil {
 		os.RemoveAll(dir)
-		return "", nil, fmt.Errorf("build hivelet: %w", err)
+		return "", nil, err
 	}
 	return bin, func() { os.RemoveAll(dir) }, nil
+}
+
+// GoBuild compiles pkg (a main package of this module or of one it
+// requires) to dir/name.
+func GoBuild(dir, name, pkg string) (string, error) {
+	bin := filepath.Join(dir, name)
+	cmd := exec.Command("go", "build", "-o", bin, pkg)
+	cmd.Env = append(os.Environ(), "CGO_ENABLED=0")
+	cmd.Stdout, cmd.Stderr = os.Stderr, os.Stderr
+	if err := cmd.Run(); err != nil {
+		return "", fmt.Errorf("build %s: %w", pkg, err)
+	}
+	return bin, nil
 }
 
 // Agent is a running `hivelet agent` process (or another process a test
