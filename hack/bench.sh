@@ -16,6 +16,8 @@ echo ">> programming: model -> kernel maps, cold full sync of 10k and 100k Servi
 go test -run '^$' -bench 'BenchmarkProgram' -benchtime 3x ./daemon | tee -a "$out"
 echo ">> agent: start to first complete sync, and RSS, with 10 and 100k Services x 3 backends"
 go test -run '^$' -bench 'BenchmarkAgent' -benchtime 1x ./test/e2e | tee -a "$out"
+echo ">> hivelet-cni vs the reference bridge + host-local plugins: ADD and DEL through cnitool, interleaved"
+go test -run '^$' -bench 'BenchmarkCNIAddDel' -benchtime 1x ./test/cni | tee -a "$out"
 
 # metric VALUE_COLUMN_NAME BENCH_NAME_REGEX: mean of that metric over runs.
 metric() {
@@ -48,3 +50,6 @@ printf '  ... of which the kernel floor (800k map entries, nothing else): %s ms,
 r10=$(metric MiB-RSS 'Agent/services=10-'); r100k=$(metric MiB-RSS 'Agent/services=100000-')
 printf '  agent RSS with 100k Services: %s MiB (target < 150 MiB); with 10 Services: %s MiB\n' "$r100k" "$r10"
 printf '  agent start to first sync with 100k Services (manifest parsing included): %s ms\n' "$(metric ms-to-first-sync 'Agent/services=100000-')"
+printf '  hivelet-cni ADD p50: %s ms vs bridge + host-local %s ms = %s (target <= 0.8); DEL p50: %s ms vs %s ms = %s\n' \
+  "$(metric ms-add-p50 CNIAddDel)" "$(metric ms-add-p50-bridge CNIAddDel)" "$(metric add-p50-hivelet/bridge CNIAddDel)" \
+  "$(metric ms-del-p50 CNIAddDel)" "$(metric ms-del-p50-bridge CNIAddDel)" "$(metric del-p50-hivelet/bridge CNIAddDel)"
