@@ -35,6 +35,9 @@ func K8sUp(qps float32, env ...string) (kubernetes.Interface, string, error) {
 		return nil, "", err
 	}
 	cfg.QPS, cfg.Burst = qps, int(2*qps)
+	// Protobuf: the API server spends far less CPU on it than on JSON,
+	// which matters when a benchmark creates 100k objects.
+	cfg.ContentType = "application/vnd.kubernetes.protobuf"
 	client, err := kubernetes.NewForConfig(cfg)
 	return client, kubeconfig, err
 }
