@@ -15,6 +15,7 @@ PACKAGES=(
   etcd-server openssl   # hack/k8s.sh: a real API server for the Kubernetes tests
   nftables iptables     # make bench-k8s: upstream kube-proxy's nftables and iptables modes
   containernetworking-plugins  # the reference bridge + host-local plugins hivelet-cni is measured against
+  containerd runc       # the real runtime hivelet-cni's end-to-end tests run pods with
   make git ca-certificates
 )
 

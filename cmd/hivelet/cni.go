@@ -9,6 +9,7 @@ import (
 	"github.com/spf13/cobra"
 
 	"github.com/hivelet/hivelet/cni-plugin/install"
+	"github.com/hivelet/hivelet/cni-plugin/runtimegc"
 	"github.com/hivelet/hivelet/datapath/pins"
 )
 
@@ -56,6 +57,7 @@ updates both.`,
 	in.Flags().StringSliceVar(&cidrs, "pod-cidr", nil, "the node's pod CIDRs, one per IP family (its Node's spec.podCIDRs)")
 	in.Flags().StringVar(&opts.Plugin, "plugin", "", "hivelet-cni binary to install (default: hivelet-cni next to this binary)")
 	in.Flags().StringVar(&opts.Network, "network-name", "hivelet", "CNI network name")
+	in.Flags().StringVar(&opts.CNIVersion, "cni-version", install.DefaultCNIVersion, "cniVersion of the conflist (1.1.0 adds STATUS and GC; containerd 1.6/1.7 need 1.0.0)")
 	in.Flags().IntVar(&opts.MTU, "mtu", 0, "pod interface MTU (default 1500)")
 	in.Flags().BoolVar(&opts.Standalone, "standalone", false, "report ready (CNI STATUS) without a running hivelet agent")
 	in.Flags().StringVar(&opts.BPFFS, "bpffs", pins.DefaultBPFFS, "where the agent pins its datapath (CNI STATUS waits for it)")
@@ -68,6 +70,34 @@ updates both.`,
 		},
 	}
 	flags(out)
-	cmd.AddCommand(in, out)
+	cmd.AddCommand(in, out, newCNIGCCmd())
 	return cmd
+}
+
+func newCNIGCCmd() *cobra.Command {
+	o := runtimegc.Options{}
+	gc := &cobra.Command{
+		Use:   "gc",
+		Short: "Release pod addresses and links the container runtime no longer knows",
+		Long: `Ask the container runtime (CRI) for its pod sandboxes and run CNI GC on the
+network with exactly those attachments valid: addresses and host links of
+sandboxes the runtime lost are released. CNI 1.1 runtimes do this
+themselves; containerd 1.6 and 1.7 do not. Run it in the node's network
+namespace, after a runtime restart or on a timer.`,
+		Args: cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			kept, err := runtimegc.Collect(cmd.Context(), o)
+			if err != nil {
+				return err
+			}
+			fmt.Fprintf(cmd.OutOrStdout(), "gc done: %d attachments kept\n", kept)
+			return nil
+		},
+	}
+	gc.Flags().StringVar(&o.RuntimeEndpoint, "container-runtime-endpoint", "unix:///run/containerd/containerd.sock", "CRI endpoint of the container runtime")
+	gc.Flags().StringVar(&o.ConfDir, "conf-dir", "/etc/cni/net.d", "CNI config directory")
+	gc.Flags().StringVar(&o.Network, "network-name", "hivelet", "CNI network to collect")
+	gc.Flags().StringSliceVar(&o.BinDirs, "bin-dir", []string{"/opt/cni/bin"}, "CNI plugin directories")
+	gc.Flags().StringVar(&o.IfName, "ifname", "eth0", "pod interface name the runtime uses")
+	return gc
 }

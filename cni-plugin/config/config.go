@@ -11,10 +11,16 @@ import (
 	"net"
 
 	"github.com/containernetworking/cni/pkg/types"
+	"github.com/containernetworking/cni/pkg/version"
 	"github.com/containernetworking/plugins/plugins/ipam/host-local/backend/allocator"
 
 	"github.com/hivelet/hivelet/datapath/pins"
 )
+
+// Versions are the CNI spec versions hivelet-cni speaks; results are
+// converted to the one the network config asks for. 0.1.0 and 0.2.0
+// cannot carry a dual-stack result.
+var Versions = version.PluginSupports("0.3.0", "0.3.1", "0.4.0", "1.0.0", "1.1.0")
 
 // Error codes of this plugin beyond the CNI spec's (100 and up are the
 // plugin's own, by the spec).

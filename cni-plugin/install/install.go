@@ -12,6 +12,7 @@ import (
 	"net/netip"
 	"os"
 	"path/filepath"
+	"slices"
 
 	"github.com/hivelet/hivelet/cni-plugin/config"
 )
@@ -26,7 +27,14 @@ type Options struct {
 	MTU             int
 	Standalone      bool
 	BPFFS           string
+	// CNIVersion of the conflist: 1.0.0 works with every current runtime
+	// (containerd 1.6 and 1.7 reject 1.1.0 results); 1.1.0 adds STATUS
+	// and GC for runtimes that call them.
+	CNIVersion string
 }
+
+// DefaultCNIVersion is what `hivelet cni install` writes by default.
+const DefaultCNIVersion = "1.0.0"
 
 // PluginName is the plugin's file name in the bin dir and its "type".
 const PluginName = "hivelet-cni"
@@ -54,9 +62,12 @@ func Conflist(opts Options) ([]byte, error) {
 	if opts.BPFFS != "" {
 		plugin["bpffs"] = opts.BPFFS
 	}
-	list := map[string]any{"cniVersion": "1.1.0", "name": opts.Network, "plugins": []any{plugin}}
+	if opts.CNIVersion == "" {
+		opts.CNIVersion = DefaultCNIVersion
+	}
+	list := map[string]any{"cniVersion": opts.CNIVersion, "name": opts.Network, "plugins": []any{plugin}}
 	// libcni hands each plugin the list's name and version: check that.
-	check := map[string]any{"cniVersion": "1.1.0", "name": opts.Network}
+	check := map[string]any{"cniVersion": opts.CNIVersion, "name": opts.Network}
 	for k, v := range plugin {
 		check[k] = v
 	}
@@ -66,6 +77,9 @@ func Conflist(opts Options) ([]byte, error) {
 	}
 	if _, err := config.Parse(b, ""); err != nil {
 		return nil, fmt.Errorf("render conflist: %w", err)
+	}
+	if !slices.Contains(config.Versions.SupportedVersions(), opts.CNIVersion) {
+		return nil, fmt.Errorf("CNI version %q: hivelet-cni speaks %v", opts.CNIVersion, config.Versions.SupportedVersions())
 	}
 	return json.MarshalIndent(list, "", "  ")
 }

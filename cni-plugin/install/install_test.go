@@ -41,7 +41,7 @@ func TestInstallAndUninstall(t *testing.T) {
 	if err := json.Unmarshal(raw, &list); err != nil {
 		t.Fatal(err)
 	}
-	if list.CNIVersion != "1.1.0" || list.Name != "hivelet" || len(list.Plugins) != 1 || list.Plugins[0]["type"] != PluginName || list.Plugins[0]["mtu"] != 1450.0 {
+	if list.CNIVersion != DefaultCNIVersion || list.Name != "hivelet" || len(list.Plugins) != 1 || list.Plugins[0]["type"] != PluginName || list.Plugins[0]["mtu"] != 1450.0 {
 		t.Errorf("conflist: %s", raw)
 	}
 	if !bytes.Contains(raw, []byte(`"subnet": "fd00:10:244:1::/64"`)) {

@@ -22,10 +22,8 @@ import (
 	"github.com/hivelet/hivelet/datapath/pins"
 )
 
-// Versions are the CNI spec versions hivelet-cni speaks; results are
-// converted to the one the network config asks for. 0.1.0 and 0.2.0
-// cannot carry a dual-stack result.
-var Versions = version.PluginSupports("0.3.0", "0.3.1", "0.4.0", "1.0.0", "1.1.0")
+// Versions are the CNI spec versions hivelet-cni speaks.
+var Versions = config.Versions
 
 // Funcs are the operations for skel.PluginMainFuncs.
 func Funcs() skel.CNIFuncs {

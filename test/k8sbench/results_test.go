@@ -47,7 +47,7 @@ func table(rs []result) string {
 	sb.WriteString(`
 - full sync: process start to every Service programmed (hivelet: its first full sync has written the pinned maps;
   kube-proxy: its first sync, which waits for its informers, has committed the ruleset).
-- change: one EndpointSlice edit from the start of the API write to programmed, 50 edits spaced 1.1 s apart
+- change: one EndpointSlice edit from the start of the API write to programmed, 100 edits spaced 1.1 s apart, each proxy started on an idle machine
   (beyond kube-proxy's default 1 s minimum sync interval). hivelet: the new backend is polled in the pinned
   maps from outside; kube-proxy: its network_programming_duration observation for the slice's
   last-change-trigger-time (set to the write's start), taken after the rules are committed; the last edit is

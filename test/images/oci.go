@@ -1,0 +1,155 @@
+// Package images builds the container images the end-to-end tests run,
+// with no registry and no image tools: a one-layer OCI image holding the
+// machine's static busybox (every applet linked), written as an OCI
+// layout archive that `ctr images import` takes.
+package images
+
+import (
+	"archive/tar"
+	"bytes"
+	"compress/gzip"
+	"crypto/sha256"
+	"encoding/hex"
+	"encoding/json"
+	"fmt"
+	"maps"
+	"os"
+	"os/exec"
+	"slices"
+	"strings"
+	"time"
+)
+
+// Busybox is the static busybox the image carries (Debian busybox-static).
+const Busybox = "/bin/busybox"
+
+type descriptor struct {
+	MediaType   string            `json:"mediaType"`
+	Digest      string            `json:"digest"`
+	Size        int               `json:"size"`
+	Annotations map[string]string `json:"annotations,omitempty"`
+	Platform    map[string]string `json:"platform,omitempty"`
+}
+
+// BuildBusybox writes an OCI layout archive of image ref (e.g.
+// "hivelet.test/busybox:1") to path. cmd is the image's default command.
+func BuildBusybox(path, ref string, cmd []string) error {
+	layer, diffID, err := busyboxLayer()
+	if err != nil {
+		return err
+	}
+	config, err := json.Marshal(map[string]any{
+		"architecture": "amd64", "os": "linux",
+		"config": map[string]any{"Cmd": cmd, "Env": []string{"PATH=/bin"}},
+		"rootfs": map[string]any{"type": "layers", "diff_ids": []string{diffID}},
+	})
+	if err != nil {
+		return err
+	}
+	blobs := map[string][]byte{}
+	add := func(b []byte, mediaType string) descriptor {
+		d := digest(b)
+		blobs[d] = b
+		return descriptor{MediaType: mediaType, Digest: d, Size: len(b)}
+	}
+	manifest, err := json.Marshal(map[string]any{
+		"schemaVersion": 2,
+		"mediaType":     "application/vnd.oci.image.manifest.v1+json",
+		"config":        add(config, "application/vnd.oci.image.config.v1+json"),
+		"layers":        []descriptor{add(layer, "application/vnd.oci.image.layer.v1.tar+gzip")},
+	})
+	if err != nil {
+		return err
+	}
+	md := add(manifest, "application/vnd.oci.image.manifest.v1+json")
+	md.Platform = map[string]string{"architecture": "amd64", "os": "linux"}
+	md.Annotations = map[string]string{"io.containerd.image.name": ref, "org.opencontainers.image.ref.name": ref[strings.LastIndex(ref, ":")+1:]}
+	index, err := json.Marshal(map[string]any{"schemaVersion": 2, "manifests": []descriptor{md}})
+	if err != nil {
+		return err
+	}
+
+	var out bytes.Buffer
+	tw := tar.NewWriter(&out)
+	files := map[string][]byte{"oci-layout": []byte(`{"imageLayoutVersion":"1.0.0"}`), "index.json": index}
+	for d, b := range blobs {
+		files["blobs/sha256/"+strings.TrimPrefix(d, "sha256:")] = b
+	}
+	for _, name := range slices.Sorted(maps.Keys(files)) {
+		if err := writeFile(tw, name, files[name], 0o644); err != nil {
+			return err
+		}
+	}
+	if err := tw.Close(); err != nil {
+		return err
+	}
+	return os.WriteFile(path, out.Bytes(), 0o644)
+}
+
+// busyboxLayer is a gzipped tar of /bin/busybox and a link per applet;
+// it returns the layer and the digest of its uncompressed tar.
+func busyboxLayer() ([]byte, string, error) {
+	bin, err := os.ReadFile(Busybox)
+	if err != nil {
+		return nil, "", fmt.Errorf("read %s: %w (install busybox-static)", Busybox, err)
+	}
+	list, err := exec.Command(Busybox, "--list").Output()
+	if err != nil {
+		return nil, "", fmt.Errorf("busybox --list: %w", err)
+	}
+	var raw bytes.Buffer
+	tw := tar.NewWriter(&raw)
+	for _, dir := range []string{"bin/", "etc/", "tmp/", "proc/", "sys/", "dev/", "var/", "www/"} {
+		if err := tw.WriteHeader(&tar.Header{Typeflag: tar.TypeDir, Name: dir, Mode: 0o755, ModTime: epoch}); err != nil {
+			return nil, "", err
+		}
+	}
+	if err := writeFile(tw, "bin/busybox", bin, 0o755); err != nil {
+		return nil, "", err
+	}
+	for _, applet := range strings.Fields(string(list)) {
+		if applet == "busybox" {
+			continue
+		}
+		h := &tar.Header{Typeflag: tar.TypeSymlink, Name: "bin/" + applet, Linkname: "busybox", Mode: 0o777, ModTime: epoch}
+		if err := tw.WriteHeader(h); err != nil {
+			return nil, "", err
+		}
+	}
+	for _, f := range [][2]string{
+		{"etc/passwd", "root:x:0:0:root:/:/bin/sh\nnobody:x:65534:65534:nobody:/:/bin/false\n"},
+		{"etc/group", "root:x:0:\nnogroup:x:65534:\n"},
+	} {
+		if err := writeFile(tw, f[0], []byte(f[1]), 0o644); err != nil {
+			return nil, "", err
+		}
+	}
+	if err := tw.Close(); err != nil {
+		return nil, "", err
+	}
+	var gz bytes.Buffer
+	zw := gzip.NewWriter(&gz)
+	if _, err := zw.Write(raw.Bytes()); err != nil {
+		return nil, "", err
+	}
+	if err := zw.Close(); err != nil {
+		return nil, "", err
+	}
+	return gz.Bytes(), digest(raw.Bytes()), nil
+}
+
+// epoch keeps archives byte-identical across builds.
+var epoch = time.Unix(0, 0)
+
+func writeFile(tw *tar.Writer, name string, b []byte, mode int64) error {
+	if err := tw.WriteHeader(&tar.Header{Typeflag: tar.TypeReg, Name: name, Mode: mode, Size: int64(len(b)), ModTime: epoch}); err != nil {
+		return err
+	}
+	_, err := tw.Write(b)
+	return err
+}
+
+func digest(b []byte) string {
+	sum := sha256.Sum256(b)
+	return "sha256:" + hex.EncodeToString(sum[:])
+}
