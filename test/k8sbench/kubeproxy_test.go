@@ -31,9 +31,9 @@ import (
 // commands reach (Debian ships both; kube-proxy runs whichever is first
 // in PATH).
 var kubeProxyModes = map[string]struct{ mode, xtables string }{
-	"kube-proxy-nftables":       {"nftables", ""},
+	"kube-proxy-nftables":        {"nftables", ""},
 	"kube-proxy-iptables-legacy": {"iptables", "xtables-legacy-multi"},
-	"kube-proxy-iptables-nft":   {"iptables", "xtables-nft-multi"},
+	"kube-proxy-iptables-nft":    {"iptables", "xtables-nft-multi"},
 }
 
 const kubeProxyNode = "kube-proxy-bench"
