@@ -44,6 +44,9 @@ type Config struct {
 	MetricsAddr string
 	// NodeName is this node's Node object (NodePort addresses, zone).
 	NodeName string
+	// PodRoutes is "native" to route other nodes' pod CIDRs via their
+	// InternalIPs (nodes on a shared link), or "" / "none".
+	PodRoutes string
 }
 
 // ResolveCgroup fills in the default cgroup (the cgroup2 root).
@@ -64,6 +67,10 @@ func Run(ctx context.Context, cfg Config, log *slog.Logger) error {
 		return errors.New("no source: pass --manifests DIR or --kubeconfig FILE")
 	case cfg.ManifestsDir != "" && cfg.Kubeconfig != "":
 		return errors.New("two sources: pass either --manifests or --kubeconfig, not both")
+	case cfg.PodRoutes != "" && cfg.PodRoutes != "none" && cfg.PodRoutes != "native":
+		return fmt.Errorf("--pod-routes %q: want native or none", cfg.PodRoutes)
+	case cfg.PodRoutes == "native" && cfg.Kubeconfig == "":
+		return errors.New("--pod-routes native needs the Node objects: pass --kubeconfig")
 	case cfg.ManifestsDir != "":
 		if st, err := os.Stat(cfg.ManifestsDir); err != nil || !st.IsDir() {
 			return fmt.Errorf("manifests dir %q: not a readable directory (create it or fix --manifests)", cfg.ManifestsDir)
@@ -126,6 +133,11 @@ func startSource(ctx context.Context, cfg Config, tr *tracker.Tracker, log *slog
 	client, err := k8s.NewClient(cfg.Kubeconfig)
 	if err != nil {
 		return err
+	}
+	if cfg.PodRoutes == "native" {
+		if err := startPodRoutes(ctx, client, cfg, log); err != nil {
+			return err
+		}
 	}
 	log.Info("Waiting for the API server's Services and EndpointSlices")
 	return k8s.New(client, cfg.NodeName, tr, log).Start(ctx)

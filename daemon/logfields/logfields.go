@@ -26,4 +26,7 @@ const (
 	PreviousOwner = "previousOwner"
 	Object        = "object"
 	Addr          = "addr"
+	Nodes         = "nodes"
+	Added         = "added"
+	Removed       = "removed"
 )

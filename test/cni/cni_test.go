@@ -60,10 +60,15 @@ type setup struct {
 }
 
 func newSetup(t testing.TB, extra ...string) *setup {
+	return newNodeSetup(t, "10.244.7.0/24,fd00:10:244:7::/64", extra...)
+}
+
+// newNodeSetup is newSetup for a node with the given pod CIDRs.
+func newNodeSetup(t testing.TB, podCIDRs string, extra ...string) *setup {
 	testnet.RequireRoot(t)
 	s := &setup{node: testnet.NewNS(t, "cninode"), confDir: t.TempDir(), plugins: t.TempDir()}
 	args := append([]string{"cni", "install", "--bin-dir", s.plugins, "--conf-dir", s.confDir,
-		"--pod-cidr", "10.244.7.0/24,fd00:10:244:7::/64", "--plugin", filepath.Join(binDir, "hivelet-cni"), "--cni-version", "1.1.0"}, extra...)
+		"--pod-cidr", podCIDRs, "--plugin", filepath.Join(binDir, "hivelet-cni"), "--cni-version", "1.1.0"}, extra...)
 	if out, err := exec.Command(filepath.Join(binDir, "hivelet"), args...).CombinedOutput(); err != nil {
 		t.Fatalf("hivelet cni install: %v\n%s", err, out)
 	}
