@@ -240,6 +240,7 @@ func BenchmarkK8sProxies(b *testing.B) {
 		// gets the same ones, so its etcd data is reused as is.
 		k := len(ns)
 		env := []string{
+			"HIVELET_ETCD_TMPFS=1",
 			fmt.Sprintf("HIVELET_K8S_DATA=/var/cache/hivelet-k8s/bench-%d", n),
 			fmt.Sprintf("HIVELET_ETCD_PORT=%d", 24000+20*k), fmt.Sprintf("HIVELET_API_PORT=%d", 17000+k),
 		}
