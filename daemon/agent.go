@@ -45,7 +45,8 @@ type Config struct {
 	// NodeName is this node's Node object (NodePort addresses, zone).
 	NodeName string
 	// PodRoutes is "native" to route other nodes' pod CIDRs via their
-	// InternalIPs (nodes on a shared link), or "" / "none".
+	// InternalIPs (nodes on a shared link), "vxlan" to carry them in a
+	// VXLAN overlay to those addresses, or "" / "none".
 	PodRoutes string
 }
 
@@ -67,10 +68,10 @@ func Run(ctx context.Context, cfg Config, log *slog.Logger) error {
 		return errors.New("no source: pass --manifests DIR or --kubeconfig FILE")
 	case cfg.ManifestsDir != "" && cfg.Kubeconfig != "":
 		return errors.New("two sources: pass either --manifests or --kubeconfig, not both")
-	case cfg.PodRoutes != "" && cfg.PodRoutes != "none" && cfg.PodRoutes != "native":
-		return fmt.Errorf("--pod-routes %q: want native or none", cfg.PodRoutes)
-	case cfg.PodRoutes == "native" && cfg.Kubeconfig == "":
-		return errors.New("--pod-routes native needs the Node objects: pass --kubeconfig")
+	case cfg.PodRoutes != "" && cfg.PodRoutes != "none" && cfg.PodRoutes != "native" && cfg.PodRoutes != "vxlan":
+		return fmt.Errorf("--pod-routes %q: want native, vxlan or none", cfg.PodRoutes)
+	case (cfg.PodRoutes == "native" || cfg.PodRoutes == "vxlan") && cfg.Kubeconfig == "":
+		return fmt.Errorf("--pod-routes %s needs the Node objects: pass --kubeconfig", cfg.PodRoutes)
 	case cfg.ManifestsDir != "":
 		if st, err := os.Stat(cfg.ManifestsDir); err != nil || !st.IsDir() {
 			return fmt.Errorf("manifests dir %q: not a readable directory (create it or fix --manifests)", cfg.ManifestsDir)
@@ -134,7 +135,7 @@ func startSource(ctx context.Context, cfg Config, tr *tracker.Tracker, log *slog
 	if err != nil {
 		return err
 	}
-	if cfg.PodRoutes == "native" {
+	if cfg.PodRoutes == "native" || cfg.PodRoutes == "vxlan" {
 		if err := startPodRoutes(ctx, client, cfg, log); err != nil {
 			return err
 		}

@@ -14,13 +14,26 @@ import (
 )
 
 // startPodRoutes keeps a route to every other node's pod CIDRs, from the
-// Node objects, in sync until ctx ends: on every Node change (merged), on
+// Node objects (native: via the node's address; vxlan: through the
+// overlay device), in sync until ctx ends: on every Node change (merged), on
 // the sync period, and with back-off after a failure.
 func startPodRoutes(ctx context.Context, client kubernetes.Interface, cfg Config, log *slog.Logger) error {
 	var nodes *k8s.Nodes
 	sync := func(full bool) error {
 		all := nodes.Get()
-		st, err := noderoutes.Sync(noderoutes.Desired(cfg.NodeName, all))
+		var st noderoutes.Stats
+		var err error
+		switch cfg.PodRoutes {
+		case "vxlan":
+			local, mtu, uerr := noderoutes.Underlay(cfg.NodeName, all)
+			if uerr != nil {
+				err = uerr
+				break
+			}
+			st, err = noderoutes.SyncVXLAN(local, mtu, noderoutes.DesiredTunnels(cfg.NodeName, all, local.Is6()))
+		default:
+			st, err = noderoutes.Sync(noderoutes.Desired(cfg.NodeName, all))
+		}
 		attrs := []any{logfields.Nodes, len(all), logfields.Added, st.Added, logfields.Removed, st.Removed}
 		if err != nil {
 			log.Error("Pod routes not fully synced; retrying", append(attrs, logfields.Error, err)...)

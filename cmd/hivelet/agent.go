@@ -79,7 +79,7 @@ link it pinned, then exits.`,
 	f.StringVar(&cfg.HealthzAddr, "healthz-bind-address", "0.0.0.0:10256", "address for /healthz and /livez (as kube-proxy); empty disables")
 	f.StringVar(&cfg.MetricsAddr, "metrics-bind-address", "127.0.0.1:10249", "address for Prometheus /metrics (as kube-proxy); empty disables")
 	f.Uint32Var(&cfg.MapSizes.Affinity, "bpf-lb-affinity-map-max", datapath.DefaultMapSizes.Affinity, "entries in the session-affinity LRU map (one per client namespace and service with affinity)")
-	f.StringVar(&cfg.PodRoutes, "pod-routes", "none", "native: route every other node's pod CIDRs (Node spec.podCIDRs) via its InternalIP, for nodes on a shared link; none: leave pod routing to something else")
+	f.StringVar(&cfg.PodRoutes, "pod-routes", "none", "native: route every other node's pod CIDRs (Node spec.podCIDRs) via its InternalIP, for nodes on a shared link; vxlan: through a VXLAN overlay (UDP 8472) to that address, for nodes that are not (pod MTU: 50 below the node's); none: leave pod routing to something else")
 	f.StringVar(&logLevel, "log-level", "info", "log level: debug, info, warn, error")
 	f.StringVar(&logForm, "log-format", "text", "log format: text or json")
 	return cmd

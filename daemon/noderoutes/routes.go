@@ -30,10 +30,18 @@ type Node struct {
 	InternalIPs []netip.Addr
 }
 
-// Route sends a remote node's pod CIDR to that node.
+// Route sends a remote node's pod CIDR to that node: straight to its
+// address (native), or through a device (LinkIndex, on-link gateway: the
+// VXLAN overlay).
 type Route struct {
-	Dst netip.Prefix
-	Via netip.Addr
+	Dst       netip.Prefix
+	Via       netip.Addr
+	LinkIndex int // 0: whichever link reaches Via
+}
+
+// same reports whether installed route have is what r asks for.
+func (r Route) same(have Route) bool {
+	return r.Via == have.Via && (r.LinkIndex == 0 || r.LinkIndex == have.LinkIndex)
 }
 
 // Desired is the route set for the node named self: every other node's pod
@@ -87,7 +95,7 @@ func Installed() ([]Route, error) {
 			continue
 		}
 		ones, _ := r.Dst.Mask.Size()
-		out = append(out, Route{Dst: netip.PrefixFrom(dst.Unmap(), ones), Via: via.Unmap()})
+		out = append(out, Route{Dst: netip.PrefixFrom(dst.Unmap(), ones), Via: via.Unmap(), LinkIndex: r.LinkIndex})
 	}
 	return out, nil
 }
@@ -106,16 +114,16 @@ func Sync(want []Route) (Stats, error) {
 	}
 	var st Stats
 	var errs []error
-	wanted := map[netip.Prefix]netip.Addr{}
+	wanted := map[netip.Prefix]bool{}
 	for _, r := range want {
-		wanted[r.Dst] = r.Via
+		wanted[r.Dst] = true
 	}
-	current := map[netip.Prefix]netip.Addr{}
+	current := map[netip.Prefix]Route{}
 	for _, r := range have {
-		current[r.Dst] = r.Via
+		current[r.Dst] = r
 	}
 	for _, r := range want {
-		if via, ok := current[r.Dst]; ok && via == r.Via {
+		if cur, ok := current[r.Dst]; ok && r.same(cur) {
 			st.Unchanged++
 			continue
 		}
@@ -147,11 +155,16 @@ func kernelRoute(r Route) *netlink.Route {
 	if r.Dst.Addr().Is6() {
 		family = netlink.FAMILY_V6
 	}
-	return &netlink.Route{
-		Dst:      &net.IPNet{IP: r.Dst.Addr().AsSlice(), Mask: net.CIDRMask(r.Dst.Bits(), r.Dst.Addr().BitLen())},
-		Gw:       r.Via.AsSlice(),
-		Protocol: Protocol,
-		Family:   family,
-		Table:    unix.RT_TABLE_MAIN,
+	kr := &netlink.Route{
+		Dst:       &net.IPNet{IP: r.Dst.Addr().AsSlice(), Mask: net.CIDRMask(r.Dst.Bits(), r.Dst.Addr().BitLen())},
+		Gw:        r.Via.AsSlice(),
+		LinkIndex: r.LinkIndex,
+		Protocol:  Protocol,
+		Family:    family,
+		Table:     unix.RT_TABLE_MAIN,
 	}
+	if r.LinkIndex != 0 {
+		kr.Flags = int(netlink.FLAG_ONLINK)
+	}
+	return kr
 }

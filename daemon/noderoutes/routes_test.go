@@ -88,3 +88,53 @@ func TestPrivilegedSync(t *testing.T) {
 		t.Errorf("hivelet routes left after syncing to none:\n%s", out)
 	}
 }
+
+func TestPrivilegedSyncVXLAN(t *testing.T) {
+	testnet.RequireRoot(t)
+	ns := testnet.NewNS(t, "vxnode")
+	ns.IP(t, "link", "add", "eth0", "type", "veth", "peer", "name", "peer0")
+	ns.IP(t, "addr", "add", "192.168.60.1/24", "dev", "eth0")
+	ns.IP(t, "link", "set", "eth0", "up")
+	nodes := []Node{
+		{Name: "self", PodCIDRs: []netip.Prefix{pfx("10.244.0.0/24")}, InternalIPs: []netip.Addr{addr("192.168.60.1")}},
+		{Name: "b", PodCIDRs: []netip.Prefix{pfx("10.244.2.0/24"), pfx("fd00:10:244:2::/64")}, InternalIPs: []netip.Addr{addr("192.168.60.2")}},
+		{Name: "c", PodCIDRs: []netip.Prefix{pfx("10.244.3.0/24")}, InternalIPs: []netip.Addr{addr("10.20.0.3")}},
+	}
+	sync := func(nodes []Node) Stats {
+		var st Stats
+		ns.Must(t, func() error {
+			local, mtu, err := Underlay("self", nodes)
+			if err != nil {
+				return err
+			}
+			if local != addr("192.168.60.1") || mtu != 1450 {
+				t.Errorf("underlay %s, MTU %d", local, mtu)
+			}
+			st, err = SyncVXLAN(local, mtu, DesiredTunnels("self", nodes, false))
+			return err
+		})
+		return st
+	}
+	if st := sync(nodes); st.Added != 3 {
+		t.Fatalf("first sync: %+v", st)
+	}
+	if st := sync(nodes); st.Added != 0 || st.Unchanged != 3 {
+		t.Fatalf("second sync is not a no-op: %+v", st)
+	}
+	dev := ns.IP(t, "-d", "link", "show", VXLANDevice)
+	if !strings.Contains(dev, "vxlan id 1") || !strings.Contains(dev, "dstport 8472") || !strings.Contains(dev, "mtu 1450") {
+		t.Errorf("device:\n%s", dev)
+	}
+	fdb := testnet.Run(t, "ip", "-n", ns.Name, "neigh", "show", "dev", VXLANDevice) + testnet.Run(t, "bridge", "-n", ns.Name, "fdb", "show", "dev", VXLANDevice)
+	if !strings.Contains(fdb, "dst 10.20.0.3") || !strings.Contains(fdb, "10.244.3.0 lladdr "+VTEPMAC(addr("10.20.0.3")).String()) {
+		t.Errorf("neighbours and fdb:\n%s", fdb)
+	}
+	// c leaves: its route, neighbour and forwarding entry go.
+	if st := sync(nodes[:2]); st.Removed != 1 {
+		t.Fatalf("sync after c left: %+v", st)
+	}
+	fdb = testnet.Run(t, "ip", "-n", ns.Name, "neigh", "show", "dev", VXLANDevice) + testnet.Run(t, "bridge", "-n", ns.Name, "fdb", "show", "dev", VXLANDevice)
+	if strings.Contains(fdb, "10.20.0.3") || strings.Contains(fdb, "10.244.3.0") || !strings.Contains(fdb, "dst 192.168.60.2") {
+		t.Errorf("entries after c left:\n%s", fdb)
+	}
+}

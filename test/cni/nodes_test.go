@@ -14,12 +14,20 @@ import (
 	"github.com/hivelet/hivelet/test/testnet"
 )
 
-// Two nodes on a shared link, each with its pod CIDRs and a pod wired by
-// hivelet-cni: with the routes the agent derives from the Node objects
-// (native routing), the pods reach each other over IPv4 and IPv6.
+// Two nodes on a link, each with its pod CIDRs and a pod wired by
+// hivelet-cni: with the routes the agent derives from the Node objects,
+// native or through the VXLAN overlay, the pods reach each other over
+// IPv4 and IPv6.
 func TestPrivilegedPodsAcrossNodes(t *testing.T) {
-	n1 := newNodeSetup(t, "10.244.1.0/24,fd00:10:244:1::/64", "--standalone")
-	n2 := newNodeSetup(t, "10.244.2.0/24,fd00:10:244:2::/64", "--standalone")
+	for _, mode := range []string{"native", "vxlan"} {
+		t.Run(mode, func(t *testing.T) { podsAcrossNodes(t, mode) })
+	}
+}
+
+func podsAcrossNodes(t *testing.T, mode string) {
+	// Pods leave room for the overlay's 50 bytes.
+	n1 := newNodeSetup(t, "10.244.1.0/24,fd00:10:244:1::/64", "--standalone", "--mtu", "1450")
+	n2 := newNodeSetup(t, "10.244.2.0/24,fd00:10:244:2::/64", "--standalone", "--mtu", "1450")
 	// The shared link.
 	n1.node.IP(t, "link", "add", "eth0", "type", "veth", "peer", "name", "eth0", "netns", n2.node.Name)
 	nodes := []noderoutes.Node{
@@ -42,6 +50,14 @@ func TestPrivilegedPodsAcrossNodes(t *testing.T) {
 		s.node.IP(t, "link", "set", "eth0", "up")
 		self := nodes[i].Name
 		s.node.Must(t, func() error {
+			if mode == "vxlan" {
+				local, mtu, err := noderoutes.Underlay(self, nodes)
+				if err != nil {
+					return err
+				}
+				_, err = noderoutes.SyncVXLAN(local, mtu, noderoutes.DesiredTunnels(self, nodes, false))
+				return err
+			}
 			_, err := noderoutes.Sync(noderoutes.Desired(self, nodes))
 			return err
 		})
@@ -72,7 +88,8 @@ func TestPrivilegedPodsAcrossNodes(t *testing.T) {
 			t.Fatalf("pod on node-1 to %s: %v\nnode-1 routes:\n%s", to, err, n1.node.IP(t, "route")+n1.node.IP(t, "-6", "route"))
 		}
 	}
-	if out := n1.node.IP(t, "route", "show", "proto", "98"); !strings.Contains(out, "10.244.2.0/24 via 192.168.50.2") {
-		t.Errorf("node-1's hivelet routes:\n%s", out)
+	want := map[string]string{"native": "10.244.2.0/24 via 192.168.50.2 dev eth0", "vxlan": "10.244.2.0/24 via 10.244.2.0 dev hivelet.vxlan"}[mode]
+	if out := n1.node.IP(t, "route", "show", "proto", "98"); !strings.Contains(out, want) {
+		t.Errorf("node-1's hivelet routes lack %q:\n%s", want, out)
 	}
 }
