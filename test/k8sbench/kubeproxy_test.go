@@ -19,7 +19,6 @@ import (
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/client-go/kubernetes"
-	"k8s.io/client-go/tools/clientcmd"
 
 	"github.com/hivelet/hivelet/datapath"
 	"github.com/hivelet/hivelet/test/harness"
@@ -49,8 +48,7 @@ const kubeProxyNode = "kube-proxy-bench"
 func kubeProxy(b *testing.B, name, kubeconfig string, client kubernetes.Interface) proxy {
 	m := kubeProxyModes[name]
 	ns := testnet.NewNS(b, "kp")
-	server := apiServerAddr(b, kubeconfig)
-	forward(b, ns, server)
+	harness.ForwardInto(b, ns, harness.APIServerAddr(b, kubeconfig))
 	ensureNode(b, client, ns)
 
 	path := os.Getenv("PATH")
@@ -144,48 +142,6 @@ func kubeProxyBin() string {
 		dir = "/var/cache/hivelet-k8s"
 	}
 	return filepath.Join(dir, "bin", "kube-proxy")
-}
-
-func apiServerAddr(b *testing.B, kubeconfig string) string {
-	cfg, err := clientcmd.BuildConfigFromFlags("", kubeconfig)
-	if err != nil {
-		b.Fatal(err)
-	}
-	host := strings.TrimPrefix(cfg.Host, "https://")
-	if _, _, err := net.SplitHostPort(host); err != nil {
-		b.Fatalf("API server address %q: %v", cfg.Host, err)
-	}
-	return host
-}
-
-// forward makes addr (a loopback address of the root namespace) reachable
-// at the same address inside ns, so the unchanged kubeconfig (and the
-// server certificate) works there.
-func forward(b *testing.B, ns *testnet.NS, addr string) {
-	var ln net.Listener
-	ns.Must(b, func() (err error) {
-		ln, err = net.Listen("tcp", addr)
-		return err
-	})
-	b.Cleanup(func() { ln.Close() })
-	go func() {
-		for {
-			in, err := ln.Accept()
-			if err != nil {
-				return
-			}
-			go func() {
-				defer in.Close()
-				out, err := net.Dial("tcp", addr)
-				if err != nil {
-					return
-				}
-				defer out.Close()
-				go func() { _, _ = io.Copy(out, in); out.(*net.TCPConn).CloseWrite() }()
-				_, _ = io.Copy(in, out)
-			}()
-		}
-	}()
 }
 
 // ensureNode registers the Node kube-proxy looks itself up as, with an
