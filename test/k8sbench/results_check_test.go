@@ -26,7 +26,7 @@ func TestWriteResults(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	for _, row := range []string{"| 1000 | hivelet | 250ms | 7.0 ms | 14.0 ms | 44 MiB |", "| 1000 | kube-proxy-nftables | 3s | 300.0 ms | 400.0 ms | 120 MiB |"} {
+	for _, row := range []string{"| 1000 | hivelet | 0.25 s | 7.0 ms | 14.0 ms | 44 MiB |", "| 1000 | kube-proxy-nftables | 3.00 s | 300.0 ms | 400.0 ms | 120 MiB |"} {
 		if !strings.Contains(string(md), row) {
 			t.Errorf("table lacks row %q:\n%s", row, md)
 		}

@@ -41,8 +41,8 @@ func table(rs []result) string {
 	sb.WriteString("| Services | proxy | full sync | change p50 | change p99 | RSS | API write p99 |\n")
 	sb.WriteString("|---:|---|---:|---:|---:|---:|---:|\n")
 	for _, r := range rs {
-		fmt.Fprintf(&sb, "| %d | %s | %s | %.1f ms | %.1f ms | %.0f MiB | %.1f ms |\n",
-			r.Services, r.Proxy, r.Sync.Round(time.Millisecond), ms(r.P50), ms(r.P99), r.RSSMiB, ms(r.WriteP99))
+		fmt.Fprintf(&sb, "| %d | %s | %.2f s | %.1f ms | %.1f ms | %.0f MiB | %.1f ms |\n",
+			r.Services, r.Proxy, r.Sync.Seconds(), ms(r.P50), ms(r.P99), r.RSSMiB, ms(r.WriteP99))
 	}
 	sb.WriteString(`
 - full sync: process start to every Service programmed (hivelet: its first full sync has written the pinned maps;
