@@ -158,10 +158,12 @@ func hivelet(b *testing.B, bin, kubeconfig string) proxy {
 			}
 			b.Cleanup(func() { pinned.Close() })
 		}
-		bes, err := pinned.Lookup(f)
-		if err != nil {
-			b.Fatal(err)
-		}
+		// Reading the maps from outside races with the agent's writes: a
+		// slot read just before the agent drops the backend it names
+		// points nowhere by the time the backend is read. That is a
+		// torn read of this poller (the datapath reads one entry per
+		// lookup), so it only means "look again".
+		bes, _ := pinned.Lookup(f)
 		return bes
 	}
 	has := func(f datapath.Frontend, want netip.AddrPort) bool {
