@@ -26,28 +26,11 @@ import (
 var binDir string // hivelet, hivelet-cni and cnitool
 
 func TestMain(m *testing.M) {
-	os.Exit(run(m))
-}
-
-func run(m *testing.M) int {
-	dir, err := os.MkdirTemp("", "hivelet-cni-bin-")
-	if err != nil {
-		fmt.Fprintln(os.Stderr, err)
-		return 1
-	}
-	defer os.RemoveAll(dir)
-	for name, pkg := range map[string]string{
+	os.Exit(harness.BuildMain(m, "hivelet-cni-bin-", map[string]string{
 		"hivelet":     "github.com/hivelet/hivelet/cmd/hivelet",
 		"hivelet-cni": "github.com/hivelet/hivelet/cmd/hivelet-cni",
 		"cnitool":     "github.com/containernetworking/cni/cnitool",
-	} {
-		if _, err := harness.GoBuild(dir, name, pkg); err != nil {
-			fmt.Fprintln(os.Stderr, err)
-			return 1
-		}
-	}
-	binDir = dir
-	return m.Run()
+	}, &binDir))
 }
 
 // setup is a node namespace with hivelet-cni installed for it by

@@ -33,27 +33,10 @@ const (
 var binDir string // hivelet and hivelet-cni
 
 func TestMain(m *testing.M) {
-	os.Exit(run(m))
-}
-
-func run(m *testing.M) int {
-	dir, err := os.MkdirTemp("", "hivelet-cri-bin-")
-	if err != nil {
-		fmt.Fprintln(os.Stderr, err)
-		return 1
-	}
-	defer os.RemoveAll(dir)
-	for name, pkg := range map[string]string{
+	os.Exit(harness.BuildMain(m, "hivelet-cri-bin-", map[string]string{
 		"hivelet":     "github.com/hivelet/hivelet/cmd/hivelet",
 		"hivelet-cni": "github.com/hivelet/hivelet/cmd/hivelet-cni",
-	} {
-		if _, err := harness.GoBuild(dir, name, pkg); err != nil {
-			fmt.Fprintln(os.Stderr, err)
-			return 1
-		}
-	}
-	binDir = dir
-	return m.Run()
+	}, &binDir))
 }
 
 // runtime is a containerd serving CRI on a socket of its own, running in

@@ -225,3 +225,23 @@ func RSSMiB(pid int) (float64, error) {
 	}
 	return 0, fmt.Errorf("no VmRSS for pid %d", pid)
 }
+
+// BuildMain builds the named main packages (file name → package) into one
+// temp dir, runs the tests with that dir, removes it and returns the exit
+// code: the whole TestMain of a package that drives several binaries.
+func BuildMain(m interface{ Run() int }, tmpPrefix string, mains map[string]string, dir *string) int {
+	d, err := os.MkdirTemp("", tmpPrefix)
+	if err != nil {
+		fmt.Fprintln(os.Stderr, err)
+		return 1
+	}
+	defer os.RemoveAll(d)
+	for name, pkg := range mains {
+		if _, err := GoBuild(d, name, pkg); err != nil {
+			fmt.Fprintln(os.Stderr, err)
+			return 1
+		}
+	}
+	*dir = d
+	return m.Run()
+}
