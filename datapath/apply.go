@@ -18,10 +18,16 @@ type lbWriter interface {
 	putSlots([]slotEntry) error
 	deleteSlots([]slotEntry) error
 	deleteBackendsAndRevNats([]BackendID, []RevNatID) error
+	// putExtras writes what the per-packet path reads besides the slots:
+	// Maglev tables and source ranges of the updated services.
+	putExtras([]ServiceUpdate) error
+	// deleteExtras drops the tables and ranges of removed rev-NAT ids and
+	// of updated services that no longer use them.
+	deleteExtras(ups []ServiceUpdate, gone []RevNatID) error
 }
 
 func masterValue(s *Service) sockLbService {
-	v := sockLbService{RevNatIndex: uint32(s.RevNat), Count: uint16(len(s.Backends)), Flags: uint8(s.Flags &^ FlagAffinity)}
+	v := sockLbService{RevNatIndex: uint32(s.RevNat), Count: uint16(len(s.Backends)), Flags: uint8(s.Flags &^ FlagAffinity), Algorithm: uint8(s.Algorithm)}
 	if s.AffinityTimeout > 0 {
 		v.Flags |= uint8(FlagAffinity)
 		v.BackendId = s.AffinityTimeout
@@ -41,6 +47,11 @@ func applyOrdered(w lbWriter, c *Changes) error {
 		return err
 	}
 	if err := w.putAffinity(c.UpsertAffinity); err != nil {
+		return err
+	}
+	// Source ranges before the slot 0 that enables them; Maglev tables
+	// before the slot 0 that names the algorithm.
+	if err := w.putExtras(c.UpsertServices); err != nil {
 		return err
 	}
 	nSlots, nDel := 0, len(c.DeleteServices)
@@ -85,6 +96,9 @@ func applyOrdered(w lbWriter, c *Changes) error {
 		return err
 	}
 	if err := w.deleteAffinity(c.DeleteAffinity); err != nil {
+		return err
+	}
+	if err := w.deleteExtras(c.UpsertServices, c.DeleteRevNats); err != nil {
 		return err
 	}
 	return w.deleteBackendsAndRevNats(c.DeleteBackends, c.DeleteRevNats)

@@ -97,16 +97,12 @@ func attachHook(bpffs, cgroup string, cgID uint64, h sockHook, prog *ebpf.Progra
 func Cleanup(bpffs string) error {
 	var errs []error
 	for _, h := range sockHooks {
-		pin := linkPin(bpffs, h.name)
-		l, err := link.LoadPinnedLink(pin, nil)
-		if errors.Is(err, os.ErrNotExist) {
-			continue
-		}
-		if err != nil {
-			errs = append(errs, fmt.Errorf("open link %s: %w", pin, err))
-			continue
-		}
-		errs = append(errs, l.Unpin(), l.Close())
+		errs = append(errs, unpinLink(linkPin(bpffs, h.name)))
+	}
+	devs, err := AttachedDevices(bpffs)
+	errs = append(errs, err)
+	for _, dev := range devs {
+		errs = append(errs, DetachDevice(bpffs, dev))
 	}
 	spec, err := loadSock()
 	if err != nil {

@@ -22,6 +22,8 @@ func TestGoTwinsMatchBTF(t *testing.T) {
 		"sock_revnat6_key": sockSockRevnat6Key{}, "sock_revnat6_value": sockSockRevnat6Value{},
 		"lb_affinity_key": sockLbAffinityKey{}, "lb_affinity_val": sockLbAffinityVal{},
 		"lb_affinity_match_key": sockLbAffinityMatchKey{},
+		"ct_key": sockCtKey{}, "ct_entry": sockCtEntry{}, "lb_srcrange_key": sockLbSrcrangeKey{},
+		"lb_affinity_ext_key": sockLbAffinityExtKey{}, "host_config": sockHostConfig{},
 	}
 	for name, v := range twins {
 		var st *btf.Struct
@@ -61,9 +63,14 @@ func TestGoConstantsMatchBTF(t *testing.T) {
 		"lb_svc_flags": {
 			"LB_SVC_CLUSTER_IP": uint64(FlagClusterIP), "LB_SVC_EXTERNAL_IP": uint64(FlagExternalIP),
 			"LB_SVC_NODEPORT": uint64(FlagNodePort), "LB_SVC_LOADBALANCER": uint64(FlagLoadBalancer),
-			"LB_SVC_AFFINITY": uint64(FlagAffinity),
+			"LB_SVC_AFFINITY": uint64(FlagAffinity), "LB_SVC_EXT_LOCAL": uint64(FlagExtLocal),
+			"LB_SVC_SRC_RANGES": uint64(FlagSourceRanges),
 		},
-		"lb_scope": {"LB_SCOPE_EXT": uint64(ScopeExternal), "LB_SCOPE_INT": uint64(ScopeInternal)},
+		"lb_algorithm":     {"LB_ALG_RANDOM": uint64(AlgRandom), "LB_ALG_MAGLEV": uint64(AlgMaglev)},
+		"lb_backend_flags": {"LB_BE_LOCAL": backendLocal},
+		"ct_dir":           {"CT_INGRESS": ctIngress, "CT_EGRESS": ctEgress},
+		"hl_stat":          statEnumValues(),
+		"lb_scope": {"LB_SCOPE_EXT": uint64(ScopeExternal), "LB_SCOPE_LOCAL": uint64(ScopeLocal)},
 	}
 	for enum, values := range want {
 		var e *btf.Enum

@@ -12,6 +12,8 @@ type bpfLBMap struct {
 	be4, be6   *ebpf.Map
 	rn4, rn6   *ebpf.Map
 	affm       *ebpf.Map
+	srcr       *ebpf.Map
+	maglev     *ebpf.Map // nil in read-only views
 }
 
 var _ LBMap = (*bpfLBMap)(nil)
@@ -21,7 +23,7 @@ func newBPFLBMap(m *sockMaps) *bpfLBMap {
 		svc4: m.HlLb4Svc, svc6: m.HlLb6Svc,
 		be4: m.HlLb4Be, be6: m.HlLb6Be,
 		rn4: m.HlLb4Rnat, rn6: m.HlLb6Rnat,
-		affm: m.HlLbAffm,
+		affm: m.HlLbAffm, srcr: m.HlLbSrcr, maglev: m.HlLbMaglev,
 	}
 }
 
@@ -102,9 +104,9 @@ func (m *bpfLBMap) putBackends(bes []BackendEntry) error {
 	for _, b := range bes {
 		if b.Addr.Addr().Is4() {
 			k4 = append(k4, uint32(b.ID))
-			v4 = append(v4, sockLb4Backend{Address: addr4ToMap(b.Addr.Addr()), Port: htons(b.Addr.Port()), Proto: uint8(b.Proto)})
+			v4 = append(v4, sockLb4Backend{Address: addr4ToMap(b.Addr.Addr()), Port: htons(b.Addr.Port()), Proto: uint8(b.Proto), Flags: backendFlags(b.Backend)})
 		} else {
-			v := sockLb6Backend{Port: htons(b.Addr.Port()), Proto: uint8(b.Proto)}
+			v := sockLb6Backend{Port: htons(b.Addr.Port()), Proto: uint8(b.Proto), Flags: backendFlags(b.Backend)}
 			v.Address.Addr = b.Addr.Addr().As16()
 			k6 = append(k6, uint32(b.ID))
 			v6 = append(v6, v)
@@ -190,7 +192,7 @@ func (m *bpfLBMap) Dump() (*State, error) {
 	}
 	for i, id := range bk4 {
 		v := bv4[i]
-		st.Backends[BackendID(id)] = Backend{Addr: netip.AddrPortFrom(addr4FromMap(v.Address), ntohs(v.Port)), Proto: L4Proto(v.Proto)}
+		st.Backends[BackendID(id)] = Backend{Addr: netip.AddrPortFrom(addr4FromMap(v.Address), ntohs(v.Port)), Proto: L4Proto(v.Proto), Local: v.Flags&backendLocal != 0}
 	}
 	bk6, bv6, err := dumpAll[uint32, sockLb6Backend](m.be6)
 	if err != nil {
@@ -198,7 +200,7 @@ func (m *bpfLBMap) Dump() (*State, error) {
 	}
 	for i, id := range bk6 {
 		v := bv6[i]
-		st.Backends[BackendID(id)] = Backend{Addr: netip.AddrPortFrom(netip.AddrFrom16(v.Address.Addr), ntohs(v.Port)), Proto: L4Proto(v.Proto)}
+		st.Backends[BackendID(id)] = Backend{Addr: netip.AddrPortFrom(netip.AddrFrom16(v.Address.Addr), ntohs(v.Port)), Proto: L4Proto(v.Proto), Local: v.Flags&backendLocal != 0}
 	}
 	rk4, rv4, err := dumpAll[uint32, sockLb4ReverseNat](m.rn4)
 	if err != nil {
@@ -271,6 +273,7 @@ func addSlot(st *State, f Frontend, slot int, v sockLbService) {
 		if s.Flags&FlagAffinity != 0 {
 			s.AffinityTimeout = v.BackendId
 		}
+		s.Algorithm = Algorithm(v.Algorithm)
 		s.count = int(v.Count)
 		return
 	}

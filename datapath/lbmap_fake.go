@@ -17,6 +17,9 @@ type FakeLBMap struct {
 	backends map[BackendID]Backend         // guarded by mu
 	revnats  map[RevNatID]netip.AddrPort   // guarded by mu
 	affinity map[AffinityMatch]bool        // guarded by mu
+	// Maglev and SourceRanges hold the per-packet extras by rev-NAT id.
+	Maglev       map[RevNatID][]BackendID    // guarded by mu
+	SourceRanges map[RevNatID][]netip.Prefix // guarded by mu
 
 	// FailAfter, when > 0, makes the write after that many successful
 	// entry writes fail (and every one after it until reset).
@@ -46,6 +49,8 @@ func NewFakeLBMap() *FakeLBMap {
 		backends: map[BackendID]Backend{},
 		revnats:  map[RevNatID]netip.AddrPort{},
 		affinity: map[AffinityMatch]bool{},
+		Maglev:       map[RevNatID][]BackendID{},
+		SourceRanges: map[RevNatID][]netip.Prefix{},
 	}
 }
 
@@ -193,4 +198,40 @@ func (m *FakeLBMap) check() {
 			}
 		}
 	}
+}
+
+func (m *FakeLBMap) putExtras(ups []ServiceUpdate) error {
+	for i := range ups {
+		s := &ups[i].Service
+		if s.Flags&FlagSourceRanges != 0 {
+			if err := m.write(); err != nil {
+				return err
+			}
+			m.SourceRanges[s.RevNat] = s.SourceRanges
+		}
+		if s.Algorithm == AlgMaglev && len(s.Maglev) > 0 {
+			if err := m.write(); err != nil {
+				return err
+			}
+			m.Maglev[s.RevNat] = s.Maglev
+		}
+	}
+	return nil
+}
+
+func (m *FakeLBMap) deleteExtras(ups []ServiceUpdate, gone []RevNatID) error {
+	for i := range ups {
+		s := &ups[i].Service
+		if s.Flags&FlagSourceRanges == 0 {
+			delete(m.SourceRanges, s.RevNat)
+		}
+		if s.Algorithm != AlgMaglev || len(s.Maglev) == 0 {
+			delete(m.Maglev, s.RevNat)
+		}
+	}
+	for _, id := range gone {
+		delete(m.SourceRanges, id)
+		delete(m.Maglev, id)
+	}
+	return nil
 }

@@ -15,6 +15,10 @@ type MapSizes struct {
 	RevNat     uint32
 	SockRevNat uint32 // LRU, per connected socket and backend
 	Affinity   uint32 // LRU, per client namespace and service with session affinity
+	CT         uint32 // LRU, two entries per flow from outside to a local backend
+	NAT        uint32 // LRU, one entry per SNATed flow to a remote backend
+	SrcRanges  uint32 // loadBalancerSourceRanges prefixes, all services
+	Maglev     uint32 // services with a Maglev table
 }
 
 // DefaultMapSizes hold 100k frontends with 3 backends each, plus headroom.
@@ -24,18 +28,37 @@ var DefaultMapSizes = MapSizes{
 	RevNat:     1 << 18,
 	SockRevNat: 1 << 18,
 	Affinity:   1 << 16,
+	CT:         1 << 18,
+	NAT:        1 << 17,
+	SrcRanges:  1 << 14,
+	Maglev:     1 << 14,
 }
+
+// DefaultMaglevTableSize is the prime number of slots of each Maglev
+// table (as Cilium's default): with N backends, each owns about M/N slots.
+const DefaultMaglevTableSize = 16381
 
 // Config says where the datapath keeps its pins.
 type Config struct {
 	BPFFSDir string
 	Sizes    MapSizes
+	// MaglevTableSize is the slot count of Maglev tables, a prime;
+	// DefaultMaglevTableSize when 0.
+	MaglevTableSize uint32
 }
 
-// Datapath is the loaded socket LB object with its maps pinned.
+func (c Config) maglevSize() uint32 {
+	if c.MaglevTableSize == 0 {
+		return DefaultMaglevTableSize
+	}
+	return c.MaglevTableSize
+}
+
+// Datapath is the loaded socket LB and TC objects with their maps pinned.
 type Datapath struct {
 	cfg  Config
 	objs sockObjects
+	host hostObjects
 }
 
 // Load loads the socket LB programs and creates or re-opens the pinned
@@ -45,39 +68,66 @@ func Load(cfg Config) (*Datapath, error) {
 	if err := EnsureBPFFS(cfg.BPFFSDir); err != nil {
 		return nil, err
 	}
-	spec, err := loadSock()
+	d := &Datapath{cfg: cfg}
+	sockSpec, err := loadSock()
 	if err != nil {
 		return nil, fmt.Errorf("load socket LB spec: %w", err)
 	}
+	if err := loadObject("socket LB", sockSpec, &d.objs, cfg); err != nil {
+		return nil, err
+	}
+	hostSpec, err := loadHost()
+	if err != nil {
+		d.objs.Close()
+		return nil, fmt.Errorf("load TC datapath spec: %w", err)
+	}
+	if err := loadObject("TC datapath", hostSpec, &d.host, cfg); err != nil {
+		d.objs.Close()
+		return nil, err
+	}
+	if err := d.initHostConfig(); err != nil {
+		d.Close()
+		return nil, err
+	}
+	return d, nil
+}
+
+// loadObject sizes the maps of spec as cfg says and loads it into objs,
+// re-opening maps already pinned: objects share every map by name.
+func loadObject(what string, spec *ebpf.CollectionSpec, objs any, cfg Config) error {
 	sizes := map[string]uint32{
-		sockMapHlLb4Svc: cfg.Sizes.Services, sockMapHlLb6Svc: cfg.Sizes.Services,
-		sockMapHlLb4Be: cfg.Sizes.Backends, sockMapHlLb6Be: cfg.Sizes.Backends,
-		sockMapHlLb4Rnat: cfg.Sizes.RevNat, sockMapHlLb6Rnat: cfg.Sizes.RevNat,
-		sockMapHlSkRnat4: cfg.Sizes.SockRevNat, sockMapHlSkRnat6: cfg.Sizes.SockRevNat,
-		sockMapHlLbAff: cfg.Sizes.Affinity, sockMapHlLbAffm: cfg.Sizes.Backends,
+		"hl_lb4_svc": cfg.Sizes.Services, "hl_lb6_svc": cfg.Sizes.Services,
+		"hl_lb4_be": cfg.Sizes.Backends, "hl_lb6_be": cfg.Sizes.Backends,
+		"hl_lb4_rnat": cfg.Sizes.RevNat, "hl_lb6_rnat": cfg.Sizes.RevNat,
+		"hl_sk_rnat4": cfg.Sizes.SockRevNat, "hl_sk_rnat6": cfg.Sizes.SockRevNat,
+		"hl_lb_aff": cfg.Sizes.Affinity, "hl_lb_affm": cfg.Sizes.Backends, "hl_lb_affx": cfg.Sizes.Affinity,
+		"hl_ct": cfg.Sizes.CT, "hl_nat": cfg.Sizes.NAT, "hl_lb_srcr": cfg.Sizes.SrcRanges,
+		"hl_lb_maglev": cfg.Sizes.Maglev,
 	}
 	for name, size := range sizes {
-		if size > 0 {
-			spec.Maps[name].MaxEntries = size
+		if m := spec.Maps[name]; m != nil && size > 0 {
+			m.MaxEntries = size
 		}
 	}
-	d := &Datapath{cfg: cfg}
+	if m := spec.Maps["hl_lb_maglev"]; m != nil && m.InnerMap != nil {
+		m.InnerMap.MaxEntries = cfg.maglevSize()
+	}
 	opts := &ebpf.CollectionOptions{Maps: ebpf.MapOptions{PinPath: cfg.BPFFSDir}}
-	if err := spec.LoadAndAssign(&d.objs, opts); err != nil {
+	if err := spec.LoadAndAssign(objs, opts); err != nil {
 		if errors.Is(err, ebpf.ErrMapIncompatible) {
-			return nil, fmt.Errorf("load socket LB: %w (a pinned map in %s has another size or layout; keep the old --bpf-lb-*-max values or run `hivelet agent --cleanup` first)", err, cfg.BPFFSDir)
+			return fmt.Errorf("load %s: %w (a pinned map in %s has another size or layout; keep the old --bpf-*-max values or run `hivelet agent --cleanup` first)", what, err, cfg.BPFFSDir)
 		}
 		var verr *ebpf.VerifierError
 		if errors.As(err, &verr) {
-			return nil, fmt.Errorf("load socket LB: %+v", verr)
+			return fmt.Errorf("load %s: %+v", what, verr)
 		}
-		return nil, fmt.Errorf("load socket LB: %w", err)
+		return fmt.Errorf("load %s: %w", what, err)
 	}
-	return d, nil
+	return nil
 }
 
 // LBMap returns the writer for the load-balancing maps.
 func (d *Datapath) LBMap() LBMap { return newBPFLBMap(&d.objs.sockMaps) }
 
 // Close releases the agent's handles; pinned maps and links stay.
-func (d *Datapath) Close() error { return d.objs.Close() }
+func (d *Datapath) Close() error { return errors.Join(d.objs.Close(), d.host.Close()) }

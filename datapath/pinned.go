@@ -83,13 +83,13 @@ func (p *PinnedLB) Lookup(f Frontend) ([]Backend, error) {
 			if err := m.be4.Lookup(v.BackendId, &be); err != nil {
 				return nil, fmt.Errorf("look up backend %d: %w", v.BackendId, err)
 			}
-			out = append(out, Backend{Addr: netip.AddrPortFrom(addr4FromMap(be.Address), ntohs(be.Port)), Proto: L4Proto(be.Proto)})
+			out = append(out, Backend{Addr: netip.AddrPortFrom(addr4FromMap(be.Address), ntohs(be.Port)), Proto: L4Proto(be.Proto), Local: be.Flags&backendLocal != 0})
 		} else {
 			var be sockLb6Backend
 			if err := m.be6.Lookup(v.BackendId, &be); err != nil {
 				return nil, fmt.Errorf("look up backend %d: %w", v.BackendId, err)
 			}
-			out = append(out, Backend{Addr: netip.AddrPortFrom(netip.AddrFrom16(be.Address.Addr), ntohs(be.Port)), Proto: L4Proto(be.Proto)})
+			out = append(out, Backend{Addr: netip.AddrPortFrom(netip.AddrFrom16(be.Address.Addr), ntohs(be.Port)), Proto: L4Proto(be.Proto), Local: be.Flags&backendLocal != 0})
 		}
 	}
 	return out, nil

@@ -13,6 +13,57 @@ import (
 	"github.com/cilium/ebpf"
 )
 
+type sockCtEntry struct {
+	_     structs.HostLayout
+	Saddr struct {
+		_    structs.HostLayout
+		Addr [16]uint8
+	}
+	Daddr struct {
+		_    structs.HostLayout
+		Addr [16]uint8
+	}
+	Sport       uint16
+	Dport       uint16
+	BackendId   uint32
+	RevNatIndex uint32
+	Expires     uint32
+	Flags       uint8
+	Pad         [3]uint8
+}
+
+type sockCtKey struct {
+	_     structs.HostLayout
+	Saddr struct {
+		_    structs.HostLayout
+		Addr [16]uint8
+	}
+	Daddr struct {
+		_    structs.HostLayout
+		Addr [16]uint8
+	}
+	Sport uint16
+	Dport uint16
+	Proto uint8
+	Dir   uint8
+	Pad   [2]uint8
+}
+
+type sockHostConfig struct {
+	_     structs.HostLayout
+	Snat4 struct {
+		_    structs.HostLayout
+		Addr [16]uint8
+	}
+	Snat6 struct {
+		_    structs.HostLayout
+		Addr [16]uint8
+	}
+	MaglevSize uint32
+	NatPortMin uint16
+	NatPortMax uint16
+}
+
 type sockLb4Backend struct {
 	_       structs.HostLayout
 	Address uint32
@@ -72,6 +123,16 @@ type sockLb6ReverseNat struct {
 	Pad  uint16
 }
 
+type sockLbAffinityExtKey struct {
+	_      structs.HostLayout
+	Client struct {
+		_    structs.HostLayout
+		Addr [16]uint8
+	}
+	RevNatId uint32
+	Pad      uint32
+}
+
 type sockLbAffinityKey struct {
 	_        structs.HostLayout
 	ClientId uint64
@@ -98,6 +159,16 @@ type sockLbService struct {
 	Count       uint16
 	Flags       uint8
 	Algorithm   uint8
+}
+
+type sockLbSrcrangeKey struct {
+	_         structs.HostLayout
+	Prefixlen uint32
+	RevNatId  uint32
+	Addr      struct {
+		_    structs.HostLayout
+		Addr [16]uint8
+	}
 }
 
 type sockSockRevnat4Key struct {
@@ -142,6 +213,8 @@ type sockSockRevnat6Value struct {
 //
 // Used for safe lookups in a Collection or CollectionSpec.
 const (
+	sockMapHlCt                = "hl_ct"
+	sockMapHlHostCfg           = "hl_host_cfg"
 	sockMapHlLb4Be             = "hl_lb4_be"
 	sockMapHlLb4Rnat           = "hl_lb4_rnat"
 	sockMapHlLb4Svc            = "hl_lb4_svc"
@@ -150,8 +223,13 @@ const (
 	sockMapHlLb6Svc            = "hl_lb6_svc"
 	sockMapHlLbAff             = "hl_lb_aff"
 	sockMapHlLbAffm            = "hl_lb_affm"
+	sockMapHlLbAffx            = "hl_lb_affx"
+	sockMapHlLbMaglev          = "hl_lb_maglev"
+	sockMapHlLbSrcr            = "hl_lb_srcr"
+	sockMapHlNat               = "hl_nat"
 	sockMapHlSkRnat4           = "hl_sk_rnat4"
 	sockMapHlSkRnat6           = "hl_sk_rnat6"
+	sockMapHlStats             = "hl_stats"
 	sockProgHlSock4Connect     = "hl_sock4_connect"
 	sockProgHlSock4Getpeername = "hl_sock4_getpeername"
 	sockProgHlSock4Recvmsg     = "hl_sock4_recvmsg"
@@ -218,16 +296,23 @@ type sockProgramSpecs struct {
 //
 // It can be passed ebpf.CollectionSpec.Assign.
 type sockMapSpecs struct {
-	HlLb4Be   *ebpf.MapSpec `ebpf:"hl_lb4_be"`
-	HlLb4Rnat *ebpf.MapSpec `ebpf:"hl_lb4_rnat"`
-	HlLb4Svc  *ebpf.MapSpec `ebpf:"hl_lb4_svc"`
-	HlLb6Be   *ebpf.MapSpec `ebpf:"hl_lb6_be"`
-	HlLb6Rnat *ebpf.MapSpec `ebpf:"hl_lb6_rnat"`
-	HlLb6Svc  *ebpf.MapSpec `ebpf:"hl_lb6_svc"`
-	HlLbAff   *ebpf.MapSpec `ebpf:"hl_lb_aff"`
-	HlLbAffm  *ebpf.MapSpec `ebpf:"hl_lb_affm"`
-	HlSkRnat4 *ebpf.MapSpec `ebpf:"hl_sk_rnat4"`
-	HlSkRnat6 *ebpf.MapSpec `ebpf:"hl_sk_rnat6"`
+	HlCt       *ebpf.MapSpec `ebpf:"hl_ct"`
+	HlHostCfg  *ebpf.MapSpec `ebpf:"hl_host_cfg"`
+	HlLb4Be    *ebpf.MapSpec `ebpf:"hl_lb4_be"`
+	HlLb4Rnat  *ebpf.MapSpec `ebpf:"hl_lb4_rnat"`
+	HlLb4Svc   *ebpf.MapSpec `ebpf:"hl_lb4_svc"`
+	HlLb6Be    *ebpf.MapSpec `ebpf:"hl_lb6_be"`
+	HlLb6Rnat  *ebpf.MapSpec `ebpf:"hl_lb6_rnat"`
+	HlLb6Svc   *ebpf.MapSpec `ebpf:"hl_lb6_svc"`
+	HlLbAff    *ebpf.MapSpec `ebpf:"hl_lb_aff"`
+	HlLbAffm   *ebpf.MapSpec `ebpf:"hl_lb_affm"`
+	HlLbAffx   *ebpf.MapSpec `ebpf:"hl_lb_affx"`
+	HlLbMaglev *ebpf.MapSpec `ebpf:"hl_lb_maglev"`
+	HlLbSrcr   *ebpf.MapSpec `ebpf:"hl_lb_srcr"`
+	HlNat      *ebpf.MapSpec `ebpf:"hl_nat"`
+	HlSkRnat4  *ebpf.MapSpec `ebpf:"hl_sk_rnat4"`
+	HlSkRnat6  *ebpf.MapSpec `ebpf:"hl_sk_rnat6"`
+	HlStats    *ebpf.MapSpec `ebpf:"hl_stats"`
 }
 
 // sockVariableSpecs contains global variables before they are loaded into the kernel.
@@ -256,20 +341,29 @@ func (o *sockObjects) Close() error {
 //
 // It can be passed to loadSockObjects or ebpf.CollectionSpec.LoadAndAssign.
 type sockMaps struct {
-	HlLb4Be   *ebpf.Map `ebpf:"hl_lb4_be"`
-	HlLb4Rnat *ebpf.Map `ebpf:"hl_lb4_rnat"`
-	HlLb4Svc  *ebpf.Map `ebpf:"hl_lb4_svc"`
-	HlLb6Be   *ebpf.Map `ebpf:"hl_lb6_be"`
-	HlLb6Rnat *ebpf.Map `ebpf:"hl_lb6_rnat"`
-	HlLb6Svc  *ebpf.Map `ebpf:"hl_lb6_svc"`
-	HlLbAff   *ebpf.Map `ebpf:"hl_lb_aff"`
-	HlLbAffm  *ebpf.Map `ebpf:"hl_lb_affm"`
-	HlSkRnat4 *ebpf.Map `ebpf:"hl_sk_rnat4"`
-	HlSkRnat6 *ebpf.Map `ebpf:"hl_sk_rnat6"`
+	HlCt       *ebpf.Map `ebpf:"hl_ct"`
+	HlHostCfg  *ebpf.Map `ebpf:"hl_host_cfg"`
+	HlLb4Be    *ebpf.Map `ebpf:"hl_lb4_be"`
+	HlLb4Rnat  *ebpf.Map `ebpf:"hl_lb4_rnat"`
+	HlLb4Svc   *ebpf.Map `ebpf:"hl_lb4_svc"`
+	HlLb6Be    *ebpf.Map `ebpf:"hl_lb6_be"`
+	HlLb6Rnat  *ebpf.Map `ebpf:"hl_lb6_rnat"`
+	HlLb6Svc   *ebpf.Map `ebpf:"hl_lb6_svc"`
+	HlLbAff    *ebpf.Map `ebpf:"hl_lb_aff"`
+	HlLbAffm   *ebpf.Map `ebpf:"hl_lb_affm"`
+	HlLbAffx   *ebpf.Map `ebpf:"hl_lb_affx"`
+	HlLbMaglev *ebpf.Map `ebpf:"hl_lb_maglev"`
+	HlLbSrcr   *ebpf.Map `ebpf:"hl_lb_srcr"`
+	HlNat      *ebpf.Map `ebpf:"hl_nat"`
+	HlSkRnat4  *ebpf.Map `ebpf:"hl_sk_rnat4"`
+	HlSkRnat6  *ebpf.Map `ebpf:"hl_sk_rnat6"`
+	HlStats    *ebpf.Map `ebpf:"hl_stats"`
 }
 
 func (m *sockMaps) Close() error {
 	return _SockClose(
+		m.HlCt,
+		m.HlHostCfg,
 		m.HlLb4Be,
 		m.HlLb4Rnat,
 		m.HlLb4Svc,
@@ -278,8 +372,13 @@ func (m *sockMaps) Close() error {
 		m.HlLb6Svc,
 		m.HlLbAff,
 		m.HlLbAffm,
+		m.HlLbAffx,
+		m.HlLbMaglev,
+		m.HlLbSrcr,
+		m.HlNat,
 		m.HlSkRnat4,
 		m.HlSkRnat6,
+		m.HlStats,
 	)
 }
 

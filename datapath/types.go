@@ -41,13 +41,32 @@ func ParseL4Proto(s string) (L4Proto, error) {
 }
 
 // Scope selects which backend set of a frontend a lookup sees. Must match
-// enum lb_scope in bpf/lib/maps.h.
+// enum lb_scope in bpf/lib/maps.h: ScopeExternal holds every frontend with
+// all its backends; a frontend of an externalTrafficPolicy Local Service
+// also has a ScopeLocal entry with this node's backends only, which
+// clients from outside the node use.
 type Scope uint8
 
 const (
 	ScopeExternal Scope = 0
-	ScopeInternal Scope = 1
+	ScopeLocal    Scope = 1
 )
+
+// Algorithm mirrors enum lb_algorithm: how clients from outside the node
+// pick a backend of a new flow.
+type Algorithm uint8
+
+const (
+	AlgRandom Algorithm = 0
+	AlgMaglev Algorithm = 1
+)
+
+func (a Algorithm) String() string {
+	if a == AlgMaglev {
+		return "maglev"
+	}
+	return "random"
+}
 
 // ServiceFlags mirror enum lb_svc_flags in bpf/lib/maps.h.
 type ServiceFlags uint8
@@ -58,7 +77,14 @@ const (
 	FlagNodePort     ServiceFlags = 1 << 1
 	FlagLoadBalancer ServiceFlags = 1 << 2
 	FlagAffinity     ServiceFlags = 1 << 3
+	// FlagExtLocal sends clients from outside to the ScopeLocal entry.
+	FlagExtLocal ServiceFlags = 1 << 4
+	// FlagSourceRanges admits only clients in the SourceRanges.
+	FlagSourceRanges ServiceFlags = 1 << 5
 )
+
+// BackendFlags mirror enum lb_backend_flags.
+const backendLocal = 1 << 0
 
 // Type names the kind of frontend the flags describe, as Cilium and
 // Kubernetes spell it.
@@ -102,12 +128,21 @@ type Service struct {
 	// AffinityTimeout is sessionAffinity ClientIP's timeout in seconds;
 	// 0 means no affinity.
 	AffinityTimeout uint32
+	// Algorithm picks backends for clients from outside; with AlgMaglev,
+	// Maglev is the lookup table (backend ids, the table size long).
+	Algorithm Algorithm
+	Maglev    []BackendID
+	// SourceRanges are loadBalancerSourceRanges (with FlagSourceRanges).
+	SourceRanges []netip.Prefix
 }
 
 // Backend is where a service sends traffic.
 type Backend struct {
 	Addr  netip.AddrPort
 	Proto L4Proto
+	// Local is set when the endpoint runs on this node: clients from
+	// outside reach it without SNAT.
+	Local bool
 }
 
 func (b Backend) String() string { return fmt.Sprintf("%s/%s", b.Addr, b.Proto) }

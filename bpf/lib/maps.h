@@ -5,10 +5,13 @@
 
 #include "common.h"
 
-/* Lookup scopes; socket LB always uses LB_SCOPE_EXT for now. */
+/* Lookup scopes. LB_SCOPE_EXT holds every frontend with all its backends
+ * (socket LB and external clients). A frontend of a Service with
+ * externalTrafficPolicy Local also has a LB_SCOPE_LOCAL entry holding only
+ * this node's backends, which external clients use (LB_SVC_EXT_LOCAL). */
 enum lb_scope {
 	LB_SCOPE_EXT = 0,
-	LB_SCOPE_INT = 1,
+	LB_SCOPE_LOCAL = 1,
 };
 
 /* lb_service.flags of slot 0: which kind of frontend this is. */
@@ -18,11 +21,19 @@ enum lb_svc_flags {
 	LB_SVC_NODEPORT		= 1 << 1,
 	LB_SVC_LOADBALANCER	= 1 << 2,
 	LB_SVC_AFFINITY		= 1 << 3,
+	LB_SVC_EXT_LOCAL	= 1 << 4,	/* external clients use the LB_SCOPE_LOCAL entry */
+	LB_SVC_SRC_RANGES	= 1 << 5,	/* clients must match hl_lb_srcr */
 };
 
 /* lb_service.algorithm of slot 0. */
 enum lb_algorithm {
 	LB_ALG_RANDOM = 0,
+	LB_ALG_MAGLEV = 1,	/* external clients: hl_lb_maglev[rev_nat_index] */
+};
+
+/* lb4_backend.flags / lb6_backend.flags. */
+enum lb_backend_flags {
+	LB_BE_LOCAL = 1 << 0,	/* the endpoint runs on this node */
 };
 
 struct lb4_key {
@@ -238,9 +249,14 @@ struct {
 	__uint(pinning, LIBBPF_PIN_BY_NAME);
 } hl_sk_rnat6 SEC(".maps");
 
+/* The per-packet maps are declared here too so every object shares one
+ * set of pinned maps. */
+#include "host_maps.h"
+
 /* Never called: its signature keeps the enums the agent mirrors in the
  * object's BTF, so datapath/btf_test.go can check the Go constants. */
-__noinline int hl_abi_enums(enum lb_svc_flags flags, enum lb_scope scope, enum lb_algorithm alg)
+__noinline int hl_abi_enums(enum lb_svc_flags flags, enum lb_scope scope, enum lb_algorithm alg,
+			    enum lb_backend_flags bf)
 {
-	return flags + scope + alg;
+	return flags + scope + alg + bf;
 }

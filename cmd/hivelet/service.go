@@ -79,8 +79,8 @@ func serviceRows(st *datapath.State) []serviceRow {
 		if s.Incomplete {
 			r.Problem = "backend slots without a service entry"
 		}
-		if f.Scope == datapath.ScopeInternal {
-			r.Frontend += " (internal)"
+		if f.Scope == datapath.ScopeLocal {
+			r.Frontend += " (external clients, local backends)"
 		}
 		for _, id := range s.Backends {
 			b, ok := st.Backends[id]
