@@ -22,7 +22,7 @@ func TestGoTwinsMatchBTF(t *testing.T) {
 		"sock_revnat6_key": sockSockRevnat6Key{}, "sock_revnat6_value": sockSockRevnat6Value{},
 		"lb_affinity_key": sockLbAffinityKey{}, "lb_affinity_val": sockLbAffinityVal{},
 		"lb_affinity_match_key": sockLbAffinityMatchKey{},
-		"ct_key": sockCtKey{}, "ct_entry": sockCtEntry{}, "lb_srcrange_key": sockLbSrcrangeKey{},
+		"ct_key":                sockCtKey{}, "ct_entry": sockCtEntry{}, "lb_srcrange_key": sockLbSrcrangeKey{},
 		"lb_affinity_ext_key": sockLbAffinityExtKey{}, "host_config": sockHostConfig{},
 	}
 	for name, v := range twins {
@@ -70,7 +70,7 @@ func TestGoConstantsMatchBTF(t *testing.T) {
 		"lb_backend_flags": {"LB_BE_LOCAL": backendLocal},
 		"ct_dir":           {"CT_INGRESS": ctIngress, "CT_EGRESS": ctEgress},
 		"hl_stat":          statEnumValues(),
-		"lb_scope": {"LB_SCOPE_EXT": uint64(ScopeExternal), "LB_SCOPE_LOCAL": uint64(ScopeLocal)},
+		"lb_scope":         {"LB_SCOPE_EXT": uint64(ScopeExternal), "LB_SCOPE_LOCAL": uint64(ScopeLocal)},
 	}
 	for enum, values := range want {
 		var e *btf.Enum

@@ -132,3 +132,27 @@ func (d *Datapath) GCConntrack() (CTGCStats, error) {
 	}
 	return st, nil
 }
+
+// PutConntrack writes one CT (or, with NAT set, SNAT) entry. The programs
+// write entries themselves; this is for tools and benchmarks that need a
+// flow tracked in a given state.
+func (d *Datapath) PutConntrack(e CTEntry) error {
+	k := sockCtKey{Sport: htons(e.Src.Port()), Dport: htons(e.Dst.Port()), Proto: uint8(e.Proto)}
+	if e.Egress {
+		k.Dir = ctEgress
+	}
+	k.Saddr.Addr = v6MappedOf(e.Src.Addr())
+	k.Daddr.Addr = v6MappedOf(e.Dst.Addr())
+	v := sockCtEntry{Sport: htons(e.NewSrc.Port()), Dport: htons(e.NewDst.Port()), BackendId: uint32(e.Backend),
+		RevNatIndex: uint32(e.RevNat), Expires: e.Expires, Flags: e.Flags}
+	v.Saddr.Addr = v6MappedOf(e.NewSrc.Addr())
+	v.Daddr.Addr = v6MappedOf(e.NewDst.Addr())
+	m := d.objs.HlCt
+	if e.NAT {
+		m = d.objs.HlNat
+	}
+	if err := m.Put(&k, &v); err != nil {
+		return fmt.Errorf("write %s entry %s: %w", mapName(m), e.Flow, err)
+	}
+	return nil
+}

@@ -45,10 +45,10 @@ var ErrInjected = errors.New("injected failure")
 // NewFakeLBMap returns an empty fake.
 func NewFakeLBMap() *FakeLBMap {
 	return &FakeLBMap{
-		slots:    map[fakeSlotKey]sockLbService{},
-		backends: map[BackendID]Backend{},
-		revnats:  map[RevNatID]netip.AddrPort{},
-		affinity: map[AffinityMatch]bool{},
+		slots:        map[fakeSlotKey]sockLbService{},
+		backends:     map[BackendID]Backend{},
+		revnats:      map[RevNatID]netip.AddrPort{},
+		affinity:     map[AffinityMatch]bool{},
 		Maglev:       map[RevNatID][]BackendID{},
 		SourceRanges: map[RevNatID][]netip.Prefix{},
 	}

@@ -35,7 +35,7 @@ static __always_inline __u16 lb_random_slot(const struct lb_service *svc)
 
 static __always_inline __u32 lb_now_sec(void)
 {
-	return bpf_ktime_get_ns() / NSEC_PER_SEC;
+	return bpf_ktime_get_coarse_ns() / NSEC_PER_SEC;
 }
 
 /* lb_affinity_backend returns the backend client last used for svc, or 0
