@@ -3,6 +3,7 @@ package loadbalancer
 import (
 	"fmt"
 	"net/netip"
+	"strings"
 	"time"
 
 	corev1 "k8s.io/api/core/v1"
@@ -18,6 +19,10 @@ const (
 	ServiceNameLabel = "kubernetes.io/service-name"
 	// ServiceProxyNameLabel marks Services another proxy owns.
 	ServiceProxyNameLabel = "service.kubernetes.io/service-proxy-name"
+	// AlgorithmAnnotation picks how clients from outside the node are
+	// spread over backends: "maglev" or "random" (overrides the agent's
+	// --bpf-lb-algorithm for this Service).
+	AlgorithmAnnotation = "service.hivelet.io/lb-algorithm"
 )
 
 // maxAffinitySeconds is the API's limit on sessionAffinityConfig's
@@ -104,6 +109,38 @@ func ConvertService(in *corev1.Service) (*Service, field.ErrorList) {
 		}
 	default:
 		errs = append(errs, field.NotSupported(spec.Child("sessionAffinity"), in.Spec.SessionAffinity, []string{"None", "ClientIP"}))
+	}
+	external := in.Spec.Type == corev1.ServiceTypeNodePort || in.Spec.Type == corev1.ServiceTypeLoadBalancer
+	switch in.Spec.ExternalTrafficPolicy {
+	case "", corev1.ServiceExternalTrafficPolicyCluster:
+	case corev1.ServiceExternalTrafficPolicyLocal:
+		// Like kube-proxy: the policy only means something for Services
+		// reachable from outside (ExternalIPs included).
+		out.ExternalLocal = external || len(in.Spec.ExternalIPs) > 0
+	default:
+		errs = append(errs, field.NotSupported(spec.Child("externalTrafficPolicy"), in.Spec.ExternalTrafficPolicy, []string{"Cluster", "Local"}))
+	}
+	if in.Spec.HealthCheckNodePort != 0 && out.ExternalLocal {
+		errs = append(errs, validPort(in.Spec.HealthCheckNodePort, spec.Child("healthCheckNodePort"), true)...)
+		out.HealthCheckNodePort = uint16(in.Spec.HealthCheckNodePort)
+	}
+	for i, r := range in.Spec.LoadBalancerSourceRanges {
+		p, err := netip.ParsePrefix(strings.TrimSpace(r))
+		if err != nil {
+			errs = append(errs, field.Invalid(spec.Child("loadBalancerSourceRanges").Index(i), r, "must be a CIDR such as 203.0.113.0/24"))
+			continue
+		}
+		out.SourceRanges = append(out.SourceRanges, netip.PrefixFrom(p.Addr().Unmap(), p.Bits()-unmapBits(p)).Masked())
+	}
+	switch a := in.Annotations[AlgorithmAnnotation]; a {
+	case "":
+	case "maglev":
+		out.Maglev = true
+		out.AlgorithmSet = true
+	case "random":
+		out.AlgorithmSet = true
+	default:
+		errs = append(errs, field.NotSupported(meta.Child("annotations").Key(AlgorithmAnnotation), a, []string{"maglev", "random"}))
 	}
 	if len(in.Spec.Ports) == 0 {
 		errs = append(errs, field.Required(spec.Child("ports"), "a Service needs at least one port"))
@@ -256,4 +293,13 @@ func validPort(p int32, path *field.Path, zeroOK bool) field.ErrorList {
 		return nil
 	}
 	return field.ErrorList{field.Invalid(path, p, "must be between 1 and 65535, inclusive")}
+}
+
+// unmapBits is how many prefix bits a v4-mapped IPv6 prefix loses when
+// its address is unmapped.
+func unmapBits(p netip.Prefix) int {
+	if p.Addr().Is4In6() {
+		return 96
+	}
+	return 0
 }

@@ -1,6 +1,8 @@
 package loadbalancer
 
 import (
+	"net/netip"
+	"reflect"
 	"strings"
 	"testing"
 
@@ -164,5 +166,41 @@ func TestConvertSessionAffinity(t *testing.T) {
 				t.Errorf("timeout = %d (%v), want %d", got.AffinityTimeout, errs, tt.want)
 			}
 		})
+	}
+}
+
+func TestConvertExternalFields(t *testing.T) {
+	in := validService()
+	in.Spec.Type = corev1.ServiceTypeLoadBalancer
+	in.Spec.ExternalTrafficPolicy = corev1.ServiceExternalTrafficPolicyLocal
+	in.Spec.HealthCheckNodePort = 32000
+	in.Spec.LoadBalancerSourceRanges = []string{"203.0.113.0/24", " 2001:db8::/32", "192.0.2.7/24"}
+	in.Annotations = map[string]string{AlgorithmAnnotation: "maglev"}
+	out, errs := ConvertService(in)
+	if len(errs) != 0 {
+		t.Fatal(errs)
+	}
+	want := []netip.Prefix{netip.MustParsePrefix("203.0.113.0/24"), netip.MustParsePrefix("2001:db8::/32"), netip.MustParsePrefix("192.0.2.0/24")}
+	if !out.ExternalLocal || out.HealthCheckNodePort != 32000 || !reflect.DeepEqual(out.SourceRanges, want) || !out.Maglev || !out.AlgorithmSet {
+		t.Errorf("got local=%v hc=%d ranges=%v maglev=%v", out.ExternalLocal, out.HealthCheckNodePort, out.SourceRanges, out.Maglev)
+	}
+
+	// A ClusterIP Service has no external traffic to keep local.
+	in = validService()
+	in.Spec.ExternalTrafficPolicy = corev1.ServiceExternalTrafficPolicyLocal
+	if out, _ := ConvertService(in); out.ExternalLocal {
+		t.Error("externalTrafficPolicy Local honoured on a ClusterIP Service without external IPs")
+	}
+
+	for _, bad := range []func(*corev1.Service){
+		func(s *corev1.Service) { s.Spec.LoadBalancerSourceRanges = []string{"203.0.113.0"} },
+		func(s *corev1.Service) { s.Annotations = map[string]string{AlgorithmAnnotation: "round-robin"} },
+		func(s *corev1.Service) { s.Spec.ExternalTrafficPolicy = "Nearby" },
+	} {
+		in := validService()
+		bad(in)
+		if _, errs := ConvertService(in); len(errs) == 0 {
+			t.Errorf("accepted %+v", in.Spec)
+		}
 	}
 }

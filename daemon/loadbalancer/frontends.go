@@ -32,30 +32,63 @@ type Node struct {
 //     and some match (trafficDistribution PreferSameNode / PreferClose);
 //   - external IPs, load-balancer IPs and NodePorts reached from the node
 //     itself use all endpoints, whatever externalTrafficPolicy says, as
-//     kube-proxy does for node-local traffic.
+//     kube-proxy does for node-local traffic;
+//   - for clients outside the node (the TC datapath), a Service with
+//     externalTrafficPolicy Local gets a second, ScopeLocal entry per
+//     external frontend with this node's endpoints only; load-balancer
+//     IPs carry loadBalancerSourceRanges; Maglev Services say so.
+//
+// Backends on this node are marked Local.
 func Frontends(svc *Service, eps []*EndpointSlice, node *Node) []Entry {
 	var out []Entry
+	alg := datapath.AlgRandom
+	if svc.Maglev {
+		alg = datapath.AlgMaglev
+	}
 	for _, sp := range svc.Ports {
-		var cluster, internal [2][]datapath.Backend // by family: 0 IPv4, 1 IPv6
+		var cluster, internal, local [2][]datapath.Backend // by family: 0 IPv4, 1 IPv6
 		for fam := range 2 {
 			cluster[fam] = selectBackends(sp, eps, fam == 1, node, false)
 			internal[fam] = cluster[fam]
 			if svc.InternalLocal {
 				internal[fam] = selectBackends(sp, eps, fam == 1, node, true)
 			}
+			if svc.ExternalLocal {
+				local[fam] = selectBackends(sp, eps, fam == 1, node, true)
+			}
 		}
 		add := func(addrs []netip.Addr, port uint16, flags datapath.ServiceFlags, bes [2][]datapath.Backend) {
+			external := flags != datapath.FlagClusterIP
+			var ranges []netip.Prefix
+			if flags == datapath.FlagLoadBalancer && len(svc.SourceRanges) > 0 {
+				flags |= datapath.FlagSourceRanges
+				ranges = svc.SourceRanges
+			}
 			for _, a := range addrs {
 				fam := 0
 				if a.Is6() {
 					fam = 1
 				}
-				out = append(out, Entry{
+				e := Entry{
 					Frontend:        datapath.Frontend{Addr: a, Port: port, Proto: sp.Proto, Scope: datapath.ScopeExternal},
 					Flags:           flags,
 					Backends:        bes[fam],
 					AffinityTimeout: svc.AffinityTimeout,
-				})
+					SourceRanges:    ranges,
+				}
+				if external {
+					e.Algorithm = alg
+				}
+				if external && svc.ExternalLocal {
+					e.Flags |= datapath.FlagExtLocal
+					l := e
+					l.Frontend.Scope = datapath.ScopeLocal
+					l.Flags &^= datapath.FlagExtLocal
+					l.Backends = local[fam]
+					out = append(out, e, l)
+					continue
+				}
+				out = append(out, e)
 			}
 		}
 		add(svc.ClusterIPs, sp.Port, datapath.FlagClusterIP, internal)
@@ -66,6 +99,26 @@ func Frontends(svc *Service, eps []*EndpointSlice, node *Node) []Entry {
 		}
 	}
 	return out
+}
+
+// HealthOf is what svc's healthCheckNodePort reports: its endpoints on
+// this node that are ready (kube-proxy counts those of any port).
+func HealthOf(svc *Service, eps []*EndpointSlice, node *Node) *Health {
+	if svc.HealthCheckNodePort == 0 {
+		return nil
+	}
+	h := &Health{Port: svc.HealthCheckNodePort}
+	seen := map[netip.Addr]bool{}
+	for _, s := range eps {
+		for i := range s.Endpoints {
+			ep := &s.Endpoints[i]
+			if node != nil && ep.NodeName == node.Name && ep.Ready && !seen[ep.Addr] {
+				seen[ep.Addr] = true
+				h.LocalEndpoints++
+			}
+		}
+	}
+	return h
 }
 
 // candidate is an endpoint usable for one service port.
@@ -91,7 +144,8 @@ func selectBackends(sp ServicePort, eps []*EndpointSlice, ipv6 bool, node *Node,
 				if local && (node == nil || ep.NodeName != node.Name) {
 					continue
 				}
-				c := candidate{datapath.Backend{Addr: netip.AddrPortFrom(ep.Addr, p.Port), Proto: p.Proto}, ep}
+				isLocal := node != nil && ep.NodeName != "" && ep.NodeName == node.Name
+				c := candidate{datapath.Backend{Addr: netip.AddrPortFrom(ep.Addr, p.Port), Proto: p.Proto, Local: isLocal}, ep}
 				switch {
 				case ep.Ready:
 					ready = append(ready, c)

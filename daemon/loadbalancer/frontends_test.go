@@ -20,6 +20,12 @@ func be(s string, proto datapath.L4Proto) datapath.Backend {
 	return datapath.Backend{Addr: netip.MustParseAddrPort(s), Proto: proto}
 }
 
+func localBE(s string, proto datapath.L4Proto) datapath.Backend {
+	b := be(s, proto)
+	b.Local = true
+	return b
+}
+
 func ep(addr string, ready, serving, terminating bool) Endpoint {
 	return Endpoint{Addr: netip.MustParseAddr(addr), Ready: ready, Serving: serving, Terminating: terminating}
 }
@@ -119,9 +125,9 @@ func TestFrontends(t *testing.T) {
 				onNode("10.0.0.1", "node-a", "", nil, nil), onNode("10.0.0.2", "node-b", "", nil, nil)}}},
 			node: nodeA,
 			want: []Entry{
-				{Frontend: fe("10.96.0.10", 80, datapath.TCP), Backends: []datapath.Backend{be("10.0.0.1:8080", datapath.TCP)}},
+				{Frontend: fe("10.96.0.10", 80, datapath.TCP), Backends: []datapath.Backend{localBE("10.0.0.1:8080", datapath.TCP)}},
 				{Frontend: fe("192.0.2.1", 80, datapath.TCP), Flags: datapath.FlagExternalIP, Backends: []datapath.Backend{
-					be("10.0.0.1:8080", datapath.TCP), be("10.0.0.2:8080", datapath.TCP)}},
+					localBE("10.0.0.1:8080", datapath.TCP), be("10.0.0.2:8080", datapath.TCP)}},
 			},
 		},
 		{
@@ -151,7 +157,7 @@ func TestFrontends(t *testing.T) {
 				onNode("10.0.0.3", "node-c", "zone-a", []string{"zone-a"}, nil)}}},
 			node: nodeA,
 			want: []Entry{{Frontend: fe("10.96.0.10", 80, datapath.TCP), Backends: []datapath.Backend{
-				be("10.0.0.1:8080", datapath.TCP), be("10.0.0.3:8080", datapath.TCP)}}},
+				localBE("10.0.0.1:8080", datapath.TCP), be("10.0.0.3:8080", datapath.TCP)}}},
 		},
 		{
 			name: "node hints win over zone hints",
@@ -160,7 +166,41 @@ func TestFrontends(t *testing.T) {
 				onNode("10.0.0.1", "node-a", "zone-a", []string{"zone-a"}, []string{"node-a"}),
 				onNode("10.0.0.3", "node-c", "zone-a", []string{"zone-a"}, []string{"node-c"})}}},
 			node: nodeA,
-			want: []Entry{{Frontend: fe("10.96.0.10", 80, datapath.TCP), Backends: []datapath.Backend{be("10.0.0.1:8080", datapath.TCP)}}},
+			want: []Entry{{Frontend: fe("10.96.0.10", 80, datapath.TCP), Backends: []datapath.Backend{localBE("10.0.0.1:8080", datapath.TCP)}}},
+		},
+		{
+			name: "externalTrafficPolicy Local: external frontends get a local-scope twin; the ClusterIP is untouched",
+			svc: Service{Name: web, ClusterIPs: addrs("10.96.0.10"), ExternalIPs: addrs("192.0.2.1"),
+				Ports: []ServicePort{{Name: "http", Proto: datapath.TCP, Port: 80, NodePort: 30080}}, ExternalLocal: true, Maglev: true},
+			eps: []*EndpointSlice{{Service: web, Ports: httpEP, Endpoints: []Endpoint{
+				onNode("10.0.0.1", "node-a", "", nil, nil), onNode("10.0.0.2", "node-b", "", nil, nil)}}},
+			node: &Node{Name: "node-a", Addrs: addrs("192.168.1.10")},
+			want: func() []Entry {
+				all := []datapath.Backend{localBE("10.0.0.1:8080", datapath.TCP), be("10.0.0.2:8080", datapath.TCP)}
+				local := []datapath.Backend{localBE("10.0.0.1:8080", datapath.TCP)}
+				ext := func(addr string, port uint16, flags datapath.ServiceFlags) []Entry {
+					f := fe(addr, port, datapath.TCP)
+					l := f
+					l.Scope = datapath.ScopeLocal
+					return []Entry{
+						{Frontend: f, Flags: flags | datapath.FlagExtLocal, Backends: all, Algorithm: datapath.AlgMaglev},
+						{Frontend: l, Flags: flags, Backends: local, Algorithm: datapath.AlgMaglev},
+					}
+				}
+				out := []Entry{{Frontend: fe("10.96.0.10", 80, datapath.TCP), Backends: all}}
+				out = append(out, ext("192.0.2.1", 80, datapath.FlagExternalIP)...)
+				return append(out, ext("192.168.1.10", 30080, datapath.FlagNodePort)...)
+			}(),
+		},
+		{
+			name: "loadBalancerSourceRanges apply to load-balancer IPs only",
+			svc: Service{Name: web, ClusterIPs: addrs("10.96.0.10"), LoadBalancerIPs: addrs("198.51.100.1"), Ports: httpPort,
+				SourceRanges: []netip.Prefix{netip.MustParsePrefix("203.0.113.0/24")}},
+			want: []Entry{
+				{Frontend: fe("10.96.0.10", 80, datapath.TCP)},
+				{Frontend: fe("198.51.100.1", 80, datapath.TCP), Flags: datapath.FlagLoadBalancer | datapath.FlagSourceRanges,
+					SourceRanges: []netip.Prefix{netip.MustParsePrefix("203.0.113.0/24")}},
+			},
 		},
 		{
 			name: "hints are ignored when one endpoint lacks them or none matches",

@@ -42,6 +42,20 @@ type Service struct {
 	// AffinityTimeout is sessionAffinity ClientIP's timeout in seconds; 0
 	// without affinity.
 	AffinityTimeout uint32
+	// ExternalLocal is externalTrafficPolicy: Local (NodePort and
+	// LoadBalancer Services): clients from outside reach only this node's
+	// endpoints and keep their address.
+	ExternalLocal bool
+	// HealthCheckNodePort is spec.healthCheckNodePort, served with the
+	// local endpoint count for external load balancers; 0 without.
+	HealthCheckNodePort uint16
+	// SourceRanges are spec.loadBalancerSourceRanges; empty admits all.
+	SourceRanges []netip.Prefix
+	// Maglev selects Maglev hashing for clients from outside (annotation
+	// AlgorithmAnnotation, or the agent's default when AlgorithmSet is
+	// false).
+	Maglev       bool
+	AlgorithmSet bool
 }
 
 // EndpointPort is one entry of an EndpointSlice's ports.
@@ -112,6 +126,8 @@ type Entry struct {
 	Flags           datapath.ServiceFlags
 	Backends        []datapath.Backend
 	AffinityTimeout uint32
+	Algorithm       datapath.Algorithm
+	SourceRanges    []netip.Prefix // with datapath.FlagSourceRanges
 }
 
 func (e Entry) String() string {
@@ -123,4 +139,12 @@ func (e Entry) String() string {
 type Change struct {
 	Name    ServiceName
 	Entries []Entry
+	// Health is set for Services with a healthCheckNodePort.
+	Health *Health
+}
+
+// Health is what a Service's healthCheckNodePort reports.
+type Health struct {
+	Port           uint16
+	LocalEndpoints int
 }

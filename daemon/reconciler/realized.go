@@ -2,6 +2,7 @@ package reconciler
 
 import (
 	"net/netip"
+	"slices"
 
 	lb "github.com/hivelet/hivelet/daemon/loadbalancer"
 	"github.com/hivelet/hivelet/datapath"
@@ -37,6 +38,10 @@ type feState struct {
 	flags    datapath.ServiceFlags
 	complete bool   // slot 0 is present
 	affinity uint32 // session affinity timeout; 0 without
+	alg      datapath.Algorithm
+	// ranges are the source ranges written; nil after a dump (unknown),
+	// so a full sync after a restart writes them again.
+	ranges []netip.Prefix
 	// slots is how many backend slots may be in the map, leftovers
 	// included, so deletes cover them all.
 	slots    int
@@ -44,8 +49,9 @@ type feState struct {
 }
 
 // same reports whether the maps already hold exactly this service.
-func (fe *feState) same(revnat datapath.RevNatID, flags datapath.ServiceFlags, affinity uint32, ids []datapath.BackendID) bool {
-	if !fe.complete || fe.revnat != revnat || fe.flags != flags || fe.affinity != affinity ||
+func (fe *feState) same(revnat datapath.RevNatID, e *lb.Entry, ids []datapath.BackendID) bool {
+	if !fe.complete || fe.revnat != revnat || fe.flags != e.Flags || fe.affinity != e.AffinityTimeout ||
+		fe.alg != e.Algorithm || !slices.Equal(fe.ranges, e.SourceRanges) ||
 		fe.slots != len(ids) || len(fe.backends) != len(ids) {
 		return false
 	}
@@ -112,7 +118,7 @@ func fromDump(st *datapath.State, sizeHint int) *realized {
 		if !ds.Incomplete {
 			// Without slot 0 the frontend counts as absent: its slots
 			// get rewritten or deleted.
-			fe.complete, fe.revnat, fe.flags, fe.affinity = true, ds.RevNat, ds.Flags, ds.AffinityTimeout
+			fe.complete, fe.revnat, fe.flags, fe.affinity, fe.alg = true, ds.RevNat, ds.Flags, ds.AffinityTimeout, ds.Algorithm
 			fe.backends = append([]datapath.BackendID(nil), ds.Backends...)
 		}
 		r.fes[f] = fe

@@ -30,6 +30,9 @@ type Reconciler struct {
 	lbmap datapath.LBMap
 	log   *slog.Logger
 	chunk int // frontends per batch; chunkFrontends except in tests
+	// maglevSize is the slot count of Maglev tables; it must match the
+	// datapath's.
+	maglevSize int
 
 	mu sync.Mutex
 	// byService lists the frontends each Service owns. Guarded by mu.
@@ -51,7 +54,15 @@ type Stats struct {
 
 // New returns a reconciler for lbmap.
 func New(lbmap datapath.LBMap, log *slog.Logger) *Reconciler {
-	return &Reconciler{lbmap: lbmap, log: log, chunk: chunkFrontends}
+	return &Reconciler{lbmap: lbmap, log: log, chunk: chunkFrontends, maglevSize: datapath.DefaultMaglevTableSize}
+}
+
+// SetMaglevTableSize sets the Maglev table size (the datapath's
+// MaglevTableSize) before the first sync.
+func (r *Reconciler) SetMaglevTableSize(m int) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	r.maglevSize = m
 }
 
 // NeedsFull reports whether the next Sync must be a full one: before the
@@ -162,16 +173,23 @@ func (r *Reconciler) upsert(owner lb.ServiceName, e *lb.Entry, ch *datapath.Chan
 		affine = ids
 	}
 	s.syncAffinity(&have, revnat, affine, ch)
-	if have.same(revnat, e.Flags, e.AffinityTimeout, ids) {
+	if have.same(revnat, e, ids) {
 		have.owner = owner
 		s.fes[f] = have
 		return // already right
 	}
-	ch.UpsertServices = append(ch.UpsertServices, datapath.ServiceUpdate{
-		Service:   datapath.Service{Frontend: f, RevNat: revnat, Flags: e.Flags, Backends: ids, AffinityTimeout: e.AffinityTimeout},
-		PrevSlots: have.slots,
-	})
-	s.fes[f] = feState{owner: owner, revnat: revnat, flags: e.Flags, affinity: e.AffinityTimeout, complete: true, slots: len(ids), backends: ids}
+	svc := datapath.Service{Frontend: f, RevNat: revnat, Flags: e.Flags, Backends: ids, AffinityTimeout: e.AffinityTimeout,
+		Algorithm: e.Algorithm, SourceRanges: e.SourceRanges}
+	if e.Algorithm == datapath.AlgMaglev && len(ids) > 0 {
+		table := lb.MaglevTable(e.Backends, r.maglevSize)
+		svc.Maglev = make([]datapath.BackendID, len(table))
+		for i, b := range table {
+			svc.Maglev[i] = ids[b]
+		}
+	}
+	ch.UpsertServices = append(ch.UpsertServices, datapath.ServiceUpdate{Service: svc, PrevSlots: have.slots})
+	s.fes[f] = feState{owner: owner, revnat: revnat, flags: e.Flags, affinity: e.AffinityTimeout, alg: e.Algorithm,
+		ranges: e.SourceRanges, complete: true, slots: len(ids), backends: ids}
 	if present {
 		s.entries -= 1 + have.slots
 	}

@@ -27,6 +27,8 @@ type Tracker struct {
 	triggers map[lb.ServiceName]time.Time
 	// node is this node (addresses, zone); nil until known. Guarded by mu.
 	node *lb.Node
+	// defaultMaglev applies Maglev to Services that do not choose.
+	defaultMaglev bool
 }
 
 // New returns a tracker that calls poke after recording each change.
@@ -88,6 +90,14 @@ type pending struct {
 	slices []*lb.EndpointSlice
 }
 
+// SetDefaultMaglev makes Maglev the algorithm of Services without the
+// lb-algorithm annotation (the agent's --bpf-lb-algorithm).
+func (t *Tracker) SetDefaultMaglev(on bool) {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	t.defaultMaglev = on
+}
+
 // OnNodeUpdate records this node's addresses and zone. Every Service may
 // change with them (NodePorts, topology), so all are marked changed.
 func (t *Tracker) OnNodeUpdate(node *lb.Node) {
@@ -132,13 +142,21 @@ func (t *Tracker) Take(all bool) (changes iter.Seq[lb.Change], triggers []time.T
 	}
 	t.dirty = map[lb.ServiceName]struct{}{}
 	node := t.node
+	defMaglev := t.defaultMaglev
 	t.mu.Unlock()
 
 	return func(yield func(lb.Change) bool) {
 		for _, p := range work {
 			c := lb.Change{Name: p.name}
 			if p.svc != nil {
-				c.Entries = lb.Frontends(p.svc, p.slices, node)
+				svc := p.svc
+				if defMaglev && !svc.AlgorithmSet && !svc.Maglev {
+					cp := *svc
+					cp.Maglev = true
+					svc = &cp
+				}
+				c.Entries = lb.Frontends(svc, p.slices, node)
+				c.Health = lb.HealthOf(svc, p.slices, node)
 				if c.Entries == nil {
 					c.Entries = []lb.Entry{}
 				}
