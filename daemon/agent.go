@@ -14,11 +14,14 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"net/netip"
 	"os"
 	"time"
 
 	"github.com/hivelet/hivelet/daemon/health"
+	"github.com/hivelet/hivelet/daemon/healthcheck"
 	"github.com/hivelet/hivelet/daemon/k8s"
+	lb "github.com/hivelet/hivelet/daemon/loadbalancer"
 	"github.com/hivelet/hivelet/daemon/logfields"
 	"github.com/hivelet/hivelet/daemon/manifests"
 	"github.com/hivelet/hivelet/daemon/metrics"
@@ -48,6 +51,23 @@ type Config struct {
 	// InternalIPs (nodes on a shared link), "vxlan" to carry them in a
 	// VXLAN overlay to those addresses, or "" / "none".
 	PodRoutes string
+	// Devices are where clients from outside reach NodePorts, external
+	// IPs and load-balancer IPs: DevicesAuto, a comma-separated list, or
+	// "" / "none" for socket LB only.
+	Devices string
+	// NodeIPs are this node's addresses when no API server tells them
+	// (manifests source): NodePorts listen there. With an API server they
+	// only pick the SNAT addresses.
+	NodeIPs []netip.Addr
+	// LBAlgorithm is the default for clients from outside: "random" or
+	// "maglev" (Services may choose with an annotation).
+	LBAlgorithm     string
+	MaglevTableSize uint32
+	// NATPortMin..NATPortMax is the SNAT port range (0: the default).
+	NATPortMin, NATPortMax uint16
+	// HealthCheckAddr is the address healthCheckNodePorts listen on
+	// ("" for every address).
+	HealthCheckAddr string
 }
 
 // ResolveCgroup fills in the default cgroup (the cgroup2 root).
@@ -72,6 +92,10 @@ func Run(ctx context.Context, cfg Config, log *slog.Logger) error {
 		return fmt.Errorf("--pod-routes %q: want native, vxlan or none", cfg.PodRoutes)
 	case (cfg.PodRoutes == "native" || cfg.PodRoutes == "vxlan") && cfg.Kubeconfig == "":
 		return fmt.Errorf("--pod-routes %s needs the Node objects: pass --kubeconfig", cfg.PodRoutes)
+	case cfg.LBAlgorithm != "" && cfg.LBAlgorithm != "random" && cfg.LBAlgorithm != "maglev":
+		return fmt.Errorf("--bpf-lb-algorithm %q: want random or maglev", cfg.LBAlgorithm)
+	case cfg.MaglevTableSize != 0 && !isPrime(cfg.MaglevTableSize):
+		return fmt.Errorf("--bpf-lb-maglev-table-size %d: must be a prime (e.g. 251, 4093, 16381, 65521)", cfg.MaglevTableSize)
 	case cfg.ManifestsDir != "":
 		if st, err := os.Stat(cfg.ManifestsDir); err != nil || !st.IsDir() {
 			return fmt.Errorf("manifests dir %q: not a readable directory (create it or fix --manifests)", cfg.ManifestsDir)
@@ -83,9 +107,15 @@ func Run(ctx context.Context, cfg Config, log *slog.Logger) error {
 	m := metrics.New()
 	setCapacity(m, cfg.MapSizes)
 	hc := health.NewTracker(2 * cfg.SyncPeriod)
-	s := &syncer{metrics: m, health: hc, log: log}
+	hcs := healthcheck.New(cfg.HealthCheckAddr, log)
+	defer hcs.Close()
+	s := &syncer{metrics: m, health: hc, log: log, hcs: hcs}
 	r := runner.New(s.sync, cfg.MinSyncInterval, cfg.SyncPeriod)
 	s.tracker = tracker.New(func() { hc.Queued(); r.Trigger() })
+	s.tracker.SetDefaultMaglev(cfg.LBAlgorithm == "maglev")
+	if cfg.ManifestsDir != "" && len(cfg.NodeIPs) > 0 {
+		s.tracker.OnNodeUpdate(&lb.Node{Name: cfg.NodeName, Addrs: cfg.NodeIPs})
+	}
 
 	// The source lists everything while the datapath loads: at start both
 	// take a while, and the first sync needs both. Every source has listed
@@ -96,7 +126,7 @@ func Run(ctx context.Context, cfg Config, log *slog.Logger) error {
 	listed := make(chan error, 1)
 	go func() { listed <- startSource(ctx, cfg, s.tracker, log) }()
 
-	dp, err := datapath.Load(datapath.Config{BPFFSDir: cfg.BPFFSDir, Sizes: cfg.MapSizes})
+	dp, err := datapath.Load(datapath.Config{BPFFSDir: cfg.BPFFSDir, Sizes: cfg.MapSizes, MaglevTableSize: cfg.MaglevTableSize})
 	if err != nil {
 		return err
 	}
@@ -106,6 +136,12 @@ func Run(ctx context.Context, cfg Config, log *slog.Logger) error {
 	}
 	log.Info("Socket LB attached", logfields.Cgroup, cfg.Cgroup2, logfields.BPFFS, cfg.BPFFSDir)
 	s.rec = reconciler.New(dp.LBMap(), log)
+	if cfg.MaglevTableSize != 0 {
+		s.rec.SetMaglevTableSize(int(cfg.MaglevTableSize))
+	}
+	if err := startHostDatapath(ctx, cfg, dp, m, log); err != nil {
+		return err
+	}
 
 	if err := serve(ctx, log, cfg.HealthzAddr, "healthz", healthMux(hc)); err != nil {
 		return err
@@ -142,4 +178,16 @@ func startSource(ctx context.Context, cfg Config, tr *tracker.Tracker, log *slog
 	}
 	log.Info("Waiting for the API server's Services and EndpointSlices")
 	return k8s.New(client, cfg.NodeName, tr, log).Start(ctx)
+}
+
+func isPrime(n uint32) bool {
+	if n < 2 {
+		return false
+	}
+	for d := uint32(2); d*d <= n; d++ {
+		if n%d == 0 {
+			return false
+		}
+	}
+	return true
 }

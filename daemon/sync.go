@@ -2,12 +2,15 @@ package daemon
 
 import (
 	"errors"
+	"iter"
 	"log/slog"
 	"os"
 	"runtime/debug"
 	"time"
 
 	"github.com/hivelet/hivelet/daemon/health"
+	"github.com/hivelet/hivelet/daemon/healthcheck"
+	lb "github.com/hivelet/hivelet/daemon/loadbalancer"
 	"github.com/hivelet/hivelet/daemon/logfields"
 	"github.com/hivelet/hivelet/daemon/metrics"
 	"github.com/hivelet/hivelet/daemon/reconciler"
@@ -25,6 +28,7 @@ type syncer struct {
 	tracker *tracker.Tracker
 	metrics *metrics.Metrics
 	health  *health.Tracker
+	hcs     *healthcheck.Servers
 	log     *slog.Logger
 	loaded  bool // the first successful sync has happened
 }
@@ -33,7 +37,8 @@ func (s *syncer) sync(full bool) error {
 	start := time.Now()
 	full = full || s.rec.NeedsFull()
 	changes, triggers := s.tracker.Take(full)
-	stats, err := s.rec.Sync(changes, full)
+	seen := map[lb.ServiceName]bool{}
+	stats, err := s.rec.Sync(s.withHealth(changes, full, seen), full)
 	took := time.Since(start)
 	s.metrics.SyncDuration.Observe(took.Seconds())
 	s.observeUsage()
@@ -46,6 +51,9 @@ func (s *syncer) sync(full bool) error {
 		}
 		s.log.Error("Sync failed; retrying with a full sync", append(attrs, logfields.Error, err)...)
 		return err
+	}
+	if full && s.hcs != nil {
+		s.hcs.Retain(seen)
 	}
 	done := time.Now()
 	s.health.Synced(start)
@@ -92,4 +100,22 @@ func setCapacity(m *metrics.Metrics, sizes datapath.MapSizes) {
 	m.MapCapacity.WithLabelValues("backends").Set(float64(sizes.Backends))
 	m.MapCapacity.WithLabelValues("revnat").Set(float64(sizes.RevNat))
 	m.MapCapacity.WithLabelValues("sock_revnat").Set(float64(sizes.SockRevNat))
+}
+
+// withHealth passes changes through, keeping the healthCheckNodePort
+// servers in step; on a full sync it records which Services exist.
+func (s *syncer) withHealth(changes iter.Seq[lb.Change], full bool, seen map[lb.ServiceName]bool) iter.Seq[lb.Change] {
+	return func(yield func(lb.Change) bool) {
+		for c := range changes {
+			if s.hcs != nil {
+				s.hcs.Update(c.Name, c.Health)
+				if full && c.Entries != nil {
+					seen[c.Name] = true
+				}
+			}
+			if !yield(c) {
+				return
+			}
+		}
+	}
 }

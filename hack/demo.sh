@@ -62,7 +62,7 @@ echo "  $TMP/manifests/web.yaml"
 
 step "agent: socket LB attached to child cgroup $CG"
 mkdir "$CG"
-"$HIVELET" agent --manifests "$TMP/manifests" --bpffs "$BPFFS" --cgroup2 "$CG" \
+"$HIVELET" agent --manifests "$TMP/manifests" --bpffs "$BPFFS" --cgroup2 "$CG" --devices none \
   --healthz-bind-address 127.0.0.1:0 --metrics-bind-address 127.0.0.1:0 >"$TMP/agent.log" 2>&1 &
 PIDS+=($!)
 for _ in $(seq 100); do

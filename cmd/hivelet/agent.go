@@ -2,8 +2,11 @@ package main
 
 import (
 	"context"
+	"fmt"
+	"net/netip"
 	"os"
 	"os/signal"
+	"strconv"
 	"strings"
 	"syscall"
 	"time"
@@ -12,6 +15,7 @@ import (
 	"k8s.io/klog/v2"
 
 	"github.com/hivelet/hivelet/daemon"
+	lb "github.com/hivelet/hivelet/daemon/loadbalancer"
 	"github.com/hivelet/hivelet/daemon/logfields"
 	"github.com/hivelet/hivelet/datapath"
 )
@@ -80,6 +84,16 @@ link it pinned, then exits.`,
 	f.StringVar(&cfg.MetricsAddr, "metrics-bind-address", "127.0.0.1:10249", "address for Prometheus /metrics (as kube-proxy); empty disables")
 	f.Uint32Var(&cfg.MapSizes.Affinity, "bpf-lb-affinity-map-max", datapath.DefaultMapSizes.Affinity, "entries in the session-affinity LRU map (one per client namespace and service with affinity)")
 	f.StringVar(&cfg.PodRoutes, "pod-routes", "none", "native: route every other node's pod CIDRs (Node spec.podCIDRs) via its InternalIP, for nodes on a shared link; vxlan: through a VXLAN overlay (UDP 8472) to that address, for nodes that are not (pod MTU: 50 below the node's); none: leave pod routing to something else")
+	f.StringVar(&cfg.Devices, "devices", daemon.DevicesAuto, "devices where clients from outside reach NodePorts, external IPs and load-balancer IPs (TC programs with conntrack and SNAT): \"auto\" (those of the default routes and node addresses), a comma-separated list, or \"none\" for socket LB only")
+	f.Var(&nodeIPs{&cfg.NodeIPs}, "node-ip", "this node's addresses, comma-separated: NodePorts listen there when no API server says (--manifests), and flows to other nodes' backends are SNATed to the first of each family (default: the devices' addresses)")
+	f.StringVar(&cfg.LBAlgorithm, "bpf-lb-algorithm", "random", "how clients from outside pick a backend: random, or maglev (consistent hashing: every node picks the same backend for a flow); the annotation "+lb.AlgorithmAnnotation+" overrides it per Service")
+	f.Uint32Var(&cfg.MaglevTableSize, "bpf-lb-maglev-table-size", datapath.DefaultMaglevTableSize, "slots of each Maglev table, a prime; more slots spread more evenly over many backends (4 bytes each per Service)")
+	f.Uint32Var(&cfg.MapSizes.CT, "bpf-ct-map-max", datapath.DefaultMapSizes.CT, "entries in the connection-tracking LRU map (two per flow from outside to a local backend, one to a remote one)")
+	f.Uint32Var(&cfg.MapSizes.NAT, "bpf-nat-map-max", datapath.DefaultMapSizes.NAT, "entries in the SNAT LRU map (one per flow from outside to a backend on another node)")
+	f.Uint32Var(&cfg.MapSizes.SrcRanges, "bpf-lb-source-range-map-max", datapath.DefaultMapSizes.SrcRanges, "loadBalancerSourceRanges prefixes, all Services together")
+	f.Uint32Var(&cfg.MapSizes.Maglev, "bpf-lb-maglev-map-max", datapath.DefaultMapSizes.Maglev, "frontends with a Maglev table")
+	f.Var(&portRange{&cfg.NATPortMin, &cfg.NATPortMax}, "snat-port-range", fmt.Sprintf("ports flows to other nodes' backends are SNATed to, MIN-MAX (default %d-%d, above the kernel's ephemeral range)", datapath.DefaultNATPortMin, datapath.DefaultNATPortMax))
+	f.StringVar(&cfg.HealthCheckAddr, "health-check-address", "", "address healthCheckNodePorts of externalTrafficPolicy Local Services listen on (default: every address)")
 	f.StringVar(&logLevel, "log-level", "info", "log level: debug, info, warn, error")
 	f.StringVar(&logForm, "log-format", "text", "log format: text or json")
 	return cmd
@@ -93,3 +107,56 @@ func hostname() string {
 	}
 	return strings.ToLower(h)
 }
+
+// nodeIPs is the --node-ip flag: comma-separated addresses.
+type nodeIPs struct{ v *[]netip.Addr }
+
+func (n *nodeIPs) String() string {
+	if n.v == nil {
+		return ""
+	}
+	parts := make([]string, len(*n.v))
+	for i, a := range *n.v {
+		parts[i] = a.String()
+	}
+	return strings.Join(parts, ",")
+}
+
+func (n *nodeIPs) Set(s string) error {
+	for _, p := range strings.Split(s, ",") {
+		if p = strings.TrimSpace(p); p == "" {
+			continue
+		}
+		a, err := netip.ParseAddr(p)
+		if err != nil {
+			return fmt.Errorf("not an IP address: %q", p)
+		}
+		*n.v = append(*n.v, a.Unmap())
+	}
+	return nil
+}
+
+func (n *nodeIPs) Type() string { return "ips" }
+
+// portRange is the --snat-port-range flag: MIN-MAX.
+type portRange struct{ min, max *uint16 }
+
+func (r *portRange) String() string {
+	if r.min == nil || *r.min == 0 {
+		return ""
+	}
+	return fmt.Sprintf("%d-%d", *r.min, *r.max)
+}
+
+func (r *portRange) Set(s string) error {
+	lo, hi, ok := strings.Cut(s, "-")
+	a, err1 := strconv.ParseUint(strings.TrimSpace(lo), 10, 16)
+	b, err2 := strconv.ParseUint(strings.TrimSpace(hi), 10, 16)
+	if !ok || err1 != nil || err2 != nil || a < 1024 || a > b {
+		return fmt.Errorf("want MIN-MAX with 1024 <= MIN <= MAX <= 65535, got %q", s)
+	}
+	*r.min, *r.max = uint16(a), uint16(b)
+	return nil
+}
+
+func (r *portRange) Type() string { return "range" }

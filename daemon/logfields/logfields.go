@@ -29,4 +29,10 @@ const (
 	Nodes         = "nodes"
 	Added         = "added"
 	Removed       = "removed"
+	Device        = "device"
+	Devices       = "devices"
+	SNAT4         = "snat4"
+	SNAT6         = "snat6"
+	Deleted       = "deleted"
+	Interval      = "interval"
 )

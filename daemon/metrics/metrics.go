@@ -23,6 +23,9 @@ type Metrics struct {
 	MapEntries                *prometheus.GaugeVec
 	MapCapacity               *prometheus.GaugeVec
 	MapFull                   prometheus.Counter
+	ConntrackEntries          *prometheus.GaugeVec
+	ConntrackGCDeleted        prometheus.Counter
+	ConntrackGCInterval       prometheus.Gauge
 }
 
 // New creates and registers the metrics.
@@ -76,9 +79,51 @@ func New() *Metrics {
 			Namespace: "hivelet", Name: "bpf_map_full_errors_total",
 			Help: "Map writes refused because a map was full; raise its --bpf-lb-*-max flag.",
 		}),
+		ConntrackEntries: prometheus.NewGaugeVec(prometheus.GaugeOpts{
+			Namespace: "hivelet", Name: "conntrack_entries",
+			Help: "Live entries in the connection-tracking (ct) and SNAT (nat) maps after the last GC.",
+		}, []string{"map"}),
+		ConntrackGCDeleted: prometheus.NewCounter(prometheus.CounterOpts{
+			Namespace: "hivelet", Name: "conntrack_gc_deleted_total",
+			Help: "Expired connection-tracking and SNAT entries removed.",
+		}),
+		ConntrackGCInterval: prometheus.NewGauge(prometheus.GaugeOpts{
+			Namespace: "hivelet", Name: "conntrack_gc_interval_seconds",
+			Help: "Current interval between connection-tracking GC passes (adapts to churn).",
+		}),
 	}
+	m.Registry.MustRegister(m.ConntrackEntries, m.ConntrackGCDeleted, m.ConntrackGCInterval)
 	m.Registry.MustRegister(m.SyncDuration, m.NetworkProgrammingLatency, m.SyncErrors, m.LastSync,
 		m.Services, m.EndpointSlices, m.Frontends, m.Backends, m.MapEntries, m.MapCapacity, m.MapFull,
 		collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 	return m
+}
+
+// RegisterPacketCounters exports the datapath's per-packet counters as
+// hivelet_datapath_packets_total{reason}, read from the kernel at scrape.
+func (m *Metrics) RegisterPacketCounters(read func() (map[string]uint64, error)) {
+	m.Registry.MustRegister(&packetCounters{
+		desc: prometheus.NewDesc("hivelet_datapath_packets_total",
+			"Packets the TC programs translated or dropped, by reason (drop_ct_full and drop_nat_ports_exhausted are insertion failures).",
+			[]string{"reason"}, nil),
+		read: read,
+	})
+}
+
+type packetCounters struct {
+	desc *prometheus.Desc
+	read func() (map[string]uint64, error)
+}
+
+func (c *packetCounters) Describe(ch chan<- *prometheus.Desc) { ch <- c.desc }
+
+func (c *packetCounters) Collect(ch chan<- prometheus.Metric) {
+	vals, err := c.read()
+	if err != nil {
+		ch <- prometheus.NewInvalidMetric(c.desc, err)
+		return
+	}
+	for reason, v := range vals {
+		ch <- prometheus.MustNewConstMetric(c.desc, prometheus.CounterValue, float64(v), reason)
+	}
 }

@@ -59,13 +59,18 @@ type Agent struct {
 // cleanup the agent gets SIGTERM and is reaped, and its log is shown if
 // the test failed. Unless args say otherwise, healthz and metrics listen
 // on free loopback ports (see Agent.Addr), never on the machine's
-// interfaces.
+// interfaces, and no TC program is attached (--devices none): the agent
+// may run in the machine's own namespace, whose devices are not the
+// test's to touch.
 func StartAgent(t testing.TB, bin string, args ...string) *Agent {
 	t.Helper()
 	for _, flag := range []string{"--healthz-bind-address", "--metrics-bind-address"} {
 		if !slices.Contains(args, flag) {
 			args = append(args, flag, "127.0.0.1:0")
 		}
+	}
+	if !slices.ContainsFunc(args, func(a string) bool { return strings.HasPrefix(a, "--devices") }) {
+		args = append(args, "--devices", "none")
 	}
 	return Start(t, exec.Command(bin, append([]string{"agent"}, args...)...))
 }

@@ -52,7 +52,7 @@ func TestPrivilegedK8sPodRoutes(t *testing.T) {
 
 			bpffs := filepath.Join(t.TempDir(), "bpffs")
 			t.Cleanup(func() { _, _ = harness.Run(hiveletBin, "agent", "--cleanup", "--bpffs", bpffs) })
-			cmd := exec.Command("nsenter", "--net="+ns.Path(), "--", hiveletBin, "agent", "--kubeconfig", kubeconfig,
+			cmd := exec.Command("nsenter", "--net="+ns.Path(), "--", hiveletBin, "agent", "--devices", "none", "--kubeconfig", kubeconfig,
 				"--bpffs", bpffs, "--cgroup2", testnet.NewCgroup(t), "--hostname-override", self, "--pod-routes", mode,
 				"--healthz-bind-address", "127.0.0.1:0", "--metrics-bind-address", "127.0.0.1:0")
 			harness.Start(t, cmd)
