@@ -2,10 +2,10 @@ package e2e
 
 import (
 	"bufio"
-	"fmt"
-	"net"
 	"context"
+	"fmt"
 	"io"
+	"net"
 	"net/http"
 	"os/exec"
 	"path/filepath"
