@@ -151,7 +151,7 @@ func startHostDatapath(ctx context.Context, cfg Config, dp *datapath.Datapath, m
 			return err
 		}
 	}
-	log.Info("TC datapath attached", logfields.Devices, strings.Join(devices, ","), logfields.SNAT4, v4.String(), logfields.SNAT6, v6.String())
+	log.Info("TC datapath attached", logfields.Devices, strings.Join(devices, ","), logfields.SNAT4, addrOrNone(v4), logfields.SNAT6, addrOrNone(v6))
 	m.RegisterPacketCounters(func() (map[string]uint64, error) {
 		st, err := dp.Stats()
 		out := make(map[string]uint64, len(st))
@@ -212,4 +212,11 @@ func conntrackGC(ctx context.Context, dp *datapath.Datapath, m *metrics.Metrics,
 		interval = nextGCInterval(interval, st)
 		log.Debug("Conntrack GC", logfields.Deleted, st.Deleted, logfields.Count, st.CT+st.NAT, logfields.Interval, interval)
 	}
+}
+
+func addrOrNone(a netip.Addr) string {
+	if !a.IsValid() {
+		return "none"
+	}
+	return a.String()
 }
