@@ -12,11 +12,12 @@ static __always_inline int sock4_fwd(struct bpf_sock_addr *ctx)
 	__be32 addr = ctx->user_ip4;
 	__be16 port = (__be16)ctx->user_port;
 	__u8 proto = ctx->protocol;
+	__u64 netns = bpf_get_netns_cookie(ctx);
 	int err;
 
-	if (!sock_proto_supported(proto))
+	if (!sock_proto_supported(proto) || sock_skip_netns(netns))
 		return SYS_PROCEED;
-	err = sock4_xlate_fwd(bpf_get_socket_cookie(ctx), bpf_get_netns_cookie(ctx), proto, &addr, &port);
+	err = sock4_xlate_fwd(bpf_get_socket_cookie(ctx), netns, proto, &addr, &port);
 	if (err == 0) {
 		ctx->user_ip4 = addr;
 		ctx->user_port = port;
@@ -62,10 +63,10 @@ static __always_inline int sock6_fwd(struct bpf_sock_addr *ctx)
 	union v6addr addr;
 	int err;
 
-	if (!sock_proto_supported(proto))
+	netns = bpf_get_netns_cookie(ctx);
+	if (!sock_proto_supported(proto) || sock_skip_netns(netns))
 		return SYS_PROCEED;
 	cookie = bpf_get_socket_cookie(ctx);
-	netns = bpf_get_netns_cookie(ctx);
 	ctx_get_ip6(ctx, &addr);
 	if (v6addr_is_v4mapped(addr.p)) {
 		__be32 addr4 = addr.p[3];

@@ -104,6 +104,11 @@ func Cleanup(bpffs string) error {
 	for _, dev := range devs {
 		errs = append(errs, DetachDevice(bpffs, dev))
 	}
+	pods, err := AttachedPods(bpffs)
+	errs = append(errs, err)
+	for _, dev := range pods {
+		errs = append(errs, DetachPod(bpffs, dev))
+	}
 	spec, err := loadSock()
 	if err != nil {
 		return errors.Join(append(errs, err)...)

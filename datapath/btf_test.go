@@ -68,7 +68,7 @@ func TestGoConstantsMatchBTF(t *testing.T) {
 		},
 		"lb_algorithm":     {"LB_ALG_RANDOM": uint64(AlgRandom), "LB_ALG_MAGLEV": uint64(AlgMaglev)},
 		"lb_backend_flags": {"LB_BE_LOCAL": backendLocal},
-		"ct_dir":           {"CT_INGRESS": ctIngress, "CT_EGRESS": ctEgress},
+		"ct_dir":           {"CT_INGRESS": ctIngress, "CT_EGRESS": ctEgress, "CT_POD_OUT": ctPodOut, "CT_POD_IN": ctPodIn},
 		"hl_stat":          statEnumValues(),
 		"lb_scope":         {"LB_SCOPE_EXT": uint64(ScopeExternal), "LB_SCOPE_LOCAL": uint64(ScopeLocal)},
 	}

@@ -12,6 +12,8 @@ import (
 const (
 	ctIngress = 0
 	ctEgress  = 1
+	ctPodOut  = 2
+	ctPodIn   = 3
 )
 
 // CT entry flags, mirroring enum ct_flags.
@@ -20,6 +22,8 @@ const (
 	CTFlagClosing = 1 << 1
 	CTFlagSeenACK = 1 << 2
 	CTFlagReply   = 1 << 3
+	CTFlagPod     = 1 << 4
+	CTFlagHairpin = 1 << 5
 )
 
 // Flow is a tracked tuple as the program that looks it up sees it.

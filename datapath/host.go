@@ -47,7 +47,11 @@ func (d *Datapath) SetHostConfig(hc HostConfig) error {
 	if hc.SNAT4.IsValid() && !hc.SNAT4.Is4() || hc.SNAT6.IsValid() && !hc.SNAT6.Is6() {
 		return fmt.Errorf("set host config: SNAT addresses %s, %s are of the wrong family", hc.SNAT4, hc.SNAT6)
 	}
-	v := sockHostConfig{MaglevSize: d.cfg.maglevSize(), NatPortMin: hc.NATPortMin, NatPortMax: hc.NATPortMax}
+	var v sockHostConfig
+	if err := d.objs.HlHostCfg.Lookup(uint32(0), &v); err != nil {
+		return fmt.Errorf("read host config: %w", err)
+	}
+	v.MaglevSize, v.NatPortMin, v.NatPortMax = d.cfg.maglevSize(), hc.NATPortMin, hc.NATPortMax
 	v.Snat4.Addr = v6MappedOf(hc.SNAT4)
 	v.Snat6.Addr = v6MappedOf(hc.SNAT6)
 	if err := d.objs.HlHostCfg.Put(uint32(0), &v); err != nil {
@@ -131,4 +135,19 @@ func readStats(m *ebpf.Map) (map[Stat]uint64, error) {
 		out[s] = sum
 	}
 	return out, nil
+}
+
+// SetSocketLBHostOnly limits socket LB to the network namespace with
+// cookie netns (the host's; 0 lifts the limit). Pods are then served per
+// packet by the programs AttachPod puts on their veths.
+func (d *Datapath) SetSocketLBHostOnly(netns uint64) error {
+	var v sockHostConfig
+	if err := d.objs.HlHostCfg.Lookup(uint32(0), &v); err != nil {
+		return fmt.Errorf("read host config: %w", err)
+	}
+	v.SockHostNetns = netns
+	if err := d.objs.HlHostCfg.Put(uint32(0), &v); err != nil {
+		return fmt.Errorf("write host config: %w", err)
+	}
+	return nil
 }

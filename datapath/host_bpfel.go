@@ -59,9 +59,10 @@ type hostHostConfig struct {
 		_    structs.HostLayout
 		Addr [16]uint8
 	}
-	MaglevSize uint32
-	NatPortMin uint16
-	NatPortMax uint16
+	MaglevSize    uint32
+	NatPortMin    uint16
+	NatPortMax    uint16
+	SockHostNetns uint64
 }
 
 type hostLb4Backend struct {

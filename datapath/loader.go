@@ -59,6 +59,7 @@ type Datapath struct {
 	cfg  Config
 	objs sockObjects
 	host hostObjects
+	pod  podObjects
 }
 
 // Load loads the socket LB programs and creates or re-opens the pinned
@@ -83,6 +84,15 @@ func Load(cfg Config) (*Datapath, error) {
 	}
 	if err := loadObject("TC datapath", hostSpec, &d.host, cfg); err != nil {
 		d.objs.Close()
+		return nil, err
+	}
+	podSpec, err := loadPod()
+	if err != nil {
+		d.Close()
+		return nil, fmt.Errorf("load pod datapath spec: %w", err)
+	}
+	if err := loadObject("pod datapath", podSpec, &d.pod, cfg); err != nil {
+		d.Close()
 		return nil, err
 	}
 	if err := d.initHostConfig(); err != nil {
@@ -130,4 +140,4 @@ func loadObject(what string, spec *ebpf.CollectionSpec, objs any, cfg Config) er
 func (d *Datapath) LBMap() LBMap { return newBPFLBMap(&d.objs.sockMaps) }
 
 // Close releases the agent's handles; pinned maps and links stay.
-func (d *Datapath) Close() error { return errors.Join(d.objs.Close(), d.host.Close()) }
+func (d *Datapath) Close() error { return errors.Join(d.objs.Close(), d.host.Close(), d.pod.Close()) }

@@ -13,11 +13,18 @@ type HostProgram int
 const (
 	HostIngress HostProgram = iota
 	HostEgress
+	PodOut // a pod's veth, host-side ingress
+	PodIn  // a pod's veth, host-side egress
 )
 
 func (d *Datapath) hostProg(p HostProgram) *ebpf.Program {
-	if p == HostEgress {
+	switch p {
+	case HostEgress:
 		return d.host.HlHostEgress
+	case PodOut:
+		return d.pod.HlPodOut
+	case PodIn:
+		return d.pod.HlPodIn
 	}
 	return d.host.HlHostIngress
 }

@@ -12,14 +12,20 @@ import (
 	"github.com/cilium/ebpf/link"
 )
 
-// tcxPin is where the TCX link of prog on device ifname is pinned. The
-// device name is part of the pin so an agent restart finds its links.
-func tcxPin(bpffs, ifname string, ingress bool) string {
+// Pin name prefixes of TCX links: node devices and pod veths.
+const (
+	devicePinPrefix = "tcx_"
+	podPinPrefix    = "tcxpod_"
+)
+
+// tcxPin is where the TCX link of a program on device ifname is pinned.
+// The device name is part of the pin so an agent restart finds its links.
+func tcxPin(bpffs, prefix, ifname string, ingress bool) string {
 	dir := "egress"
 	if ingress {
 		dir = "ingress"
 	}
-	return filepath.Join(linksDir(bpffs), "tcx_"+ifname+"_"+dir)
+	return filepath.Join(linksDir(bpffs), prefix+ifname+"_"+dir)
 }
 
 // AttachDevice attaches the NodePort/ExternalIP/LoadBalancer programs to
@@ -27,6 +33,16 @@ func tcxPin(bpffs, ifname string, ingress bool) string {
 // namespace, pinning the links. A link pinned by an earlier run on the
 // same device is updated in place: packets never pass untranslated.
 func (d *Datapath) AttachDevice(ifname string) error {
+	return d.attachPair(devicePinPrefix, ifname, d.host.HlHostIngress, d.host.HlHostEgress)
+}
+
+// AttachPod attaches the per-packet ClusterIP programs to the host end of
+// a pod's veth (for --socket-lb-host-only), pinning the links.
+func (d *Datapath) AttachPod(ifname string) error {
+	return d.attachPair(podPinPrefix, ifname, d.pod.HlPodOut, d.pod.HlPodIn)
+}
+
+func (d *Datapath) attachPair(prefix, ifname string, ingress, egress *ebpf.Program) error {
 	ifc, err := net.InterfaceByName(ifname)
 	if err != nil {
 		return fmt.Errorf("attach to device %s: %w (check --devices)", ifname, err)
@@ -34,12 +50,12 @@ func (d *Datapath) AttachDevice(ifname string) error {
 	if err := os.MkdirAll(linksDir(d.cfg.BPFFSDir), 0o755); err != nil {
 		return fmt.Errorf("create links dir: %w", err)
 	}
-	for _, ingress := range []bool{true, false} {
-		prog, at := d.host.HlHostEgress, ebpf.AttachTCXEgress
-		if ingress {
-			prog, at = d.host.HlHostIngress, ebpf.AttachTCXIngress
+	for _, in := range []bool{true, false} {
+		prog, at := egress, ebpf.AttachTCXEgress
+		if in {
+			prog, at = ingress, ebpf.AttachTCXIngress
 		}
-		if err := attachTCX(tcxPin(d.cfg.BPFFSDir, ifname, ingress), ifc.Index, at, prog); err != nil {
+		if err := attachTCX(tcxPin(d.cfg.BPFFSDir, prefix, ifname, in), ifc.Index, at, prog); err != nil {
 			return fmt.Errorf("attach to device %s: %w", ifname, err)
 		}
 	}
@@ -79,16 +95,27 @@ func attachTCX(pin string, ifindex int, at ebpf.AttachType, prog *ebpf.Program) 
 
 // DetachDevice removes hivelet's programs from a device; no error when
 // none are attached.
-func DetachDevice(bpffs, ifname string) error {
+func DetachDevice(bpffs, ifname string) error { return detachPair(bpffs, devicePinPrefix, ifname) }
+
+// DetachPod removes the pod programs' pinned links of a veth (its links
+// die with the veth; the pins would stay).
+func DetachPod(bpffs, ifname string) error { return detachPair(bpffs, podPinPrefix, ifname) }
+
+func detachPair(bpffs, prefix, ifname string) error {
 	var errs []error
 	for _, ingress := range []bool{true, false} {
-		errs = append(errs, unpinLink(tcxPin(bpffs, ifname, ingress)))
+		errs = append(errs, unpinLink(tcxPin(bpffs, prefix, ifname, ingress)))
 	}
 	return errors.Join(errs...)
 }
 
-// AttachedDevices lists the devices with pinned TCX links.
-func AttachedDevices(bpffs string) ([]string, error) {
+// AttachedDevices lists the node devices with pinned TCX links.
+func AttachedDevices(bpffs string) ([]string, error) { return attached(bpffs, devicePinPrefix) }
+
+// AttachedPods lists the pod veths with pinned TCX links.
+func AttachedPods(bpffs string) ([]string, error) { return attached(bpffs, podPinPrefix) }
+
+func attached(bpffs, prefix string) ([]string, error) {
 	ents, err := os.ReadDir(linksDir(bpffs))
 	if errors.Is(err, os.ErrNotExist) {
 		return nil, nil
@@ -98,7 +125,7 @@ func AttachedDevices(bpffs string) ([]string, error) {
 	}
 	var out []string
 	for _, e := range ents {
-		if name, ok := strings.CutPrefix(e.Name(), "tcx_"); ok {
+		if name, ok := strings.CutPrefix(e.Name(), prefix); ok {
 			if dev, ok := strings.CutSuffix(name, "_ingress"); ok {
 				out = append(out, dev)
 			}

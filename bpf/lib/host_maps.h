@@ -10,6 +10,8 @@
 enum ct_dir {
 	CT_INGRESS = 0,	/* arriving on a node device */
 	CT_EGRESS = 1,	/* leaving through a node device */
+	CT_POD_OUT = 2,	/* leaving a pod (its veth's host-side ingress) */
+	CT_POD_IN = 3,	/* entering a pod (its veth's host-side egress) */
 };
 
 /* ct_key is a packet's 5-tuple as seen on the wire by the looking-up
@@ -31,6 +33,7 @@ enum ct_flags {
 	CT_F_SEEN_ACK	= 1 << 2,	/* handshake got past SYN */
 	CT_F_REPLY	= 1 << 3,	/* reverse-translation entry */
 	CT_F_POD	= 1 << 4,	/* written by pod.c */
+	CT_F_HAIRPIN	= 1 << 5,	/* a pod reaching itself: sent back into its veth */
 };
 
 /* ct_entry says what a matching packet's tuple becomes. */
@@ -144,6 +147,9 @@ struct host_config {
 	__u32 maglev_size;
 	__u16 nat_port_min;
 	__u16 nat_port_max;
+	/* Non-zero: socket LB serves only this network namespace (the
+	 * host's); pods are served per packet by pod.c. */
+	__u64 sock_host_netns;
 };
 
 struct {

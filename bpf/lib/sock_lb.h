@@ -198,6 +198,16 @@ static __always_inline int sock_fwd_verdict(int err)
 	}
 }
 
+/* sock_skip_netns reports a socket the per-packet path serves instead
+ * (--socket-lb-host-only: only the host's namespace uses socket LB). */
+static __always_inline bool sock_skip_netns(__u64 netns)
+{
+	__u32 zero = 0;
+	const struct host_config *cfg = bpf_map_lookup_elem(&hl_host_cfg, &zero);
+
+	return cfg && cfg->sock_host_netns && cfg->sock_host_netns != netns;
+}
+
 static __always_inline bool sock_proto_supported(__u8 proto)
 {
 	return proto == IPPROTO_TCP || proto == IPPROTO_UDP;
