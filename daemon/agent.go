@@ -68,6 +68,10 @@ type Config struct {
 	// HealthCheckAddr is the address healthCheckNodePorts listen on
 	// ("" for every address).
 	HealthCheckAddr string
+	// SocketLBHostOnly limits socket LB to the host's namespace; pods
+	// are served per packet on their veths (service meshes, sandboxed
+	// runtimes).
+	SocketLBHostOnly bool
 }
 
 // ResolveCgroup fills in the default cgroup (the cgroup2 root).
@@ -139,7 +143,11 @@ func Run(ctx context.Context, cfg Config, log *slog.Logger) error {
 	if cfg.MaglevTableSize != 0 {
 		s.rec.SetMaglevTableSize(int(cfg.MaglevTableSize))
 	}
+	registerPacketCounters(m, dp)
 	if err := startHostDatapath(ctx, cfg, dp, m, log); err != nil {
+		return err
+	}
+	if err := startPodLB(ctx, cfg, dp, log); err != nil {
 		return err
 	}
 

@@ -119,6 +119,17 @@ func snatAddrs(nodeIPs []netip.Addr, devices []string) (v4, v6 netip.Addr) {
 	return v4, v6
 }
 
+func registerPacketCounters(m *metrics.Metrics, dp *datapath.Datapath) {
+	m.RegisterPacketCounters(func() (map[string]uint64, error) {
+		st, err := dp.Stats()
+		out := make(map[string]uint64, len(st))
+		for k, v := range st {
+			out[k.String()] = v
+		}
+		return out, err
+	})
+}
+
 // startHostDatapath attaches the per-packet programs to the node's
 // devices, tells them the SNAT addresses and starts the conntrack GC.
 func startHostDatapath(ctx context.Context, cfg Config, dp *datapath.Datapath, m *metrics.Metrics, log *slog.Logger) error {
@@ -152,14 +163,6 @@ func startHostDatapath(ctx context.Context, cfg Config, dp *datapath.Datapath, m
 		}
 	}
 	log.Info("TC datapath attached", logfields.Devices, strings.Join(devices, ","), logfields.SNAT4, addrOrNone(v4), logfields.SNAT6, addrOrNone(v6))
-	m.RegisterPacketCounters(func() (map[string]uint64, error) {
-		st, err := dp.Stats()
-		out := make(map[string]uint64, len(st))
-		for k, v := range st {
-			out[k.String()] = v
-		}
-		return out, err
-	})
 	m.MapCapacity.WithLabelValues("ct").Set(float64(cfg.MapSizes.CT))
 	m.MapCapacity.WithLabelValues("nat").Set(float64(cfg.MapSizes.NAT))
 	go conntrackGC(ctx, dp, m, log)

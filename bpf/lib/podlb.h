@@ -17,6 +17,21 @@
 /* 169.254.42.1, link-local: never a real peer of a pod. */
 #define HAIRPIN_IP4	bpf_htonl(0xa9fe2a01)
 
+/* pod_hairpin sends a packet back into the pod it came from: the frame's
+ * addresses are swapped so the pod's device takes it as its own. */
+static __always_inline int pod_hairpin(struct __sk_buff *skb)
+{
+	__u8 macs[2 * ETH_ALEN], swapped[2 * ETH_ALEN];
+
+	if (bpf_skb_load_bytes(skb, 0, macs, sizeof(macs)) < 0)
+		return TC_ACT_SHOT;
+	__builtin_memcpy(swapped, macs + ETH_ALEN, ETH_ALEN);
+	__builtin_memcpy(swapped + ETH_ALEN, macs, ETH_ALEN);
+	if (bpf_skb_store_bytes(skb, 0, swapped, sizeof(swapped), 0) < 0)
+		return TC_ACT_SHOT;
+	return bpf_redirect(skb->ifindex, 0);
+}
+
 static __always_inline int pod_new(struct __sk_buff *skb, const struct pkt *p)
 {
 	const struct lb_service *svc = lb_ext_service(p, LB_SCOPE_EXT);
@@ -78,7 +93,7 @@ static __always_inline int pod_new(struct __sk_buff *skb, const struct pkt *p)
 	if (pkt_apply(skb, p, &fwd) < 0)
 		return TC_ACT_SHOT;
 	stat_inc(STAT_XLATE_NEW);
-	return hairpin ? bpf_redirect(skb->ifindex, 0) : TC_ACT_OK;
+	return hairpin ? pod_hairpin(skb) : TC_ACT_OK;
 }
 
 /* pod_out handles a packet leaving a pod. */
@@ -100,7 +115,7 @@ static __always_inline int pod_out(struct __sk_buff *skb)
 		if (pkt_apply(skb, &p, e) < 0)
 			return TC_ACT_SHOT;
 		stat_inc(STAT_XLATE_EST);
-		return (e->flags & CT_F_HAIRPIN) ? bpf_redirect(skb->ifindex, 0) : TC_ACT_OK;
+		return (e->flags & CT_F_HAIRPIN) ? pod_hairpin(skb) : TC_ACT_OK;
 	}
 	return pod_new(skb, &p);
 }

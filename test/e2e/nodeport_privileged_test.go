@@ -202,19 +202,19 @@ func (w *northSouth) hello(t *testing.T, addr string) string {
 	return line
 }
 
-// httpGet fetches http://addr/ over a connection made in the client
-// namespace (net/http dials on goroutines of its own, in any namespace).
-func (w *northSouth) httpGet(t *testing.T, addr string) (int, string) {
+// httpGetIn fetches http://addr/path over a connection made in ns
+// (net/http dials on goroutines of its own, in any namespace).
+func httpGetIn(t *testing.T, ns *testnet.NS, addr, path string) (int, string) {
 	t.Helper()
 	var conn net.Conn
-	w.client.Must(t, func() error {
+	ns.Must(t, func() error {
 		var err error
 		conn, err = net.DialTimeout("tcp", addr, 2*time.Second)
 		return err
 	})
 	tr := &http.Transport{DialContext: func(context.Context, string, string) (net.Conn, error) { return conn, nil }}
 	defer tr.CloseIdleConnections()
-	resp, err := (&http.Client{Transport: tr, Timeout: 5 * time.Second}).Get("http://" + addr + "/")
+	resp, err := (&http.Client{Transport: tr, Timeout: 5 * time.Second}).Get("http://" + addr + path)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -278,7 +278,7 @@ func TestPrivilegedNodePortFromOutside(t *testing.T) {
 			code  int
 			local string
 		}{{n1, 200, `"localEndpoints":1`}, {w.nodes[1], 503, `"localEndpoints":0`}} {
-			code, body := w.httpGet(t, c.node.ip+":32100")
+			code, body := httpGetIn(t, w.client, c.node.ip+":32100", "/")
 			if code != c.code || !strings.Contains(body, c.local) {
 				t.Errorf("%s health check: %d %s, want %d with %s", c.node.name, code, body, c.code, c.local)
 			}
