@@ -5,6 +5,7 @@ import (
 	"time"
 
 	"github.com/cilium/ebpf"
+	"github.com/cilium/ebpf/asm"
 )
 
 // HostProgram names one of the per-packet programs, for BPF_PROG_RUN.
@@ -97,4 +98,31 @@ func (d *Datapath) FlushConntrack() error {
 		}
 	}
 	return nil
+}
+
+// BenchFloor measures, like BenchHost, a TC program that only returns
+// (floor "empty") and one that calls a single helper, bpf_ktime_get_ns
+// (floor "helper"): what BPF_PROG_RUN and one helper call cost on this
+// machine, to read the real programs' figures against.
+func BenchFloor(frame []byte, repeat int) (empty, helper time.Duration, err error) {
+	for i, insns := range []asm.Instructions{
+		{asm.Mov.Imm(asm.R0, 0), asm.Return()},
+		{asm.FnKtimeGetNs.Call(), asm.Mov.Imm(asm.R0, 0), asm.Return()},
+	} {
+		prog, err := ebpf.NewProgram(&ebpf.ProgramSpec{Type: ebpf.SchedCLS, Instructions: insns, License: "Dual BSD/GPL"})
+		if err != nil {
+			return 0, 0, fmt.Errorf("load floor program: %w", err)
+		}
+		_, per, err := prog.Benchmark(frame, repeat, nil)
+		prog.Close()
+		if err != nil {
+			return 0, 0, fmt.Errorf("run floor program: %w", err)
+		}
+		if i == 0 {
+			empty = per
+		} else {
+			helper = per
+		}
+	}
+	return empty, helper, nil
 }

@@ -164,6 +164,18 @@ static __always_inline int lb_snat(const struct pkt *p, struct ct_entry *fwd, __
 	return -1;
 }
 
+/* lb_nat_lookup finds the SNAT entry of a reply; only packets to the
+ * node's SNAT address can have one, which spares every other packet a
+ * lookup. */
+static __always_inline struct ct_entry *lb_nat_lookup(const struct pkt *p)
+{
+	const struct host_config *cfg = host_cfg();
+
+	if (!cfg || !v6addr_eq(&p->t.daddr, p->family == AF_INET ? &cfg->snat4 : &cfg->snat6))
+		return NULL;
+	return bpf_map_lookup_elem(&hl_nat, &p->t);
+}
+
 /* lb_ext_new handles the first packet of a flow from outside. */
 static __always_inline int lb_ext_new(struct __sk_buff *skb, const struct pkt *p)
 {
@@ -275,19 +287,16 @@ static __always_inline int host_ingress(struct __sk_buff *skb)
 	default:
 		return TC_ACT_OK;
 	}
-	now = lb_now_sec();
+	/* The clock only matters to tracked packets: read it after a hit. */
 	e = bpf_map_lookup_elem(&hl_ct, &p.t);
-	if (e && ct_alive(e, now) && !ct_is_new_syn(e, &p) && ct_backend_alive(e, p.family)) {
-		if (p.frag)
-			return drop(STAT_DROP_FRAG);
-		ct_refresh(e, &p, now);
-		if (pkt_apply(skb, &p, e) < 0)
-			return TC_ACT_SHOT;
-		stat_inc(STAT_XLATE_EST);
-		return (e->flags & CT_F_SNAT) ? pkt_forward(skb, &p, e) : TC_ACT_OK;
-	}
-	e = bpf_map_lookup_elem(&hl_nat, &p.t);
-	if (e && ct_alive(e, now)) {
+	if (!e)
+		e = lb_nat_lookup(&p);
+	if (!e)
+		return lb_ext_new(skb, &p);
+	now = lb_now_sec();
+	if (e->flags & CT_F_REPLY) {
+		if (!ct_alive(e, now))
+			return lb_ext_new(skb, &p);
 		if (p.frag)
 			return drop(STAT_DROP_FRAG);
 		ct_refresh(e, &p, now);
@@ -295,6 +304,15 @@ static __always_inline int host_ingress(struct __sk_buff *skb)
 			return TC_ACT_SHOT;
 		stat_inc(STAT_XLATE_EST);
 		return pkt_forward(skb, &p, e);
+	}
+	if (ct_alive(e, now) && !ct_is_new_syn(e, &p) && ct_backend_alive(e, p.family)) {
+		if (p.frag)
+			return drop(STAT_DROP_FRAG);
+		ct_refresh(e, &p, now);
+		if (pkt_apply(skb, &p, e) < 0)
+			return TC_ACT_SHOT;
+		stat_inc(STAT_XLATE_EST);
+		return (e->flags & CT_F_SNAT) ? pkt_forward(skb, &p, e) : TC_ACT_OK;
 	}
 	return lb_ext_new(skb, &p);
 }

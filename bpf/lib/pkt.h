@@ -49,6 +49,36 @@ struct pkt {
 	__u8 kind;		/* enum pkt_kind */
 };
 
+/* hdr_load copies len bytes at off: straight from the linear packet data
+ * when they are there (the common case, no helper call), else through
+ * bpf_skb_load_bytes, which also reaches paged data and fails cleanly on
+ * a packet too short. */
+static __always_inline int hdr_load(struct __sk_buff *skb, __u32 off, void *to, const __u32 len)
+{
+	void *data = (void *)(long)skb->data;
+	void *end = (void *)(long)skb->data_end;
+
+	if (off <= 256 && data + off + len <= end) {
+		__builtin_memcpy(to, data + off, len);
+		return 0;
+	}
+	return bpf_skb_load_bytes(skb, off, to, len);
+}
+
+/* hdr_store writes len bytes at off, directly into linear data when they
+ * are there (the verifier makes a cloned head private first). */
+static __always_inline int hdr_store(struct __sk_buff *skb, __u32 off, const void *from, const __u32 len)
+{
+	void *data = (void *)(long)skb->data;
+	void *end = (void *)(long)skb->data_end;
+
+	if (off <= 256 && data + off + len <= end) {
+		__builtin_memcpy(data + off, from, len);
+		return 0;
+	}
+	return bpf_skb_store_bytes(skb, off, from, len, 0);
+}
+
 static __always_inline void v6addr_set_v4(union v6addr *a, __be32 v4)
 {
 	a->p[0] = 0;
@@ -75,7 +105,7 @@ parse_ports(struct __sk_buff *skb, __u32 off, __u8 proto, __be16 *sport, __be16 
 	if (proto == IPPROTO_TCP) {
 		struct tcphdr th;
 
-		if (bpf_skb_load_bytes(skb, off, &th, sizeof(th)) < 0 || th.doff < 5)
+		if (hdr_load(skb, off, &th, sizeof(th)) < 0 || th.doff < 5)
 			return false;
 		*sport = th.source;
 		*dport = th.dest;
@@ -85,7 +115,7 @@ parse_ports(struct __sk_buff *skb, __u32 off, __u8 proto, __be16 *sport, __be16 
 	if (proto == IPPROTO_UDP) {
 		struct udphdr uh;
 
-		if (bpf_skb_load_bytes(skb, off, &uh, sizeof(uh)) < 0 || bpf_ntohs(uh.len) < sizeof(uh))
+		if (hdr_load(skb, off, &uh, sizeof(uh)) < 0 || bpf_ntohs(uh.len) < sizeof(uh))
 			return false;
 		*sport = uh.source;
 		*dport = uh.dest;
@@ -132,7 +162,7 @@ static __always_inline int parse_ipv4(struct __sk_buff *skb, struct pkt *p)
 	struct iphdr ip;
 	__u16 frag;
 
-	if (bpf_skb_load_bytes(skb, ETH_HLEN, &ip, sizeof(ip)) < 0)
+	if (hdr_load(skb, ETH_HLEN, &ip, sizeof(ip)) < 0)
 		return PKT_MALFORMED;
 	if (ip.version != 4 || ip.ihl < 5 || bpf_ntohs(ip.tot_len) < ip.ihl * 4 ||
 	    skb->len < ETH_HLEN + bpf_ntohs(ip.tot_len))
@@ -163,7 +193,7 @@ static __always_inline int parse_ipv6(struct __sk_buff *skb, struct pkt *p)
 {
 	struct ipv6hdr ip6;
 
-	if (bpf_skb_load_bytes(skb, ETH_HLEN, &ip6, sizeof(ip6)) < 0)
+	if (hdr_load(skb, ETH_HLEN, &ip6, sizeof(ip6)) < 0)
 		return PKT_MALFORMED;
 	if (ip6.version != 6 || skb->len < ETH_HLEN + sizeof(ip6) + bpf_ntohs(ip6.payload_len))
 		return PKT_MALFORMED;
@@ -221,16 +251,16 @@ pkt_set_addr(struct __sk_buff *skb, const struct pkt *p, bool src, const union v
 		if (bpf_l4_csum_replace(skb, l4_csum_off(p, p->t.proto), o, n, fl | sizeof(n)) < 0 ||
 		    bpf_l3_csum_replace(skb, ETH_HLEN + offsetof(struct iphdr, check), o, n, sizeof(n)) < 0)
 			return -1;
-		return bpf_skb_store_bytes(skb, ETH_HLEN + (src ? offsetof(struct iphdr, saddr) : offsetof(struct iphdr, daddr)),
-					   &n, sizeof(n), 0);
+		return hdr_store(skb, ETH_HLEN + (src ? offsetof(struct iphdr, saddr) : offsetof(struct iphdr, daddr)),
+				 &n, sizeof(n));
 	}
 	{
 		__s64 diff = bpf_csum_diff((__be32 *)old->p, 16, (__be32 *)new->p, 16, 0);
 
 		if (bpf_l4_csum_replace(skb, l4_csum_off(p, p->t.proto), 0, diff, fl) < 0)
 			return -1;
-		return bpf_skb_store_bytes(skb, ETH_HLEN + (src ? offsetof(struct ipv6hdr, saddr) : offsetof(struct ipv6hdr, daddr)),
-					   new->addr, 16, 0);
+		return hdr_store(skb, ETH_HLEN + (src ? offsetof(struct ipv6hdr, saddr) : offsetof(struct ipv6hdr, daddr)),
+				 new->addr, 16);
 	}
 }
 
@@ -241,7 +271,7 @@ pkt_set_port(struct __sk_buff *skb, const struct pkt *p, __u32 off, __u32 csum_o
 		return 0;
 	if (bpf_l4_csum_replace(skb, csum_off, old, new, fl | sizeof(new)) < 0)
 		return -1;
-	return bpf_skb_store_bytes(skb, off, &new, sizeof(new), 0);
+	return hdr_store(skb, off, &new, sizeof(new));
 }
 
 /* pkt_apply rewrites the packet's tuple into the entry's. */
