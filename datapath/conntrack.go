@@ -75,12 +75,14 @@ func ctFromMap(k sockCtKey, v sockCtEntry, nat bool) CTEntry {
 }
 
 // Conntrack lists the CT and SNAT entries.
-func (d *Datapath) Conntrack() ([]CTEntry, error) {
+func (d *Datapath) Conntrack() ([]CTEntry, error) { return readConntrack(d.objs.HlCt, d.objs.HlNat) }
+
+func readConntrack(ct, nat *ebpf.Map) ([]CTEntry, error) {
 	var out []CTEntry
 	for _, m := range []struct {
 		m   *ebpf.Map
 		nat bool
-	}{{d.objs.HlCt, false}, {d.objs.HlNat, true}} {
+	}{{ct, false}, {nat, true}} {
 		ks, vs, err := dumpAll[sockCtKey, sockCtEntry](m.m)
 		if err != nil {
 			return nil, err

@@ -16,6 +16,10 @@ echo ">> programming: model -> kernel maps, cold full sync of 10k and 100k Servi
 go test -run '^$' -bench 'BenchmarkProgram' -benchtime 3x ./daemon | tee -a "$out"
 echo ">> agent: start to first complete sync, and RSS, with 10 and 100k Services x 3 backends"
 go test -run '^$' -bench 'BenchmarkAgent' -benchtime 1x ./test/e2e | tee -a "$out"
+echo ">> TC datapath: BPF_PROG_RUN ns/packet of the main paths, with the machine's floor (empty program, one helper call)"
+go test -run '^$' -bench 'BenchmarkHostPaths' -benchtime 1x -count 3 ./bpftests | tee -a "$out"
+echo ">> NodePort from an external client: hivelet vs kube-proxy's iptables-legacy and nftables rules vs plain forwarding, 10 and 10k Services (nft needs minutes to load 10k)"
+go test -run '^$' -bench 'BenchmarkNodePort' -benchtime 1x -timeout 60m ./test/e2e | tee -a "$out"
 echo ">> hivelet-cni vs the reference bridge + host-local plugins: ADD and DEL through cnitool, interleaved"
 go test -run '^$' -bench 'BenchmarkCNIAddDel' -benchtime 1x ./test/cni | tee -a "$out"
 
@@ -53,3 +57,16 @@ printf '  agent start to first sync with 100k Services (manifest parsing include
 printf '  hivelet-cni ADD p50: %s ms vs bridge + host-local %s ms = %s (target <= 0.8); DEL p50: %s ms vs %s ms = %s\n' \
   "$(metric ms-add-p50 CNIAddDel)" "$(metric ms-add-p50-bridge CNIAddDel)" "$(metric add-p50-hivelet/bridge CNIAddDel)" \
   "$(metric ms-del-p50 CNIAddDel)" "$(metric ms-del-p50-bridge CNIAddDel)" "$(metric del-p50-hivelet/bridge CNIAddDel)"
+est=$(metric established-in-ns/pkt HostPaths); empty=$(metric floor-empty-ns/pkt HostPaths); helper=$(metric floor-one-helper-ns/pkt HostPaths)
+printf '  TC established flow: %s ns/packet in BPF_PROG_RUN (target < 100 ns); this machine: empty program %s ns, one helper call %s ns\n' "$est" "$empty" "$helper"
+printf '  TC reply to a local client: %s ns/packet; SNAT reply: %s ns; packet for no service: %s ns\n' \
+  "$(metric established-reply-out-ns/pkt HostPaths)" "$(metric snat-reply-in-ns/pkt HostPaths)" "$(metric no-service-ns/pkt HostPaths)"
+for n in 10 10000; do
+  printf '  NodePort %5s Services: new conn/s hivelet/iptables-legacy = %s (target >= 1.5), hivelet/nftables = %s; added µs per connection over plain forwarding: hivelet %s, iptables-legacy %s, nftables %s\n' "$n" \
+    "$(metric conn/s-hivelet/iptables-legacy "NodePort/services=$n-")" "$(metric conn/s-hivelet/nftables "NodePort/services=$n-")" \
+    "$(metric hivelet-added-µs/conn "NodePort/services=$n-")" "$(metric iptables-legacy-added-µs/conn "NodePort/services=$n-")" "$(metric nftables-added-µs/conn "NodePort/services=$n-")"
+  printf '  NodePort %5s Services: established throughput hivelet/plain = %s (target >= 0.95), requests/s hivelet/plain = %s\n' "$n" \
+    "$(metric MB/s-hivelet/direct "NodePort/services=$n-")" "$(metric req/s-hivelet/direct "NodePort/services=$n-")"
+done
+h10=$(metric hivelet-conn/s 'NodePort/services=10-'); h10k=$(metric hivelet-conn/s 'NodePort/services=10000-')
+printf '  NodePort new conn/s hivelet at 10 vs 10k Services = %s (target <= 1.05)\n' "$(awk -v a="$h10" -v b="$h10k" 'BEGIN{printf "%.3f", a/b}')"

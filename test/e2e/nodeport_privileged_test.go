@@ -285,6 +285,17 @@ func TestPrivilegedNodePortFromOutside(t *testing.T) {
 		}
 	})
 
+	t.Run("the CLI shows attachments, counters and tracked flows", func(t *testing.T) {
+		out, err := harness.Run(hiveletBin, "datapath", "status", "--bpffs", n1.bpffs)
+		if err != nil || !strings.Contains(out, "devices:   eth0") || !strings.Contains(out, "xlate_new:") {
+			t.Fatalf("datapath status: %v\n%s", err, out)
+		}
+		out, err = harness.Run(hiveletBin, "datapath", "conntrack", "--bpffs", n1.bpffs)
+		if err != nil || !strings.Contains(out, lanClient+":") || !strings.Contains(out, "nat ") {
+			t.Fatalf("datapath conntrack: %v\n%s", err, out)
+		}
+	})
+
 	t.Run("established flows survive an agent crash and restart", func(t *testing.T) {
 		type flow struct {
 			c net.Conn
