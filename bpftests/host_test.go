@@ -442,3 +442,18 @@ func trimIP(frame []byte, n int) []byte {
 	binary.BigEndian.PutUint16(f[14+10:], ^fold(sum16(f[14:34])))
 	return f
 }
+
+// A client that reuses a port of an earlier NodePort flow to connect
+// straight to the backend must get the backend's replies untranslated.
+func TestPrivilegedHostDirectAfterNodePort(t *testing.T) {
+	e := newEnv(t)
+	client := ap(client4, 45000)
+	e.service(nodePort(30080, datapath.TCP), be(local4, 8080, true))
+	e.run(t, datapath.HostIngress, tcp(client, ap(nodeIP4, 30080), SYN).Frame())
+	e.run(t, datapath.HostIngress, tcp(client, ap(nodeIP4, 30080), RST).Frame())
+	// Same port, now to the pod itself.
+	_, p, _ := e.run(t, datapath.HostIngress, tcp(client, ap(local4, 8080), SYN).Frame())
+	expectFlow(t, p, client, ap(local4, 8080))
+	_, p, _ = e.run(t, datapath.HostEgress, tcp(ap(local4, 8080), client, SYN|ACK).Frame())
+	expectFlow(t, p, ap(local4, 8080), client)
+}

@@ -73,3 +73,25 @@ static __always_inline bool ct_backend_alive(const struct ct_entry *e, __u8 fami
 		return be && be->port == e->dport && v6addr_eq(&be->address, &e->daddr);
 	}
 }
+
+/* ct_forget_reply drops a stale reverse entry that would hijack a new
+ * connection made straight to a backend from a port an earlier,
+ * translated flow used: the backend's replies must not be rewritten to
+ * the old frontend. Only a SYN can start such a connection, so other
+ * packets cost nothing. */
+static __always_inline void ct_forget_reply(const struct pkt *p, __u8 reply_dir)
+{
+	struct ct_key k;
+
+	if (p->t.proto != IPPROTO_TCP || (p->tcp_flags & (TCP_SYN | TCP_ACK)) != TCP_SYN)
+		return;
+	k.saddr = p->t.daddr;
+	k.daddr = p->t.saddr;
+	k.sport = p->t.dport;
+	k.dport = p->t.sport;
+	k.proto = p->t.proto;
+	k.dir = reply_dir;
+	k.pad[0] = 0;
+	k.pad[1] = 0;
+	bpf_map_delete_elem(&hl_ct, &k);
+}

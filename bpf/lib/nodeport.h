@@ -187,8 +187,10 @@ static __always_inline int lb_ext_new(struct __sk_buff *skb, const struct pkt *p
 	__u8 scope = LB_SCOPE_EXT;
 
 	svc = lb_ext_service(p, LB_SCOPE_EXT);
-	if (!svc || !(svc->flags & (LB_SVC_EXTERNAL_IP | LB_SVC_NODEPORT | LB_SVC_LOADBALANCER)))
+	if (!svc || !(svc->flags & (LB_SVC_EXTERNAL_IP | LB_SVC_NODEPORT | LB_SVC_LOADBALANCER))) {
+		ct_forget_reply(p, CT_EGRESS);
 		return TC_ACT_OK;
+	}
 	if (p->frag)
 		return drop(STAT_DROP_FRAG);
 	if ((svc->flags & LB_SVC_SRC_RANGES) && !lb_src_allowed(p, svc))

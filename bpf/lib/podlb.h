@@ -40,8 +40,10 @@ static __always_inline int pod_new(struct __sk_buff *skb, const struct pkt *p)
 	__u32 now = lb_now_sec(), id = 0;
 	bool hairpin;
 
-	if (!svc)
+	if (!svc) {
+		ct_forget_reply(p, CT_POD_IN);
 		return TC_ACT_OK;
+	}
 	if (p->frag)
 		return drop(STAT_DROP_FRAG);
 	if (svc->count == 0)

@@ -251,7 +251,7 @@ func hiveletManifests(n int) string {
 // through kube-proxy's iptables (legacy backend) and nftables rules, and
 // plain forwarding to the backend (no Service) as the baseline. Each
 // proxy gets its own client/node/backend namespaces, all set up first;
-// then two rounds measure every proxy in turn and the best of each is
+// then three rounds measure every proxy in turn and the best of each is
 // kept (this machine is noisy). The cost a proxy adds to one connection
 // is reported as µs over plain forwarding: the load generator shares the
 // two CPUs, so rates alone understate the differences.
@@ -265,7 +265,7 @@ func BenchmarkNodePort(b *testing.B) {
 				for _, mode := range modes {
 					setups[mode] = setupMode(b, mode, n)
 				}
-				for range 2 {
+				for range 3 {
 					for _, mode := range modes {
 						addr := fmt.Sprintf("%s:%d", benchNodeIP, benchPort)
 						if mode == "direct" {
