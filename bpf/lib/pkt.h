@@ -65,17 +65,12 @@ static __always_inline int hdr_load(struct __sk_buff *skb, __u32 off, void *to, 
 	return bpf_skb_load_bytes(skb, off, to, len);
 }
 
-/* hdr_store writes len bytes at off, directly into linear data when they
- * are there (the verifier makes a cloned head private first). */
+/* hdr_store writes len bytes at off. Through the helper on purpose: a
+ * program that writes packet data directly gets a prologue that unclones
+ * every skb it sees (forwarded TCP segments are clones), translated or
+ * not; the helper makes only the packets it rewrites private. */
 static __always_inline int hdr_store(struct __sk_buff *skb, __u32 off, const void *from, const __u32 len)
 {
-	void *data = (void *)(long)skb->data;
-	void *end = (void *)(long)skb->data_end;
-
-	if (off <= 256 && data + off + len <= end) {
-		__builtin_memcpy(data + off, from, len);
-		return 0;
-	}
 	return bpf_skb_store_bytes(skb, off, from, len, 0);
 }
 
