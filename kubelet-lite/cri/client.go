@@ -1,0 +1,71 @@
+// Package cri is kubelet-lite's client of a CRI runtime (containerd):
+// one gRPC connection for the runtime and image services, with a
+// per-call timeout so a hung runtime never wedges a pod worker.
+package cri
+
+import (
+	"context"
+	"fmt"
+	"strings"
+	"time"
+
+	"google.golang.org/grpc"
+	"google.golang.org/grpc/credentials/insecure"
+	runtimeapi "k8s.io/cri-api/pkg/apis/runtime/v1"
+)
+
+// DefaultEndpoint is containerd's CRI socket.
+const DefaultEndpoint = "unix:///run/containerd/containerd.sock"
+
+// CallTimeout bounds one CRI call; image pulls get PullTimeout.
+const (
+	CallTimeout = 2 * time.Minute
+	PullTimeout = 10 * time.Minute
+)
+
+// Client talks to a CRI runtime.
+type Client struct {
+	Runtime runtimeapi.RuntimeServiceClient
+	Images  runtimeapi.ImageServiceClient
+	conn    *grpc.ClientConn
+}
+
+// Dial connects to endpoint ("unix:///path" or a bare socket path). The
+// connection is lazy: a runtime that is down shows up as call errors,
+// and the node as NotReady, until it comes back.
+func Dial(endpoint string) (*Client, error) {
+	if !strings.Contains(endpoint, "://") {
+		endpoint = "unix://" + endpoint
+	}
+	conn, err := grpc.NewClient(endpoint, grpc.WithTransportCredentials(insecure.NewCredentials()),
+		grpc.WithDefaultCallOptions(grpc.MaxCallRecvMsgSize(16<<20)))
+	if err != nil {
+		return nil, fmt.Errorf("connect to container runtime %s: %w (check --container-runtime-endpoint)", endpoint, err)
+	}
+	return &Client{Runtime: runtimeapi.NewRuntimeServiceClient(conn), Images: runtimeapi.NewImageServiceClient(conn), conn: conn}, nil
+}
+
+// Close closes the connection.
+func (c *Client) Close() error { return c.conn.Close() }
+
+// Ctx returns a context bounded by CallTimeout.
+func Ctx(parent context.Context) (context.Context, context.CancelFunc) {
+	return context.WithTimeout(parent, CallTimeout)
+}
+
+// Ready reports whether the runtime answers and says it and its network
+// are ready; the error says why not.
+func (c *Client) Ready(ctx context.Context) error {
+	ctx, cancel := Ctx(ctx)
+	defer cancel()
+	st, err := c.Runtime.Status(ctx, &runtimeapi.StatusRequest{})
+	if err != nil {
+		return fmt.Errorf("container runtime status: %w", err)
+	}
+	for _, cond := range st.GetStatus().GetConditions() {
+		if (cond.Type == runtimeapi.RuntimeReady || cond.Type == runtimeapi.NetworkReady) && !cond.Status {
+			return fmt.Errorf("container runtime: %s is false: %s %s", cond.Type, cond.Reason, cond.Message)
+		}
+	}
+	return nil
+}
