@@ -52,7 +52,7 @@ func v1Cleanup(t *testing.T, name string) {
 }
 
 func (r *runtime) held(t *testing.T) []string {
-	ents, err := os.ReadDir(filepath.Join(r.cniData, "hivelet"))
+	ents, err := os.ReadDir(filepath.Join(r.CNIData, "hivelet"))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -66,7 +66,7 @@ func (r *runtime) held(t *testing.T) []string {
 }
 
 func (r *runtime) hostLinks(t *testing.T) int {
-	return strings.Count(r.node.IP(t, "-o", "link", "show"), ": hl")
+	return strings.Count(r.Node.IP(t, "-o", "link", "show"), ": hl")
 }
 
 // Two pods through containerd's CRI reach each other on both families
@@ -96,7 +96,7 @@ func TestPrivilegedPodsThroughContainerd(t *testing.T) {
 			}
 		}
 		if !ok {
-			t.Fatalf("pod-a to pod-b at %s: %v\nnode routes:\n%s\npod-a: %s", ip, last, r.node.IP(t, "route"), r.exec(a, "ip", "addr"))
+			t.Fatalf("pod-a to pod-b at %s: %v\nnode routes:\n%s\npod-a: %s", ip, last, r.Node.IP(t, "route"), r.exec(a, "ip", "addr"))
 		}
 	}
 
@@ -115,10 +115,10 @@ func TestPrivilegedPodsThroughContainerd(t *testing.T) {
 	}
 
 	ctx := context.Background()
-	if _, err := r.rt.StopPodSandbox(ctx, &runtimeapi.StopPodSandboxRequest{PodSandboxId: b.sandbox}); err != nil {
+	if _, err := r.RT.StopPodSandbox(ctx, &runtimeapi.StopPodSandboxRequest{PodSandboxId: b.sandbox}); err != nil {
 		t.Fatal(err)
 	}
-	if _, err := r.rt.RemovePodSandbox(ctx, &runtimeapi.RemovePodSandboxRequest{PodSandboxId: b.sandbox}); err != nil {
+	if _, err := r.RT.RemovePodSandbox(ctx, &runtimeapi.RemovePodSandboxRequest{PodSandboxId: b.sandbox}); err != nil {
 		t.Fatal(err)
 	}
 	if got, links := r.held(t), r.hostLinks(t); len(got) != 2 || links != 1 {
@@ -128,22 +128,22 @@ func TestPrivilegedPodsThroughContainerd(t *testing.T) {
 	// A leftover: an attachment made behind containerd's back, as when
 	// it crashes between ADD and recording the sandbox.
 	ghost := testnet.NewNS(t, "ghost")
-	list, err := libcni.ConfListFromFile(filepath.Join(r.cniConf, "05-hivelet.conflist"))
+	list, err := libcni.ConfListFromFile(filepath.Join(r.CNIConf, "05-hivelet.conflist"))
 	if err != nil {
 		t.Fatal(err)
 	}
-	cni := libcni.NewCNIConfigWithCacheDir([]string{r.cniBin}, t.TempDir(), nil)
-	r.node.Must(t, func() error {
+	cni := libcni.NewCNIConfigWithCacheDir([]string{r.CNIBin}, t.TempDir(), nil)
+	r.Node.Must(t, func() error {
 		_, err := cni.AddNetworkList(ctx, list, &libcni.RuntimeConf{ContainerID: "ghost", NetNS: ghost.Path(), IfName: "eth0"})
 		return err
 	})
 	if got := r.held(t); len(got) != 4 {
 		t.Fatalf("after the ghost ADD: %v", got)
 	}
-	r.stop()
-	r.start(t)
-	cmd := exec.Command("nsenter", "--net="+r.node.Path(), "--", hl, "cni", "gc", "--container-runtime-endpoint", "unix://"+r.sock,
-		"--conf-dir", r.cniConf, "--bin-dir", r.cniBin)
+	r.Stop()
+	r.Start(t)
+	cmd := exec.Command("nsenter", "--net="+r.Node.Path(), "--", hl, "cni", "gc", "--container-runtime-endpoint", "unix://"+r.Sock,
+		"--conf-dir", r.CNIConf, "--bin-dir", r.CNIBin)
 	if out, err := cmd.CombinedOutput(); err != nil {
 		t.Fatalf("hivelet cni gc: %v\n%s", err, out)
 	}
