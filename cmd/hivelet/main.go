@@ -18,7 +18,7 @@ socket connects or sends, by BPF programs on the cgroup v2 hierarchy, with
 no iptables rules and no per-packet NAT.`,
 		SilenceUsage: true,
 	}
-	root.AddCommand(newAgentCmd(), newServiceCmd(), newCNICmd(), newDatapathCmd())
+	root.AddCommand(newAgentCmd(), newServiceCmd(), newCNICmd(), newDatapathCmd(), newKubeletCmd())
 	if err := root.Execute(); err != nil {
 		fmt.Fprintln(os.Stderr, "Error:", err)
 		os.Exit(1)

@@ -192,3 +192,15 @@ func grepErrors(log string) string {
 	}
 	return strings.Join(out, "\n")
 }
+
+// V1Cleanup removes, at cleanup, what runc leaves of a pod cgroup parent
+// named name in the v1 hierarchies (containerd never removes pod cgroup
+// directories).
+func V1Cleanup(t *testing.T, name string) {
+	t.Cleanup(func() {
+		dirs, _ := filepath.Glob("/sys/fs/cgroup/*/" + name)
+		for _, d := range dirs {
+			_ = exec.Command("find", d, "-depth", "-type", "d", "-exec", "rmdir", "{}", ";").Run()
+		}
+	})
+}

@@ -14,6 +14,7 @@ import (
 	"github.com/containernetworking/cni/libcni"
 	runtimeapi "k8s.io/cri-api/pkg/apis/runtime/v1"
 
+	"github.com/hivelet/hivelet/test/containerd"
 	"github.com/hivelet/hivelet/test/harness"
 	"github.com/hivelet/hivelet/test/testnet"
 )
@@ -40,17 +41,6 @@ endpoints: [{addresses: [%s], conditions: {ready: true}}]
 `, clusterIP, backend)
 }
 
-// v1Cleanup removes what runc leaves of a pod cgroup parent in the v1
-// hierarchies (containerd never removes pod cgroup directories).
-func v1Cleanup(t *testing.T, name string) {
-	t.Cleanup(func() {
-		dirs, _ := filepath.Glob("/sys/fs/cgroup/*/" + name)
-		for _, d := range dirs {
-			_ = exec.Command("find", d, "-depth", "-type", "d", "-exec", "rmdir", "{}", ";").Run()
-		}
-	})
-}
-
 func (r *runtime) held(t *testing.T) []string {
 	ents, err := os.ReadDir(filepath.Join(r.CNIData, "hivelet"))
 	if err != nil {
@@ -75,7 +65,7 @@ func (r *runtime) hostLinks(t *testing.T) int {
 // containerd never knew, and the running pod keeps its network.
 func TestPrivilegedPodsThroughContainerd(t *testing.T) {
 	cg := testnet.NewCgroup(t) // before the runtime: its cleanup runs after the pods are gone
-	v1Cleanup(t, filepath.Base(cg))
+	containerd.V1Cleanup(t, filepath.Base(cg))
 	r := newRuntime(t, cg)
 	parent := "/" + filepath.Base(cg)
 	a, b := r.runPod(t, "pod-a", parent), r.runPod(t, "pod-b", parent)

@@ -1,0 +1,63 @@
+package main
+
+import (
+	"context"
+	"os/signal"
+	"syscall"
+
+	"github.com/spf13/cobra"
+	"k8s.io/klog/v2"
+
+	kubeletlite "github.com/hivelet/hivelet/kubelet-lite"
+)
+
+func newKubeletCmd() *cobra.Command {
+	var (
+		cfg               kubeletlite.Config
+		configFile        string
+		logLevel, logForm string
+	)
+	cmd := &cobra.Command{
+		Use:   "kubelet [--kubeconfig FILE] [--pod-manifest-path DIR] [--container-runtime-endpoint SOCK]",
+		Short: "Run kubelet-lite: register this node and run its pods through CRI",
+		Long: `Run kubelet-lite, hivelet's lean kubelet.
+
+It registers the Node (addresses, capacity, labels, conditions measured on the
+machine) and renews its Lease in kube-node-lease, follows the Pods bound to
+the node and the static pods of --pod-manifest-path (which run with no API
+server), and runs them through the CRI runtime: sandbox, init containers in
+order, containers with restart policy and crash-loop back-off, probes, and
+graceful termination; their status goes back to the API server when it
+changes. Flags keep the upstream kubelet's names.`,
+		Args: cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			log, err := newLogger(logLevel, logForm)
+			if err != nil {
+				return err
+			}
+			if configFile != "" {
+				if err := cfg.LoadFile(configFile); err != nil {
+					return err
+				}
+			}
+			klog.SetSlogLogger(log)
+			ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGINT, syscall.SIGTERM)
+			defer stop()
+			return kubeletlite.Run(ctx, cfg, log)
+		},
+	}
+	f := cmd.Flags()
+	f.StringVar(&cfg.Kubeconfig, "kubeconfig", "", "kubeconfig of the API server (or \"in-cluster\"); without it only static pods run")
+	f.StringVar(&cfg.RuntimeEndpoint, "container-runtime-endpoint", "", "CRI socket (default "+"unix:///run/containerd/containerd.sock)")
+	f.StringVar(&cfg.PodManifestPath, "pod-manifest-path", "", "directory of static pod manifests (YAML or JSON), re-read every 5 s")
+	f.StringVar(&cfg.NodeName, "hostname-override", hostname(), "name of this node's Node object")
+	f.Var(&nodeIPs{&cfg.NodeIPs}, "node-ip", "this node's addresses, comma-separated (status.hostIP and the Node's InternalIPs)")
+	f.StringVar(&cfg.RootDir, "root-dir", "/var/lib/kubelet-lite", "directory for pod logs and state")
+	f.StringVar(&cfg.CgroupRoot, "cgroup-root", "", "cgroup under which the kubepods hierarchy lives (default /)")
+	f.IntVar(&cfg.MaxPods, "max-pods", 0, "pods this node accepts (default 110)")
+	f.StringVar(&cfg.PodCIDR, "pod-cidr", "", "this node's pod range, when no controller assigns spec.podCIDR")
+	f.StringVar(&configFile, "config", "", "a KubeletConfiguration file (staticPodPath, maxPods, cgroupRoot, podCIDR, containerRuntimeEndpoint); flags win")
+	f.StringVar(&logLevel, "log-level", "info", "log level: debug, info, warn, error")
+	f.StringVar(&logForm, "log-format", "text", "log format: text or json")
+	return cmd
+}

@@ -1,0 +1,76 @@
+package pods
+
+import (
+	"context"
+	"encoding/base64"
+	"encoding/json"
+	"fmt"
+	"strings"
+
+	corev1 "k8s.io/api/core/v1"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	runtimeapi "k8s.io/cri-api/pkg/apis/runtime/v1"
+)
+
+// registryOf is the registry host of an image reference ("docker.io" for
+// short names).
+func registryOf(image string) string {
+	first, _, found := strings.Cut(image, "/")
+	if !found || !strings.ContainsAny(first, ".:") && first != "localhost" {
+		return "docker.io"
+	}
+	return first
+}
+
+// pullAuths lists the credentials to try for image, from the pod's
+// imagePullSecrets (kubernetes.io/dockerconfigjson), then anonymous.
+func (m *Manager) pullAuths(ctx context.Context, pod *corev1.Pod, image string) ([]*runtimeapi.AuthConfig, error) {
+	var out []*runtimeapi.AuthConfig
+	if m.client != nil {
+		reg := registryOf(image)
+		for _, ref := range pod.Spec.ImagePullSecrets {
+			s, err := m.client.CoreV1().Secrets(pod.Namespace).Get(ctx, ref.Name, metav1.GetOptions{})
+			if err != nil {
+				m.log.Warn("imagePullSecret unreadable; skipping it", "pod", pod.Namespace+"/"+pod.Name, "secret", ref.Name, "error", err)
+				continue
+			}
+			auths, err := dockerAuths(s)
+			if err != nil {
+				return nil, fmt.Errorf("imagePullSecret %s: %w", ref.Name, err)
+			}
+			for host, a := range auths {
+				h := strings.TrimPrefix(strings.TrimPrefix(host, "https://"), "http://")
+				if strings.TrimSuffix(h, "/") == reg || strings.HasPrefix(h, reg+"/") {
+					out = append(out, a)
+				}
+			}
+		}
+	}
+	return append(out, nil), nil
+}
+
+func dockerAuths(s *corev1.Secret) (map[string]*runtimeapi.AuthConfig, error) {
+	raw, ok := s.Data[corev1.DockerConfigJsonKey]
+	if !ok {
+		return nil, fmt.Errorf("no %s key (want a %s Secret)", corev1.DockerConfigJsonKey, corev1.SecretTypeDockerConfigJson)
+	}
+	var cfg struct {
+		Auths map[string]struct {
+			Username, Password, Auth, IdentityToken string
+		} `json:"auths"`
+	}
+	if err := json.Unmarshal(raw, &cfg); err != nil {
+		return nil, fmt.Errorf("parse %s: %w", corev1.DockerConfigJsonKey, err)
+	}
+	out := map[string]*runtimeapi.AuthConfig{}
+	for host, a := range cfg.Auths {
+		user, pass := a.Username, a.Password
+		if a.Auth != "" {
+			if dec, err := base64.StdEncoding.DecodeString(a.Auth); err == nil {
+				user, pass, _ = strings.Cut(string(dec), ":")
+			}
+		}
+		out[host] = &runtimeapi.AuthConfig{Username: user, Password: pass, ServerAddress: host, IdentityToken: a.IdentityToken}
+	}
+	return out, nil
+}

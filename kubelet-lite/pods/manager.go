@@ -1,0 +1,226 @@
+// Package pods runs the pods bound to this node through CRI: a worker per
+// pod brings the runtime to the pod's spec (sandbox, init containers in
+// order, containers with restart policy and crash-loop back-off,
+// graceful termination), a relist of the runtime every second (PLEG)
+// wakes the workers whose containers changed, and each worker writes the
+// pod's status to the API server when it changes.
+package pods
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"hash/fnv"
+	"log/slog"
+	"net/netip"
+	"sync"
+	"time"
+
+	corev1 "k8s.io/api/core/v1"
+	"k8s.io/apimachinery/pkg/types"
+	"k8s.io/client-go/kubernetes"
+	runtimeapi "k8s.io/cri-api/pkg/apis/runtime/v1"
+
+	"github.com/hivelet/hivelet/kubelet-lite/cri"
+)
+
+// Config is what the pod manager needs to know about the node.
+type Config struct {
+	NodeName   string
+	NodeIPs    []netip.Addr
+	RootDir    string
+	CgroupRoot string
+}
+
+// Manager owns the pod workers.
+type Manager struct {
+	cfg    Config
+	rt     *cri.Client
+	client kubernetes.Interface // nil without an API server
+	log    *slog.Logger
+
+	mu      sync.Mutex
+	workers map[types.UID]*worker // guarded by mu
+	sources map[string]bool       // guarded by mu: source name → has listed everything
+	probes  *prober
+}
+
+// NewManager returns a Manager; client may be nil (static pods only).
+func NewManager(cfg Config, rt *cri.Client, client kubernetes.Interface, log *slog.Logger) *Manager {
+	if cfg.CgroupRoot == "" {
+		cfg.CgroupRoot = "/"
+	}
+	m := &Manager{cfg: cfg, rt: rt, client: client, log: log, workers: map[types.UID]*worker{}, sources: map[string]bool{}}
+	m.probes = newProber(m)
+	return m
+}
+
+func (m *Manager) hostIP() string {
+	if len(m.cfg.NodeIPs) == 0 {
+		return ""
+	}
+	return m.cfg.NodeIPs[0].String()
+}
+
+// Update hands a pod's latest version to its worker, starting one for a
+// new pod.
+func (m *Manager) Update(pod *corev1.Pod) {
+	m.mu.Lock()
+	w := m.workers[pod.UID]
+	if w == nil {
+		w = newWorker(m, pod)
+		m.workers[pod.UID] = w
+		go w.run()
+	}
+	m.mu.Unlock()
+	w.update(pod)
+}
+
+// Remove tells a pod's worker its pod is gone from the source: it
+// terminates the pod (gracefully when the pod was deleted gracefully).
+func (m *Manager) Remove(uid types.UID) {
+	m.mu.Lock()
+	w := m.workers[uid]
+	m.mu.Unlock()
+	if w != nil {
+		w.remove()
+	}
+}
+
+func (m *Manager) forget(uid types.UID) {
+	m.mu.Lock()
+	delete(m.workers, uid)
+	m.mu.Unlock()
+}
+
+// SourceReady records that a source has handed over every pod it has, so
+// runtime leftovers of other pods can be removed.
+func (m *Manager) SourceReady(name string) {
+	m.mu.Lock()
+	m.sources[name] = true
+	m.mu.Unlock()
+}
+
+// Sources registers the source names that must all be ready before
+// leftovers are collected.
+func (m *Manager) Sources(names ...string) {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	for _, n := range names {
+		if _, ok := m.sources[n]; !ok {
+			m.sources[n] = false
+		}
+	}
+}
+
+func (m *Manager) allSourcesReady() bool {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	for _, ready := range m.sources {
+		if !ready {
+			return false
+		}
+	}
+	return len(m.sources) > 0
+}
+
+// PLEGPeriod is how often the runtime is relisted.
+const PLEGPeriod = time.Second
+
+// Run relists the runtime every PLEGPeriod, waking the workers of pods
+// whose sandboxes or containers changed state, and removes what belongs
+// to no pod once every source is ready.
+func (m *Manager) Run(ctx context.Context) {
+	prev := map[string]string{}
+	tick := time.NewTicker(PLEGPeriod)
+	defer tick.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-tick.C:
+		}
+		snap, err := m.relist(ctx)
+		if err != nil {
+			m.log.Warn("Relisting the container runtime failed", "error", err)
+			continue
+		}
+		changed := map[types.UID]bool{}
+		for id, s := range snap.states {
+			if prev[id] != s {
+				changed[snap.owner[id]] = true
+			}
+		}
+		for id := range prev {
+			if _, ok := snap.states[id]; !ok {
+				changed[types.UID(prev[id+"/uid"])] = true
+			}
+		}
+		next := map[string]string{}
+		for id, s := range snap.states {
+			next[id] = s
+			next[id+"/uid"] = string(snap.owner[id])
+		}
+		prev = next
+		m.mu.Lock()
+		var orphans []types.UID
+		for uid := range snap.uids {
+			if w := m.workers[uid]; w != nil {
+				if changed[uid] {
+					w.kick()
+				}
+			} else {
+				orphans = append(orphans, uid)
+			}
+		}
+		m.mu.Unlock()
+		if len(orphans) > 0 && m.allSourcesReady() {
+			for _, uid := range orphans {
+				m.log.Info("Removing a pod no source has", "uid", uid)
+				m.removeRuntimePod(ctx, uid, 0, nil)
+			}
+		}
+	}
+}
+
+type snapshot struct {
+	states map[string]string    // sandbox or container id → state
+	owner  map[string]types.UID // id → pod uid
+	uids   map[types.UID]bool
+}
+
+func (m *Manager) relist(ctx context.Context) (*snapshot, error) {
+	ctx, cancel := cri.Ctx(ctx)
+	defer cancel()
+	sbs, err := m.rt.Runtime.ListPodSandbox(ctx, &runtimeapi.ListPodSandboxRequest{})
+	if err != nil {
+		return nil, err
+	}
+	cs, err := m.rt.Runtime.ListContainers(ctx, &runtimeapi.ListContainersRequest{})
+	if err != nil {
+		return nil, err
+	}
+	s := &snapshot{states: map[string]string{}, owner: map[string]types.UID{}, uids: map[types.UID]bool{}}
+	for _, sb := range sbs.Items {
+		uid := types.UID(sb.Labels[LabelPodUID])
+		if uid == "" {
+			continue // not a kubelet's
+		}
+		s.states[sb.Id], s.owner[sb.Id], s.uids[uid] = sb.State.String(), uid, true
+	}
+	for _, c := range cs.Containers {
+		uid := types.UID(c.Labels[LabelPodUID])
+		if uid == "" {
+			continue
+		}
+		s.states[c.Id], s.owner[c.Id], s.uids[uid] = c.State.String(), uid, true
+	}
+	return s, nil
+}
+
+func specHash(c *corev1.Container) string {
+	b, _ := json.Marshal(c)
+	h := fnv.New64a()
+	h.Write(b)
+	return fmt.Sprintf("%x", h.Sum64())
+}

@@ -1,0 +1,143 @@
+package pods
+
+import (
+	"context"
+	"slices"
+	"sync"
+
+	corev1 "k8s.io/api/core/v1"
+	"k8s.io/apimachinery/pkg/types"
+	runtimeapi "k8s.io/cri-api/pkg/apis/runtime/v1"
+
+	"github.com/hivelet/hivelet/kubelet-lite/cri"
+)
+
+// runtimePod is what the runtime holds for one pod.
+type runtimePod struct {
+	sandboxes  []*runtimeapi.PodSandbox
+	containers []*runtimeapi.ContainerStatus // oldest attempt first
+}
+
+func (m *Manager) runtimePod(ctx context.Context, uid types.UID) (*runtimePod, error) {
+	ctx, cancel := cri.Ctx(ctx)
+	defer cancel()
+	sel := map[string]string{LabelPodUID: string(uid)}
+	sbs, err := m.rt.Runtime.ListPodSandbox(ctx, &runtimeapi.ListPodSandboxRequest{Filter: &runtimeapi.PodSandboxFilter{LabelSelector: sel}})
+	if err != nil {
+		return nil, err
+	}
+	cs, err := m.rt.Runtime.ListContainers(ctx, &runtimeapi.ListContainersRequest{Filter: &runtimeapi.ContainerFilter{LabelSelector: sel}})
+	if err != nil {
+		return nil, err
+	}
+	rp := &runtimePod{sandboxes: sbs.Items}
+	slices.SortFunc(rp.sandboxes, func(a, b *runtimeapi.PodSandbox) int { return int(a.CreatedAt - b.CreatedAt) })
+	for _, c := range cs.Containers {
+		st, err := m.rt.Runtime.ContainerStatus(ctx, &runtimeapi.ContainerStatusRequest{ContainerId: c.Id})
+		if err != nil {
+			continue // removed meanwhile
+		}
+		st.Status.Labels = c.Labels
+		st.Status.Annotations = map[string]string{sandboxKey: c.PodSandboxId}
+		for k, v := range c.Annotations {
+			st.Status.Annotations[k] = v
+		}
+		rp.containers = append(rp.containers, st.Status)
+	}
+	slices.SortFunc(rp.containers, func(a, b *runtimeapi.ContainerStatus) int {
+		if a.Metadata.Attempt != b.Metadata.Attempt {
+			return int(a.Metadata.Attempt) - int(b.Metadata.Attempt)
+		}
+		return int(a.CreatedAt - b.CreatedAt)
+	})
+	return rp, nil
+}
+
+// readySandbox is the pod's live sandbox, nil if none.
+func (rp *runtimePod) readySandbox() *runtimeapi.PodSandbox {
+	for i := len(rp.sandboxes) - 1; i >= 0; i-- {
+		if rp.sandboxes[i].State == runtimeapi.PodSandboxState_SANDBOX_READY {
+			return rp.sandboxes[i]
+		}
+	}
+	return nil
+}
+
+// latest returns the newest and the one before of container name within
+// sandbox sb (empty: any).
+func (rp *runtimePod) latest(name, sb string) (cur, prev *runtimeapi.ContainerStatus) {
+	for _, c := range rp.containers {
+		if c.Metadata.Name != name || sb != "" && !rp.inSandbox(c, sb) {
+			continue
+		}
+		prev, cur = cur, c
+	}
+	return cur, prev
+}
+
+// sandboxKey carries a listed container's sandbox id along its status
+// (ContainerStatus does not say it); never sent to the runtime.
+const sandboxKey = "kubelet-lite/sandbox"
+
+func (rp *runtimePod) inSandbox(c *runtimeapi.ContainerStatus, sb string) bool {
+	return c.Annotations[sandboxKey] == sb
+}
+
+// removeRuntimePod stops every container of the pod (running its preStop
+// hooks first, within the grace period), then its sandboxes, and removes
+// them all.
+func (m *Manager) removeRuntimePod(ctx context.Context, uid types.UID, grace int64, pod *corev1.Pod) {
+	rp, err := m.runtimePod(ctx, uid)
+	if err != nil {
+		m.log.Warn("Cannot read a terminating pod's containers", "uid", uid, "error", err)
+		return
+	}
+	var wg sync.WaitGroup
+	for _, c := range rp.containers {
+		if c.State != runtimeapi.ContainerState_CONTAINER_RUNNING {
+			continue
+		}
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			m.stopContainer(ctx, pod, c, grace)
+		}()
+	}
+	wg.Wait()
+	cctx, cancel := cri.Ctx(ctx)
+	defer cancel()
+	for _, c := range rp.containers {
+		_, _ = m.rt.Runtime.RemoveContainer(cctx, &runtimeapi.RemoveContainerRequest{ContainerId: c.Id})
+	}
+	for _, sb := range rp.sandboxes {
+		if _, err := m.rt.Runtime.StopPodSandbox(cctx, &runtimeapi.StopPodSandboxRequest{PodSandboxId: sb.Id}); err != nil {
+			m.log.Warn("Stopping a sandbox failed", "sandbox", sb.Id, "error", err)
+		}
+		if _, err := m.rt.Runtime.RemovePodSandbox(cctx, &runtimeapi.RemovePodSandboxRequest{PodSandboxId: sb.Id}); err != nil {
+			m.log.Warn("Removing a sandbox failed", "sandbox", sb.Id, "error", err)
+		}
+	}
+}
+
+// stopContainer runs the container's preStop exec hook, then asks the
+// runtime to stop it: SIGTERM, and SIGKILL when the rest of the grace
+// period has passed.
+func (m *Manager) stopContainer(ctx context.Context, pod *corev1.Pod, c *runtimeapi.ContainerStatus, grace int64) {
+	if pod != nil {
+		for _, spec := range pod.Spec.Containers {
+			if spec.Name == c.Metadata.Name && spec.Lifecycle != nil && spec.Lifecycle.PreStop != nil && spec.Lifecycle.PreStop.Exec != nil {
+				hctx, cancel := context.WithTimeout(ctx, secondsDur(grace))
+				_, err := m.rt.Runtime.ExecSync(hctx, &runtimeapi.ExecSyncRequest{ContainerId: c.Id, Cmd: spec.Lifecycle.PreStop.Exec.Command, Timeout: grace})
+				cancel()
+				if err != nil {
+					m.log.Warn("preStop hook failed", "pod", pod.Namespace+"/"+pod.Name, "container", spec.Name, "error", err)
+				}
+			}
+		}
+	}
+	sctx, cancel := context.WithTimeout(ctx, secondsDur(grace)+cri.CallTimeout)
+	defer cancel()
+	if _, err := m.rt.Runtime.StopContainer(sctx, &runtimeapi.StopContainerRequest{ContainerId: c.Id, Timeout: grace}); err != nil {
+		m.log.Warn("Stopping a container failed", "container", c.Id, "error", err)
+	}
+}

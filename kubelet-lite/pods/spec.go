@@ -1,0 +1,308 @@
+package pods
+
+import (
+	"context"
+	"fmt"
+	"path"
+	"path/filepath"
+	"regexp"
+	"strconv"
+
+	corev1 "k8s.io/api/core/v1"
+	"k8s.io/apimachinery/pkg/api/resource"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	runtimeapi "k8s.io/cri-api/pkg/apis/runtime/v1"
+)
+
+// Labels kubelet-lite puts on sandboxes and containers, the upstream
+// kubelet's names, so a restarted kubelet (or crictl) finds what is whose.
+const (
+	LabelPodUID       = "io.kubernetes.pod.uid"
+	LabelPodName      = "io.kubernetes.pod.name"
+	LabelPodNamespace = "io.kubernetes.pod.namespace"
+	LabelContainer    = "io.kubernetes.container.name"
+	// annotationHash pins a container to the spec it was created from.
+	annotationHash = "io.kubernetes.container.hash"
+)
+
+// QOSClass computes the pod's QoS class as Kubernetes does: Guaranteed
+// when every container has CPU and memory limits equal to its requests,
+// BestEffort when none has any request or limit, Burstable otherwise.
+func QOSClass(pod *corev1.Pod) corev1.PodQOSClass {
+	all := append(append([]corev1.Container{}, pod.Spec.InitContainers...), pod.Spec.Containers...)
+	any, guaranteed := false, true
+	for _, c := range all {
+		for _, r := range []corev1.ResourceName{corev1.ResourceCPU, corev1.ResourceMemory} {
+			req, hasReq := c.Resources.Requests[r]
+			lim, hasLim := c.Resources.Limits[r]
+			if hasReq && !req.IsZero() || hasLim && !lim.IsZero() {
+				any = true
+			}
+			if !hasLim || lim.IsZero() {
+				guaranteed = false
+				continue
+			}
+			if hasReq && req.Cmp(lim) != 0 {
+				guaranteed = false
+			}
+		}
+	}
+	switch {
+	case !any:
+		return corev1.PodQOSBestEffort
+	case guaranteed:
+		return corev1.PodQOSGuaranteed
+	}
+	return corev1.PodQOSBurstable
+}
+
+// CgroupParent is the pod's cgroup under root: kubepods for Guaranteed,
+// kubepods/burstable or kubepods/besteffort otherwise, as the kubelet's
+// cgroupfs layout.
+func CgroupParent(root string, pod *corev1.Pod) string {
+	parts := []string{root, "kubepods"}
+	switch QOSClass(pod) {
+	case corev1.PodQOSBurstable:
+		parts = append(parts, "burstable")
+	case corev1.PodQOSBestEffort:
+		parts = append(parts, "besteffort")
+	}
+	return path.Join(append(parts, "pod"+string(pod.UID))...)
+}
+
+func podLabels(pod *corev1.Pod) map[string]string {
+	return map[string]string{LabelPodUID: string(pod.UID), LabelPodName: pod.Name, LabelPodNamespace: pod.Namespace}
+}
+
+// SandboxConfig is the CRI sandbox of a pod.
+func (m *Manager) SandboxConfig(pod *corev1.Pod, attempt uint32) *runtimeapi.PodSandboxConfig {
+	cfg := &runtimeapi.PodSandboxConfig{
+		Metadata:     &runtimeapi.PodSandboxMetadata{Name: pod.Name, Namespace: pod.Namespace, Uid: string(pod.UID), Attempt: attempt},
+		Hostname:     pod.Name,
+		LogDirectory: m.logDir(pod),
+		Labels:       podLabels(pod),
+		Annotations:  pod.Annotations,
+		Linux: &runtimeapi.LinuxPodSandboxConfig{
+			CgroupParent: CgroupParent(m.cfg.CgroupRoot, pod),
+			SecurityContext: &runtimeapi.LinuxSandboxSecurityContext{
+				NamespaceOptions: &runtimeapi.NamespaceOption{Network: netMode(pod)},
+			},
+		},
+	}
+	if pod.Spec.Hostname != "" {
+		cfg.Hostname = pod.Spec.Hostname
+	}
+	for _, c := range pod.Spec.Containers {
+		for _, p := range c.Ports {
+			if p.HostPort == 0 {
+				continue
+			}
+			cfg.PortMappings = append(cfg.PortMappings, &runtimeapi.PortMapping{
+				Protocol: protocol(p.Protocol), ContainerPort: p.ContainerPort, HostPort: p.HostPort, HostIp: p.HostIP})
+		}
+	}
+	if d := pod.Spec.DNSConfig; d != nil {
+		cfg.DnsConfig = &runtimeapi.DNSConfig{Servers: d.Nameservers, Searches: d.Searches}
+	}
+	return cfg
+}
+
+func netMode(pod *corev1.Pod) runtimeapi.NamespaceMode {
+	if pod.Spec.HostNetwork {
+		return runtimeapi.NamespaceMode_NODE
+	}
+	return runtimeapi.NamespaceMode_POD
+}
+
+func protocol(p corev1.Protocol) runtimeapi.Protocol {
+	switch p {
+	case corev1.ProtocolUDP:
+		return runtimeapi.Protocol_UDP
+	case corev1.ProtocolSCTP:
+		return runtimeapi.Protocol_SCTP
+	}
+	return runtimeapi.Protocol_TCP
+}
+
+func (m *Manager) logDir(pod *corev1.Pod) string {
+	return filepath.Join(m.cfg.RootDir, "pod-logs", pod.Namespace+"_"+pod.Name+"_"+string(pod.UID))
+}
+
+// ContainerConfig is the CRI container for spec c of pod; env references
+// to ConfigMaps and Secrets are read through the API.
+func (m *Manager) ContainerConfig(ctx context.Context, pod *corev1.Pod, c *corev1.Container, attempt uint32, podIP string) (*runtimeapi.ContainerConfig, error) {
+	env, err := m.resolveEnv(ctx, pod, c, podIP)
+	if err != nil {
+		return nil, err
+	}
+	vars := map[string]string{}
+	cfg := &runtimeapi.ContainerConfig{
+		Metadata:    &runtimeapi.ContainerMetadata{Name: c.Name, Attempt: attempt},
+		Image:       &runtimeapi.ImageSpec{Image: c.Image},
+		WorkingDir:  c.WorkingDir,
+		LogPath:     filepath.Join(c.Name, strconv.Itoa(int(attempt))+".log"),
+		Labels:      map[string]string{LabelPodUID: string(pod.UID), LabelPodName: pod.Name, LabelPodNamespace: pod.Namespace, LabelContainer: c.Name},
+		Annotations: map[string]string{annotationHash: specHash(c)},
+		Linux:       &runtimeapi.LinuxContainerConfig{Resources: linuxResources(c)},
+		Stdin:       c.Stdin,
+		Tty:         c.TTY,
+	}
+	for _, e := range env {
+		vars[e.Key] = string(e.Value)
+		cfg.Envs = append(cfg.Envs, e)
+	}
+	cfg.Command = expandAll(c.Command, vars)
+	cfg.Args = expandAll(c.Args, vars)
+	return cfg, nil
+}
+
+// resolveEnv computes the container's environment, expanding $(VAR)
+// references to earlier variables as Kubernetes does.
+func (m *Manager) resolveEnv(ctx context.Context, pod *corev1.Pod, c *corev1.Container, podIP string) ([]*runtimeapi.KeyValue, error) {
+	var out []*runtimeapi.KeyValue
+	vars := map[string]string{}
+	for _, e := range c.Env {
+		v := expand(e.Value, vars)
+		if src := e.ValueFrom; src != nil {
+			var err error
+			switch {
+			case src.FieldRef != nil:
+				v, err = m.fieldValue(pod, src.FieldRef.FieldPath, podIP)
+			case src.ConfigMapKeyRef != nil:
+				v, err = m.configMapKey(ctx, pod.Namespace, src.ConfigMapKeyRef)
+			case src.SecretKeyRef != nil:
+				v, err = m.secretKey(ctx, pod.Namespace, src.SecretKeyRef)
+			case src.ResourceFieldRef != nil:
+				v, err = resourceValue(c, src.ResourceFieldRef)
+			}
+			if err != nil {
+				return nil, fmt.Errorf("env %s: %w", e.Name, err)
+			}
+		}
+		vars[e.Name] = v
+		out = append(out, &runtimeapi.KeyValue{Key: e.Name, Value: []byte(v)})
+	}
+	return out, nil
+}
+
+func (m *Manager) fieldValue(pod *corev1.Pod, field, podIP string) (string, error) {
+	switch field {
+	case "metadata.name":
+		return pod.Name, nil
+	case "metadata.namespace":
+		return pod.Namespace, nil
+	case "metadata.uid":
+		return string(pod.UID), nil
+	case "spec.nodeName":
+		return m.cfg.NodeName, nil
+	case "spec.serviceAccountName":
+		return pod.Spec.ServiceAccountName, nil
+	case "status.podIP", "status.podIPs":
+		return podIP, nil
+	case "status.hostIP", "status.hostIPs":
+		return m.hostIP(), nil
+	}
+	return "", fmt.Errorf("fieldRef %q is not supported by kubelet-lite", field)
+}
+
+func resourceValue(c *corev1.Container, ref *corev1.ResourceFieldSelector) (string, error) {
+	var q resource.Quantity
+	switch ref.Resource {
+	case "limits.cpu":
+		q = c.Resources.Limits[corev1.ResourceCPU]
+	case "limits.memory":
+		q = c.Resources.Limits[corev1.ResourceMemory]
+	case "requests.cpu":
+		q = c.Resources.Requests[corev1.ResourceCPU]
+	case "requests.memory":
+		q = c.Resources.Requests[corev1.ResourceMemory]
+	default:
+		return "", fmt.Errorf("resourceFieldRef %q is not supported", ref.Resource)
+	}
+	div := ref.Divisor
+	if div.IsZero() {
+		div = resource.MustParse("1")
+	}
+	return strconv.FormatInt((q.MilliValue()+div.MilliValue()-1)/div.MilliValue(), 10), nil
+}
+
+func (m *Manager) configMapKey(ctx context.Context, ns string, ref *corev1.ConfigMapKeySelector) (string, error) {
+	if m.client == nil {
+		return "", fmt.Errorf("configMapKeyRef %s needs an API server", ref.Name)
+	}
+	cm, err := m.client.CoreV1().ConfigMaps(ns).Get(ctx, ref.Name, metav1.GetOptions{})
+	if err != nil {
+		if ref.Optional != nil && *ref.Optional {
+			return "", nil
+		}
+		return "", fmt.Errorf("configmap %s/%s: %w", ns, ref.Name, err)
+	}
+	v, ok := cm.Data[ref.Key]
+	if !ok && !(ref.Optional != nil && *ref.Optional) {
+		return "", fmt.Errorf("configmap %s/%s has no key %q", ns, ref.Name, ref.Key)
+	}
+	return v, nil
+}
+
+func (m *Manager) secretKey(ctx context.Context, ns string, ref *corev1.SecretKeySelector) (string, error) {
+	if m.client == nil {
+		return "", fmt.Errorf("secretKeyRef %s needs an API server", ref.Name)
+	}
+	s, err := m.client.CoreV1().Secrets(ns).Get(ctx, ref.Name, metav1.GetOptions{})
+	if err != nil {
+		if ref.Optional != nil && *ref.Optional {
+			return "", nil
+		}
+		return "", fmt.Errorf("secret %s/%s: %w", ns, ref.Name, err)
+	}
+	v, ok := s.Data[ref.Key]
+	if !ok && !(ref.Optional != nil && *ref.Optional) {
+		return "", fmt.Errorf("secret %s/%s has no key %q", ns, ref.Name, ref.Key)
+	}
+	return string(v), nil
+}
+
+var varRef = regexp.MustCompile(`\$\$|\$\(([A-Za-z_][A-Za-z0-9_.-]*)\)`)
+
+// expand replaces $(NAME) with defined variables, leaves undefined ones
+// as written and turns $$ into $, as Kubernetes does.
+func expand(s string, vars map[string]string) string {
+	return varRef.ReplaceAllStringFunc(s, func(m string) string {
+		if m == "$$" {
+			return "$"
+		}
+		if v, ok := vars[m[2:len(m)-1]]; ok {
+			return v
+		}
+		return m
+	})
+}
+
+func expandAll(in []string, vars map[string]string) []string {
+	if in == nil {
+		return nil
+	}
+	out := make([]string, len(in))
+	for i, s := range in {
+		out[i] = expand(s, vars)
+	}
+	return out
+}
+
+// linuxResources turns requests and limits into cgroup settings.
+func linuxResources(c *corev1.Container) *runtimeapi.LinuxContainerResources {
+	r := &runtimeapi.LinuxContainerResources{CpuShares: 2}
+	if req, ok := c.Resources.Requests[corev1.ResourceCPU]; ok {
+		r.CpuShares = max(2, req.MilliValue()*1024/1000)
+	} else if lim, ok := c.Resources.Limits[corev1.ResourceCPU]; ok {
+		r.CpuShares = max(2, lim.MilliValue()*1024/1000)
+	}
+	if lim, ok := c.Resources.Limits[corev1.ResourceCPU]; ok {
+		r.CpuPeriod = 100000
+		r.CpuQuota = max(1000, lim.MilliValue()*100000/1000)
+	}
+	if lim, ok := c.Resources.Limits[corev1.ResourceMemory]; ok {
+		r.MemoryLimitInBytes = lim.Value()
+	}
+	return r
+}

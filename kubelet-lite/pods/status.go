@@ -1,0 +1,203 @@
+package pods
+
+import (
+	"context"
+	"reflect"
+	"time"
+
+	corev1 "k8s.io/api/core/v1"
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	runtimeapi "k8s.io/cri-api/pkg/apis/runtime/v1"
+)
+
+const runtimeScheme = "containerd://"
+
+func ts(ns int64) metav1.Time {
+	if ns == 0 {
+		return metav1.Time{}
+	}
+	return metav1.NewTime(time.Unix(0, ns).Truncate(time.Second))
+}
+
+func terminated(c *runtimeapi.ContainerStatus) *corev1.ContainerStateTerminated {
+	return &corev1.ContainerStateTerminated{ExitCode: c.ExitCode, Reason: c.Reason, Message: c.Message,
+		StartedAt: ts(c.StartedAt), FinishedAt: ts(c.FinishedAt), ContainerID: runtimeScheme + c.Id}
+}
+
+// containerStatus reports one container from its newest and previous
+// runtime instances.
+func (w *worker) containerStatus(pod *corev1.Pod, c *corev1.Container, cur, prev *runtimeapi.ContainerStatus) (corev1.ContainerStatus, bool) {
+	cs := corev1.ContainerStatus{Name: c.Name, Image: c.Image}
+	running := false
+	if prev != nil {
+		cs.LastTerminationState.Terminated = terminated(prev)
+	}
+	if cur == nil {
+		wt := w.waiting[c.Name]
+		if wt.reason == "" {
+			wt.reason = "ContainerCreating"
+		}
+		cs.State.Waiting = &corev1.ContainerStateWaiting{Reason: wt.reason, Message: wt.message}
+		return cs, false
+	}
+	cs.ContainerID = runtimeScheme + cur.Id
+	cs.ImageID = cur.ImageRef
+	cs.RestartCount = int32(cur.Metadata.Attempt)
+	switch cur.State {
+	case runtimeapi.ContainerState_CONTAINER_RUNNING:
+		cs.State.Running = &corev1.ContainerStateRunning{StartedAt: ts(cur.StartedAt)}
+		cs.Started = ptrBool(true)
+		cs.Ready = w.m.probes.isReady(pod.UID, c)
+		running = true
+	case runtimeapi.ContainerState_CONTAINER_EXITED:
+		if wt, ok := w.waiting[c.Name]; ok && wt.reason == "CrashLoopBackOff" && shouldRestart(pod.Spec.RestartPolicy, cur.ExitCode) {
+			cs.State.Waiting = &corev1.ContainerStateWaiting{Reason: wt.reason, Message: wt.message}
+			cs.LastTerminationState.Terminated = terminated(cur)
+		} else {
+			cs.State.Terminated = terminated(cur)
+		}
+		cs.Started = ptrBool(false)
+	default:
+		cs.State.Waiting = &corev1.ContainerStateWaiting{Reason: "ContainerCreating"}
+	}
+	return cs, running
+}
+
+func ptrBool(b bool) *bool { return &b }
+
+// status computes the pod's status from the runtime.
+func (w *worker) status(ctx context.Context, pod *corev1.Pod, rp *runtimePod) *corev1.PodStatus {
+	st := &corev1.PodStatus{QOSClass: QOSClass(pod), StartTime: &w.startTime}
+	if ip := w.m.hostIP(); ip != "" {
+		st.HostIP, st.HostIPs = ip, []corev1.HostIP{{IP: ip}}
+	}
+	sb := rp.readySandbox()
+	sbID := ""
+	if sb != nil {
+		sbID = sb.Id
+		for _, ip := range w.m.sandboxIPs(ctx, sb.Id) {
+			st.PodIPs = append(st.PodIPs, corev1.PodIP{IP: ip})
+		}
+		if len(st.PodIPs) > 0 {
+			st.PodIP = st.PodIPs[0].IP
+		}
+	}
+	initialized := true
+	for i := range pod.Spec.InitContainers {
+		c := &pod.Spec.InitContainers[i]
+		cur, prev := rp.latest(c.Name, sbID)
+		cs, _ := w.containerStatus(pod, c, cur, prev)
+		cs.Ready = cur != nil && cur.State == runtimeapi.ContainerState_CONTAINER_EXITED && cur.ExitCode == 0
+		initialized = initialized && cs.Ready
+		st.InitContainerStatuses = append(st.InitContainerStatuses, cs)
+	}
+	var nRunning, nSucceeded, nFailed, nWaiting int
+	allReady := true
+	for i := range pod.Spec.Containers {
+		c := &pod.Spec.Containers[i]
+		cur, prev := rp.latest(c.Name, sbID)
+		cs, running := w.containerStatus(pod, c, cur, prev)
+		allReady = allReady && cs.Ready
+		switch {
+		case running:
+			nRunning++
+		case cs.State.Terminated != nil && cs.State.Terminated.ExitCode == 0:
+			nSucceeded++
+		case cs.State.Terminated != nil:
+			nFailed++
+		default:
+			nWaiting++
+		}
+		st.ContainerStatuses = append(st.ContainerStatuses, cs)
+	}
+	n := len(pod.Spec.Containers)
+	switch {
+	case !initialized || sb == nil && nSucceeded+nFailed < n:
+		st.Phase = corev1.PodPending
+		if initFailed(st.InitContainerStatuses, pod.Spec.RestartPolicy) {
+			st.Phase = corev1.PodFailed
+		}
+	case nRunning > 0:
+		st.Phase = corev1.PodRunning
+	case nSucceeded == n:
+		st.Phase = corev1.PodSucceeded
+	case nSucceeded+nFailed == n && pod.Spec.RestartPolicy == corev1.RestartPolicyNever:
+		st.Phase = corev1.PodFailed
+	case nSucceeded+nFailed+nWaiting == n && nSucceeded+nFailed > 0:
+		st.Phase = corev1.PodRunning // restarting
+	default:
+		st.Phase = corev1.PodPending
+	}
+	cond := func(t corev1.PodConditionType, ok bool) corev1.PodCondition {
+		c := corev1.PodCondition{Type: t, Status: corev1.ConditionFalse}
+		if ok {
+			c.Status = corev1.ConditionTrue
+		}
+		return c
+	}
+	containersReady := allReady && st.Phase == corev1.PodRunning
+	st.Conditions = []corev1.PodCondition{
+		cond(corev1.PodReadyToStartContainers, sb != nil),
+		cond(corev1.PodInitialized, initialized),
+		cond(corev1.ContainersReady, containersReady),
+		cond(corev1.PodReady, containersReady),
+		cond(corev1.PodScheduled, true),
+	}
+	return st
+}
+
+func initFailed(statuses []corev1.ContainerStatus, policy corev1.RestartPolicy) bool {
+	if policy != corev1.RestartPolicyNever {
+		return false
+	}
+	for _, s := range statuses {
+		if s.State.Terminated != nil && s.State.Terminated.ExitCode != 0 {
+			return true
+		}
+	}
+	return false
+}
+
+// writeStatus patches the pod's status when it changed; condition
+// transition times move only when a condition's status does.
+func (w *worker) writeStatus(ctx context.Context, pod *corev1.Pod, st *corev1.PodStatus) {
+	now := metav1.Now()
+	for i := range st.Conditions {
+		st.Conditions[i].LastTransitionTime = now
+		if w.lastStatus != nil {
+			for _, o := range w.lastStatus.Conditions {
+				if o.Type == st.Conditions[i].Type && o.Status == st.Conditions[i].Status {
+					st.Conditions[i].LastTransitionTime = o.LastTransitionTime
+				}
+			}
+		}
+	}
+	if w.lastStatus != nil && reflect.DeepEqual(w.lastStatus, st) {
+		return
+	}
+	if w.m.client == nil || IsStatic(pod) {
+		w.lastStatus = st
+		return
+	}
+	pods := w.m.client.CoreV1().Pods(pod.Namespace)
+	for range 3 {
+		cur, err := pods.Get(ctx, pod.Name, metav1.GetOptions{})
+		if apierrors.IsNotFound(err) || err == nil && cur.UID != pod.UID {
+			return
+		}
+		if err != nil {
+			w.m.log.Warn("Reading a pod for its status failed; retrying", "pod", pod.Namespace+"/"+pod.Name, "error", err)
+			return
+		}
+		cur.Status = *st
+		if _, err = pods.UpdateStatus(ctx, cur, metav1.UpdateOptions{}); err == nil {
+			w.lastStatus = st
+			return
+		}
+		if !apierrors.IsConflict(err) {
+			w.m.log.Warn("Writing a pod's status failed; retrying", "pod", pod.Namespace+"/"+pod.Name, "error", err)
+			return
+		}
+	}
+}

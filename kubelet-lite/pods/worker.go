@@ -1,0 +1,362 @@
+package pods
+
+import (
+	"context"
+	"fmt"
+	"strings"
+	"sync"
+	"time"
+
+	corev1 "k8s.io/api/core/v1"
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/types"
+	runtimeapi "k8s.io/cri-api/pkg/apis/runtime/v1"
+	"k8s.io/utils/ptr"
+
+	"github.com/hivelet/hivelet/kubelet-lite/cri"
+)
+
+// Crash-loop back-off, as the upstream kubelet: the first restart is
+// immediate, then 10 s doubling up to 5 min; a container that ran for 10
+// minutes starts over.
+const (
+	backoffInitial = 10 * time.Second
+	backoffMax     = 300 * time.Second
+	backoffReset   = 10 * time.Minute
+	resyncPeriod   = 10 * time.Second
+)
+
+type backoff struct {
+	delay time.Duration
+}
+
+// waiting is why a container is not running, for its status.
+type waiting struct{ reason, message string }
+
+type worker struct {
+	m     *Manager
+	uid   types.UID
+	kickc chan struct{}
+
+	mu      sync.Mutex
+	pod     *corev1.Pod // guarded by mu
+	removed bool        // guarded by mu
+
+	// Owned by the worker goroutine.
+	backoff    map[string]*backoff
+	waiting    map[string]waiting
+	startTime  metav1.Time
+	lastStatus *corev1.PodStatus
+}
+
+func newWorker(m *Manager, pod *corev1.Pod) *worker {
+	w := &worker{m: m, uid: pod.UID, kickc: make(chan struct{}, 1), pod: pod,
+		backoff: map[string]*backoff{}, waiting: map[string]waiting{}, startTime: metav1.Now()}
+	// A restarted kubelet adopts the pod as the API server last saw it:
+	// its start time, and a finished pod stays finished.
+	if pod.Status.StartTime != nil {
+		w.startTime = *pod.Status.StartTime
+	}
+	if pod.Status.Phase == corev1.PodSucceeded || pod.Status.Phase == corev1.PodFailed {
+		st := pod.Status
+		w.lastStatus = &st
+	}
+	return w
+}
+
+func (w *worker) kick() {
+	select {
+	case w.kickc <- struct{}{}:
+	default:
+	}
+}
+
+func (w *worker) update(pod *corev1.Pod) {
+	w.mu.Lock()
+	w.pod = pod
+	w.mu.Unlock()
+	w.kick()
+}
+
+func (w *worker) remove() {
+	w.mu.Lock()
+	w.removed = true
+	w.mu.Unlock()
+	w.kick()
+}
+
+func (w *worker) run() {
+	t := time.NewTicker(resyncPeriod)
+	defer t.Stop()
+	for {
+		if w.sync(context.Background()) {
+			w.m.forget(w.uid)
+			return
+		}
+		select {
+		case <-w.kickc:
+		case <-t.C:
+		}
+	}
+}
+
+func gracePeriod(pod *corev1.Pod) int64 {
+	if pod.DeletionGracePeriodSeconds != nil {
+		return *pod.DeletionGracePeriodSeconds
+	}
+	if pod.Spec.TerminationGracePeriodSeconds != nil {
+		return *pod.Spec.TerminationGracePeriodSeconds
+	}
+	return corev1.DefaultTerminationGracePeriodSeconds
+}
+
+func secondsDur(s int64) time.Duration { return time.Duration(s) * time.Second }
+
+// IsStatic reports a pod read from the manifests directory.
+func IsStatic(pod *corev1.Pod) bool { return pod.Annotations[AnnotationSource] == "file" }
+
+// sync brings the runtime to the pod once; true when the pod is gone.
+func (w *worker) sync(ctx context.Context) bool {
+	w.mu.Lock()
+	pod, removed := w.pod, w.removed
+	w.mu.Unlock()
+	if removed || pod.DeletionTimestamp != nil {
+		if rp, err := w.m.runtimePod(ctx, w.uid); err == nil {
+			w.m.probes.stopPod(w.uid, rp)
+		}
+		w.m.removeRuntimePod(ctx, w.uid, gracePeriod(pod), pod)
+		if !removed && w.m.client != nil && !IsStatic(pod) {
+			// The kubelet confirms the deletion once the containers are gone.
+			err := w.m.client.CoreV1().Pods(pod.Namespace).Delete(ctx, pod.Name, metav1.DeleteOptions{
+				GracePeriodSeconds: ptr.To(int64(0)), Preconditions: &metav1.Preconditions{UID: &pod.UID}})
+			if err != nil && !apierrors.IsNotFound(err) && !apierrors.IsConflict(err) {
+				w.m.log.Warn("Confirming a pod's deletion failed; retrying", "pod", pod.Namespace+"/"+pod.Name, "error", err)
+				return false
+			}
+		}
+		w.m.log.Info("Pod terminated", "pod", pod.Namespace+"/"+pod.Name)
+		return true
+	}
+	rp, err := w.m.runtimePod(ctx, w.uid)
+	if err != nil {
+		w.m.log.Warn("Container runtime unavailable; retrying", "pod", pod.Namespace+"/"+pod.Name, "error", err)
+		return false
+	}
+	if !w.terminal() {
+		w.converge(ctx, pod, rp)
+		if rp, err = w.m.runtimePod(ctx, w.uid); err != nil {
+			return false
+		}
+	}
+	if sb := rp.readySandbox(); sb != nil {
+		w.m.probes.sync(w, pod, rp, w.m.sandboxIP(ctx, sb.Id))
+	}
+	w.writeStatus(ctx, pod, w.status(ctx, pod, rp))
+	return false
+}
+
+// terminal reports a pod that finished for good (Succeeded or Failed):
+// nothing is restarted any more.
+func (w *worker) terminal() bool {
+	return w.lastStatus != nil && (w.lastStatus.Phase == corev1.PodSucceeded || w.lastStatus.Phase == corev1.PodFailed)
+}
+
+// converge makes one round of progress: sandbox, then init containers in
+// order, then every container.
+func (w *worker) converge(ctx context.Context, pod *corev1.Pod, rp *runtimePod) {
+	sb := rp.readySandbox()
+	if sb == nil {
+		if len(rp.sandboxes) > 0 {
+			// The sandbox died: like the kubelet, start the pod over.
+			w.m.removeRuntimePod(ctx, w.uid, 0, pod)
+		}
+		id, err := w.runSandbox(ctx, pod, uint32(len(rp.sandboxes)))
+		if err != nil {
+			w.m.log.Warn("Creating a pod sandbox failed; retrying", "pod", pod.Namespace+"/"+pod.Name, "error", err)
+			for _, c := range pod.Spec.Containers {
+				w.waiting[c.Name] = waiting{"ContainerCreating", err.Error()}
+			}
+			return
+		}
+		sb = &runtimeapi.PodSandbox{Id: id}
+	}
+	sbCfg := w.m.SandboxConfig(pod, sb.GetMetadata().GetAttempt())
+	podIP := w.m.sandboxIP(ctx, sb.Id)
+	for i := range pod.Spec.InitContainers {
+		c := &pod.Spec.InitContainers[i]
+		cur, _ := rp.latest(c.Name, sb.Id)
+		if cur != nil && cur.State == runtimeapi.ContainerState_CONTAINER_EXITED && cur.ExitCode == 0 {
+			continue
+		}
+		w.ensure(ctx, pod, c, cur, sb.Id, sbCfg, podIP)
+		return // the next init container waits for this one
+	}
+	for i := range pod.Spec.Containers {
+		c := &pod.Spec.Containers[i]
+		cur, _ := rp.latest(c.Name, sb.Id)
+		w.ensure(ctx, pod, c, cur, sb.Id, sbCfg, podIP)
+	}
+}
+
+// ensure starts, restarts (policy and back-off permitting) or leaves
+// alone one container.
+func (w *worker) ensure(ctx context.Context, pod *corev1.Pod, c *corev1.Container, cur *runtimeapi.ContainerStatus,
+	sb string, sbCfg *runtimeapi.PodSandboxConfig, podIP string) {
+	switch {
+	case cur == nil:
+		w.start(ctx, pod, c, 0, sb, sbCfg, podIP)
+	case cur.State == runtimeapi.ContainerState_CONTAINER_CREATED:
+		cctx, cancel := cri.Ctx(ctx)
+		defer cancel()
+		if _, err := w.m.rt.Runtime.StartContainer(cctx, &runtimeapi.StartContainerRequest{ContainerId: cur.Id}); err != nil {
+			w.waiting[c.Name] = waiting{"RunContainerError", err.Error()}
+		}
+	case cur.State == runtimeapi.ContainerState_CONTAINER_EXITED:
+		if !shouldRestart(pod.Spec.RestartPolicy, cur.ExitCode) {
+			return
+		}
+		bo := w.backoff[c.Name]
+		if bo == nil {
+			bo = &backoff{}
+			w.backoff[c.Name] = bo
+		}
+		finished := time.Unix(0, cur.FinishedAt)
+		if time.Unix(0, cur.StartedAt).Add(backoffReset).Before(finished) {
+			bo.delay = 0
+		}
+		if wait := time.Until(finished.Add(bo.delay)); bo.delay > 0 && wait > 0 {
+			w.waiting[c.Name] = waiting{"CrashLoopBackOff", fmt.Sprintf("back-off %s restarting failed container=%s pod=%s", bo.delay, c.Name, pod.Name)}
+			time.AfterFunc(wait, w.kick)
+			return
+		}
+		bo.delay = min(max(2*bo.delay, backoffInitial), backoffMax)
+		w.start(ctx, pod, c, cur.Metadata.Attempt+1, sb, sbCfg, podIP)
+	}
+}
+
+func shouldRestart(policy corev1.RestartPolicy, exitCode int32) bool {
+	switch policy {
+	case corev1.RestartPolicyNever:
+		return false
+	case corev1.RestartPolicyOnFailure:
+		return exitCode != 0
+	}
+	return true
+}
+
+func (m *Manager) sandboxIP(ctx context.Context, sb string) string {
+	ips := m.sandboxIPs(ctx, sb)
+	if len(ips) == 0 {
+		return ""
+	}
+	return ips[0]
+}
+
+func (m *Manager) sandboxIPs(ctx context.Context, sb string) []string {
+	ctx, cancel := cri.Ctx(ctx)
+	defer cancel()
+	st, err := m.rt.Runtime.PodSandboxStatus(ctx, &runtimeapi.PodSandboxStatusRequest{PodSandboxId: sb})
+	if err != nil || st.Status.GetNetwork().GetIp() == "" {
+		return nil
+	}
+	ips := []string{st.Status.Network.Ip}
+	for _, ip := range st.Status.Network.AdditionalIps {
+		ips = append(ips, ip.Ip)
+	}
+	return ips
+}
+
+func (w *worker) runSandbox(ctx context.Context, pod *corev1.Pod, attempt uint32) (string, error) {
+	ctx, cancel := cri.Ctx(ctx)
+	defer cancel()
+	resp, err := w.m.rt.Runtime.RunPodSandbox(ctx, &runtimeapi.RunPodSandboxRequest{Config: w.m.SandboxConfig(pod, attempt)})
+	if err != nil {
+		return "", fmt.Errorf("run pod sandbox: %w", err)
+	}
+	return resp.PodSandboxId, nil
+}
+
+// start pulls the image as the pull policy says, then creates and starts
+// the container; a failure is kept as the container's waiting reason.
+func (w *worker) start(ctx context.Context, pod *corev1.Pod, c *corev1.Container, attempt uint32, sb string,
+	sbCfg *runtimeapi.PodSandboxConfig, podIP string) {
+	if reason, err := w.m.ensureImage(ctx, pod, c); err != nil {
+		w.waiting[c.Name] = waiting{reason, err.Error()}
+		w.m.log.Warn("Image not available", "pod", pod.Namespace+"/"+pod.Name, "container", c.Name, "error", err)
+		time.AfterFunc(backoffInitial, w.kick)
+		return
+	}
+	cfg, err := w.m.ContainerConfig(ctx, pod, c, attempt, podIP)
+	if err != nil {
+		w.waiting[c.Name] = waiting{"CreateContainerConfigError", err.Error()}
+		return
+	}
+	cctx, cancel := cri.Ctx(ctx)
+	defer cancel()
+	created, err := w.m.rt.Runtime.CreateContainer(cctx, &runtimeapi.CreateContainerRequest{PodSandboxId: sb, Config: cfg, SandboxConfig: sbCfg})
+	if err != nil {
+		w.waiting[c.Name] = waiting{"CreateContainerError", err.Error()}
+		return
+	}
+	if _, err := w.m.rt.Runtime.StartContainer(cctx, &runtimeapi.StartContainerRequest{ContainerId: created.ContainerId}); err != nil {
+		w.waiting[c.Name] = waiting{"RunContainerError", err.Error()}
+		return
+	}
+	delete(w.waiting, c.Name)
+}
+
+// pullPolicy defaults as the API server does for pods it stores.
+func pullPolicy(c *corev1.Container) corev1.PullPolicy {
+	if c.ImagePullPolicy != "" {
+		return c.ImagePullPolicy
+	}
+	ref := c.Image
+	if i := strings.LastIndex(ref, "/"); i >= 0 {
+		ref = ref[i+1:]
+	}
+	if !strings.Contains(ref, ":") || strings.HasSuffix(ref, ":latest") {
+		if !strings.Contains(c.Image, "@") {
+			return corev1.PullAlways
+		}
+	}
+	return corev1.PullIfNotPresent
+}
+
+// ensureImage returns the waiting reason and error when the image cannot
+// be had.
+func (m *Manager) ensureImage(ctx context.Context, pod *corev1.Pod, c *corev1.Container) (string, error) {
+	ctx, cancel := context.WithTimeout(ctx, cri.PullTimeout)
+	defer cancel()
+	spec := &runtimeapi.ImageSpec{Image: c.Image}
+	st, err := m.rt.Images.ImageStatus(ctx, &runtimeapi.ImageStatusRequest{Image: spec})
+	if err != nil {
+		return "ErrImagePull", fmt.Errorf("image status %s: %w", c.Image, err)
+	}
+	present := st.Image != nil
+	switch pullPolicy(c) {
+	case corev1.PullNever:
+		if !present {
+			return "ErrImageNeverPull", fmt.Errorf("image %s is not present and imagePullPolicy is Never", c.Image)
+		}
+		return "", nil
+	case corev1.PullIfNotPresent:
+		if present {
+			return "", nil
+		}
+	}
+	auths, err := m.pullAuths(ctx, pod, c.Image)
+	if err != nil {
+		return "ErrImagePull", err
+	}
+	var lastErr error
+	for _, auth := range auths {
+		if _, lastErr = m.rt.Images.PullImage(ctx, &runtimeapi.PullImageRequest{Image: spec, Auth: auth}); lastErr == nil {
+			return "", nil
+		}
+	}
+	if present && pullPolicy(c) == corev1.PullAlways {
+		return "", nil // keep running what is there when the registry is away
+	}
+	return "ErrImagePull", fmt.Errorf("pull %s: %w", c.Image, lastErr)
+}

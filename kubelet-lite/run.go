@@ -1,0 +1,133 @@
+package kubeletlite
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net/netip"
+	"os"
+	"time"
+
+	"k8s.io/client-go/kubernetes"
+	"sigs.k8s.io/yaml"
+
+	"github.com/hivelet/hivelet/daemon/k8s"
+	"github.com/hivelet/hivelet/kubelet-lite/cri"
+	"github.com/hivelet/hivelet/kubelet-lite/node"
+	"github.com/hivelet/hivelet/kubelet-lite/pods"
+)
+
+// Config is `hivelet kubelet`'s configuration; flags keep the upstream
+// kubelet's names.
+type Config struct {
+	Kubeconfig      string
+	RuntimeEndpoint string
+	PodManifestPath string
+	NodeName        string
+	NodeIPs         []netip.Addr
+	RootDir         string
+	CgroupRoot      string
+	MaxPods         int
+	PodCIDR         string
+}
+
+// fileConfig is the part of a KubeletConfiguration (kubelet.config.k8s.io)
+// kubelet-lite honours; flags given on the command line win.
+type fileConfig struct {
+	Kind                     string `json:"kind"`
+	StaticPodPath            string `json:"staticPodPath"`
+	MaxPods                  int    `json:"maxPods"`
+	CgroupRoot               string `json:"cgroupRoot"`
+	PodCIDR                  string `json:"podCIDR"`
+	ContainerRuntimeEndpoint string `json:"containerRuntimeEndpoint"`
+}
+
+// LoadFile fills the fields the command line left empty from a
+// KubeletConfiguration file.
+func (c *Config) LoadFile(path string) error {
+	raw, err := os.ReadFile(path)
+	if err != nil {
+		return fmt.Errorf("read --config: %w", err)
+	}
+	var f fileConfig
+	if err := yaml.Unmarshal(raw, &f); err != nil {
+		return fmt.Errorf("parse --config %s: %w", path, err)
+	}
+	if f.Kind != "" && f.Kind != "KubeletConfiguration" {
+		return fmt.Errorf("--config %s: kind %q, want KubeletConfiguration", path, f.Kind)
+	}
+	if c.PodManifestPath == "" {
+		c.PodManifestPath = f.StaticPodPath
+	}
+	if c.MaxPods == 0 {
+		c.MaxPods = f.MaxPods
+	}
+	if c.CgroupRoot == "" {
+		c.CgroupRoot = f.CgroupRoot
+	}
+	if c.PodCIDR == "" {
+		c.PodCIDR = f.PodCIDR
+	}
+	if c.RuntimeEndpoint == "" {
+		c.RuntimeEndpoint = f.ContainerRuntimeEndpoint
+	}
+	return nil
+}
+
+// Run runs kubelet-lite until ctx ends. Containers keep running when it
+// stops; a restarted kubelet-lite adopts them.
+func Run(ctx context.Context, cfg Config, log *slog.Logger) error {
+	if cfg.Kubeconfig == "" && cfg.PodManifestPath == "" {
+		return errors.New("no pod source: pass --kubeconfig FILE and/or --pod-manifest-path DIR")
+	}
+	if cfg.RuntimeEndpoint == "" {
+		cfg.RuntimeEndpoint = cri.DefaultEndpoint
+	}
+	if err := os.MkdirAll(cfg.RootDir, 0o750); err != nil {
+		return fmt.Errorf("create --root-dir: %w", err)
+	}
+	rt, err := cri.Dial(cfg.RuntimeEndpoint)
+	if err != nil {
+		return err
+	}
+	defer rt.Close()
+	var client kubernetes.Interface
+	if cfg.Kubeconfig != "" {
+		if client, err = k8s.NewClient(cfg.Kubeconfig); err != nil {
+			return err
+		}
+	}
+	m := pods.NewManager(pods.Config{NodeName: cfg.NodeName, NodeIPs: cfg.NodeIPs, RootDir: cfg.RootDir, CgroupRoot: cfg.CgroupRoot}, rt, client, log)
+	if client != nil {
+		keeper := node.New(client, node.Config{Name: cfg.NodeName, IPs: cfg.NodeIPs, RootDir: cfg.RootDir, PodCIDR: cfg.PodCIDR,
+			MaxPods: cfg.MaxPods, RuntimeReady: rt.Ready}, log)
+		go func() {
+			for delay := time.Second; ; delay = min(2*delay, 30*time.Second) {
+				err := keeper.Register(ctx)
+				if err == nil {
+					break
+				}
+				log.Warn("Node registration failed; retrying", "error", err, "retryIn", delay)
+				select {
+				case <-ctx.Done():
+					return
+				case <-time.After(delay):
+				}
+			}
+			log.Info("Node registered", "node", cfg.NodeName)
+			keeper.Run(ctx)
+		}()
+		go func() {
+			if err := m.RunAPI(ctx); err != nil && ctx.Err() == nil {
+				log.Error("Watching pods failed", "error", err)
+			}
+		}()
+	}
+	if cfg.PodManifestPath != "" {
+		go m.RunStatic(ctx, cfg.PodManifestPath)
+	}
+	log.Info("kubelet-lite running", "node", cfg.NodeName, "runtime", cfg.RuntimeEndpoint)
+	m.Run(ctx)
+	return nil
+}

@@ -1,0 +1,301 @@
+// Package kubelet drives `hivelet kubelet` (kubelet-lite) as a node runs
+// it: against the real API server of hack/k8s.sh and Debian's containerd
+// + runc (test/containerd), with hivelet-cni wiring the pods.
+package kubelet
+
+import (
+	"context"
+	"fmt"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"syscall"
+	"testing"
+	"time"
+
+	coordinationv1 "k8s.io/api/coordination/v1"
+	corev1 "k8s.io/api/core/v1"
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/util/intstr"
+	"k8s.io/client-go/kubernetes"
+	runtimeapi "k8s.io/cri-api/pkg/apis/runtime/v1"
+	"k8s.io/utils/ptr"
+
+	"github.com/hivelet/hivelet/test/containerd"
+	"github.com/hivelet/hivelet/test/harness"
+	"github.com/hivelet/hivelet/test/testnet"
+)
+
+var binDir string
+
+func TestMain(m *testing.M) {
+	os.Exit(harness.BuildMain(m, "hivelet-kubelet-bin-", map[string]string{
+		"hivelet":     "github.com/hivelet/hivelet/cmd/hivelet",
+		"hivelet-cni": "github.com/hivelet/hivelet/cmd/hivelet-cni",
+	}, &binDir))
+}
+
+// env is a node: containerd in its namespace, and kubelet-lite there too
+// (probes reach pod addresses), the API server forwarded in.
+type env struct {
+	t          *testing.T
+	rt         *containerd.Runtime
+	client     kubernetes.Interface
+	kubeconfig string
+	node       string
+	ns         string
+	args       []string
+	kubelet    *harness.Agent
+	ctx        context.Context
+}
+
+func newEnv(t *testing.T, withAPI bool, manifests string) *env {
+	testnet.RequireRoot(t)
+	cg := testnet.NewCgroup(t)
+	containerd.V1Cleanup(t, filepath.Base(cg))
+	e := &env{t: t, rt: containerd.New(t, binDir, cg), ctx: context.Background(),
+		node: fmt.Sprintf("kl%d-%d", os.Getpid()%100000, time.Now().UnixNano()%100000)}
+	// The node's own address, as a real node has one: probes and the
+	// pods' answers to them need it.
+	e.rt.Node.IP(t, "addr", "add", "192.0.2.10/32", "dev", "lo")
+	e.args = []string{"kubelet", "--container-runtime-endpoint", "unix://" + e.rt.Sock, "--hostname-override", e.node,
+		"--node-ip", "192.0.2.10", "--log-level", "debug", "--root-dir", t.TempDir(), "--cgroup-root", "/" + filepath.Base(cg)}
+	if withAPI {
+		client, kubeconfig, err := harness.K8sUp(50)
+		if err != nil {
+			t.Fatal(err)
+		}
+		e.client, e.kubeconfig = client, kubeconfig
+		harness.ForwardInto(t, e.rt.Node, harness.APIServerAddr(t, kubeconfig))
+		e.args = append(e.args, "--kubeconfig", kubeconfig)
+		e.ns = e.node
+		if _, err := client.CoreV1().Namespaces().Create(e.ctx, &corev1.Namespace{ObjectMeta: metav1.ObjectMeta{Name: e.ns}}, metav1.CreateOptions{}); err != nil {
+			t.Fatal(err)
+		}
+		// No controller manager runs here to make it.
+		if _, err := client.CoreV1().ServiceAccounts(e.ns).Create(e.ctx, &corev1.ServiceAccount{ObjectMeta: metav1.ObjectMeta{Name: "default"}}, metav1.CreateOptions{}); err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() {
+			_ = client.CoreV1().Namespaces().Delete(e.ctx, e.ns, metav1.DeleteOptions{})
+			_ = client.CoreV1().Nodes().Delete(e.ctx, e.node, metav1.DeleteOptions{})
+		})
+	}
+	if manifests != "" {
+		e.args = append(e.args, "--pod-manifest-path", manifests)
+	}
+	e.start()
+	return e
+}
+
+func (e *env) start() {
+	cmd := exec.Command("nsenter", append([]string{"--net=" + e.rt.Node.Path(), "--", filepath.Join(binDir, "hivelet")}, e.args...)...)
+	e.kubelet = harness.Start(e.t, cmd)
+}
+
+func (e *env) pod(name string) *corev1.Pod {
+	p, err := e.client.CoreV1().Pods(e.ns).Get(e.ctx, name, metav1.GetOptions{})
+	if err != nil {
+		return nil
+	}
+	return p
+}
+
+// create makes a pod bound to this node, with a short grace period.
+func (e *env) create(t *testing.T, name string, restart corev1.RestartPolicy, c corev1.Container) {
+	t.Helper()
+	c.Name, c.Image = "main", containerd.BusyboxRef
+	c.ImagePullPolicy = corev1.PullIfNotPresent
+	p := &corev1.Pod{ObjectMeta: metav1.ObjectMeta{Name: name, Namespace: e.ns},
+		Spec: corev1.PodSpec{NodeName: e.node, RestartPolicy: restart, TerminationGracePeriodSeconds: ptr.To(int64(2)),
+			AutomountServiceAccountToken: ptr.To(false), Containers: []corev1.Container{c}}}
+	if _, err := e.client.CoreV1().Pods(e.ns).Create(e.ctx, p, metav1.CreateOptions{}); err != nil {
+		t.Fatal(err)
+	}
+}
+
+func (e *env) waitPod(t *testing.T, name, what string, cond func(*corev1.Pod) bool) *corev1.Pod {
+	t.Helper()
+	var last *corev1.Pod
+	deadline := time.Now().Add(60 * time.Second)
+	for time.Now().Before(deadline) {
+		if last = e.pod(name); last != nil && cond(last) {
+			return last
+		}
+		time.Sleep(200 * time.Millisecond)
+	}
+	t.Fatalf("pod %s: %s: not within 60 s; last status: %+v\nkubelet log:\n%s", name, what, last.Status, tail(e.kubelet.Log(), 30))
+	return nil
+}
+
+func tail(s string, n int) string {
+	lines := strings.Split(s, "\n")
+	return strings.Join(lines[max(0, len(lines)-n):], "\n")
+}
+
+func ready(p *corev1.Pod) bool {
+	for _, c := range p.Status.Conditions {
+		if c.Type == corev1.PodReady {
+			return c.Status == corev1.ConditionTrue
+		}
+	}
+	return false
+}
+
+func (e *env) exec(t *testing.T, containerID string, cmd ...string) string {
+	t.Helper()
+	r, err := e.rt.RT.ExecSync(e.ctx, &runtimeapi.ExecSyncRequest{ContainerId: strings.TrimPrefix(containerID, "containerd://"), Cmd: cmd, Timeout: 10})
+	if err != nil {
+		t.Fatalf("exec %v: %v", cmd, err)
+	}
+	return strings.TrimSpace(string(r.Stdout))
+}
+
+func TestPrivilegedKubeletLite(t *testing.T) {
+	e := newEnv(t, true, "")
+
+	t.Run("the node registers Ready with a Lease", func(t *testing.T) {
+		harness.WaitFor(t, "node Ready", func() bool {
+			n, err := e.client.CoreV1().Nodes().Get(e.ctx, e.node, metav1.GetOptions{})
+			if err != nil {
+				return false
+			}
+			for _, c := range n.Status.Conditions {
+				if c.Type == corev1.NodeReady && c.Status == corev1.ConditionTrue {
+					return n.Status.Capacity.Cpu().Value() > 0 && n.Status.Capacity.Pods().Value() == 110 && n.Labels[corev1.LabelHostname] == e.node
+				}
+			}
+			return false
+		})
+		var l *coordinationv1.Lease
+		harness.WaitFor(t, "node lease", func() bool {
+			var err error
+			l, err = e.client.CoordinationV1().Leases(corev1.NamespaceNodeLease).Get(e.ctx, e.node, metav1.GetOptions{})
+			return err == nil
+		})
+		if *l.Spec.HolderIdentity != e.node || *l.Spec.LeaseDurationSeconds != 40 {
+			t.Errorf("lease %+v", l.Spec)
+		}
+	})
+
+	t.Run("a pod runs, reports Running with its IP, and sees its env", func(t *testing.T) {
+		e.create(t, "web", corev1.RestartPolicyAlways, corev1.Container{
+			Command: []string{"sh", "-c", "mkdir -p /www && echo $(GREETING) > /www/index.html && exec httpd -f -p 8080 -h /www"},
+			Env: []corev1.EnvVar{{Name: "GREETING", Value: "hello"},
+				{Name: "POD_NAME", ValueFrom: &corev1.EnvVarSource{FieldRef: &corev1.ObjectFieldSelector{FieldPath: "metadata.name"}}}},
+			Ports:          []corev1.ContainerPort{{Name: "http", ContainerPort: 8080}},
+			ReadinessProbe: &corev1.Probe{ProbeHandler: corev1.ProbeHandler{HTTPGet: &corev1.HTTPGetAction{Path: "/", Port: intOrName("http")}}, PeriodSeconds: 1},
+		})
+		p := e.waitPod(t, "web", "Running and Ready with an IP", func(p *corev1.Pod) bool {
+			return p.Status.Phase == corev1.PodRunning && ready(p) && strings.HasPrefix(p.Status.PodIP, "10.244.9.")
+		})
+		cs := p.Status.ContainerStatuses[0]
+		if cs.State.Running == nil || !cs.Ready || cs.ContainerID == "" || p.Status.HostIP != "192.0.2.10" || p.Status.QOSClass != corev1.PodQOSBestEffort {
+			t.Errorf("status %+v", p.Status)
+		}
+		if got := e.exec(t, cs.ContainerID, "sh", "-c", "echo $POD_NAME $GREETING; cat /www/index.html"); got != "web hello\nhello" {
+			t.Errorf("env in the container: %q", got)
+		}
+	})
+
+	t.Run("a crashing container restarts with back-off", func(t *testing.T) {
+		e.create(t, "crash", corev1.RestartPolicyAlways, corev1.Container{Command: []string{"sh", "-c", "exit 3"}})
+		p := e.waitPod(t, "crash", "restarted and in back-off", func(p *corev1.Pod) bool {
+			cs := p.Status.ContainerStatuses
+			return len(cs) == 1 && cs[0].RestartCount >= 1 && cs[0].LastTerminationState.Terminated != nil &&
+				cs[0].State.Waiting != nil && cs[0].State.Waiting.Reason == "CrashLoopBackOff"
+		})
+		if code := p.Status.ContainerStatuses[0].LastTerminationState.Terminated.ExitCode; code != 3 {
+			t.Errorf("last exit code %d, want 3", code)
+		}
+	})
+
+	t.Run("readiness flips both ways; a failing liveness probe restarts", func(t *testing.T) {
+		e.create(t, "probed", corev1.RestartPolicyAlways, corev1.Container{
+			Command:        []string{"sh", "-c", "touch /tmp/alive; exec sleep 3600"},
+			ReadinessProbe: &corev1.Probe{ProbeHandler: corev1.ProbeHandler{Exec: &corev1.ExecAction{Command: []string{"test", "-f", "/tmp/ready"}}}, PeriodSeconds: 1},
+			LivenessProbe:  &corev1.Probe{ProbeHandler: corev1.ProbeHandler{Exec: &corev1.ExecAction{Command: []string{"test", "-f", "/tmp/alive"}}}, PeriodSeconds: 1, FailureThreshold: 2},
+		})
+		p := e.waitPod(t, "probed", "Running, not ready", func(p *corev1.Pod) bool { return p.Status.Phase == corev1.PodRunning && !ready(p) })
+		id := p.Status.ContainerStatuses[0].ContainerID
+		e.exec(t, id, "touch", "/tmp/ready")
+		e.waitPod(t, "probed", "Ready", ready)
+		e.exec(t, id, "rm", "/tmp/ready")
+		e.waitPod(t, "probed", "not Ready again", func(p *corev1.Pod) bool { return !ready(p) })
+		e.exec(t, id, "rm", "/tmp/alive")
+		e.waitPod(t, "probed", "restarted by liveness", func(p *corev1.Pod) bool {
+			return p.Status.ContainerStatuses[0].RestartCount >= 1 && p.Status.ContainerStatuses[0].State.Running != nil
+		})
+	})
+
+	t.Run("a kubelet restart leaves running containers alone", func(t *testing.T) {
+		before := e.pod("web").Status.ContainerStatuses[0]
+		e.kubelet.Stop(syscall.SIGTERM)
+		e.start()
+		time.Sleep(3 * time.Second) // a few relists and syncs
+		after := e.waitPod(t, "web", "still Running", func(p *corev1.Pod) bool { return p.Status.Phase == corev1.PodRunning })
+		got := after.Status.ContainerStatuses[0]
+		if got.ContainerID != before.ContainerID || got.RestartCount != before.RestartCount || !ready(after) {
+			t.Errorf("after restart: %s restarts %d ready %v; before: %s restarts %d", got.ContainerID, got.RestartCount, ready(after), before.ContainerID, before.RestartCount)
+		}
+	})
+
+	t.Run("deletion: SIGTERM, the grace period, then SIGKILL; the pod object goes", func(t *testing.T) {
+		e.create(t, "stubborn", corev1.RestartPolicyAlways, corev1.Container{Command: []string{"sh", "-c", "trap '' TERM; while true; do sleep 1; done"}})
+		e.waitPod(t, "stubborn", "Running", func(p *corev1.Pod) bool { return p.Status.Phase == corev1.PodRunning })
+		start := time.Now()
+		if err := e.client.CoreV1().Pods(e.ns).Delete(e.ctx, "stubborn", metav1.DeleteOptions{}); err != nil {
+			t.Fatal(err)
+		}
+		harness.WaitFor(t, "pod object deleted", func() bool {
+			_, err := e.client.CoreV1().Pods(e.ns).Get(e.ctx, "stubborn", metav1.GetOptions{})
+			return apierrors.IsNotFound(err)
+		})
+		if took := time.Since(start); took < 2*time.Second {
+			t.Errorf("a container ignoring SIGTERM was gone after %v, before its 2 s grace period", took)
+		}
+		list, err := e.rt.RT.ListContainers(e.ctx, &runtimeapi.ListContainersRequest{Filter: &runtimeapi.ContainerFilter{
+			LabelSelector: map[string]string{"io.kubernetes.pod.name": "stubborn"}}})
+		if err != nil || len(list.Containers) != 0 {
+			t.Errorf("containers left: %v %v", list, err)
+		}
+	})
+}
+
+func TestPrivilegedKubeletLiteStaticPod(t *testing.T) {
+	dir := t.TempDir()
+	manifest := fmt.Sprintf(`apiVersion: v1
+kind: Pod
+metadata: {name: static}
+spec:
+  containers:
+  - {name: main, image: %s, imagePullPolicy: IfNotPresent, command: [sleep, "3600"]}
+`, containerd.BusyboxRef)
+	if err := os.WriteFile(filepath.Join(dir, "static.yaml"), []byte(manifest), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	e := newEnv(t, false, dir)
+	running := func() int {
+		list, err := e.rt.RT.ListContainers(e.ctx, &runtimeapi.ListContainersRequest{Filter: &runtimeapi.ContainerFilter{
+			State: &runtimeapi.ContainerStateValue{State: runtimeapi.ContainerState_CONTAINER_RUNNING}}})
+		if err != nil {
+			return -1
+		}
+		n := 0
+		for _, c := range list.Containers {
+			if c.Labels["io.kubernetes.pod.name"] == "static-"+e.node {
+				n++
+			}
+		}
+		return n
+	}
+	harness.WaitFor(t, "static pod running without an API server", func() bool { return running() == 1 })
+	if err := os.Remove(filepath.Join(dir, "static.yaml")); err != nil {
+		t.Fatal(err)
+	}
+	harness.WaitFor(t, "static pod stopped once its file is gone", func() bool { return running() == 0 })
+}
+
+func intOrName(name string) intstr.IntOrString { return intstr.FromString(name) }
