@@ -227,39 +227,48 @@ func resourceValue(c *corev1.Container, ref *corev1.ResourceFieldSelector) (stri
 }
 
 func (m *Manager) configMapKey(ctx context.Context, ns string, ref *corev1.ConfigMapKeySelector) (string, error) {
-	if m.client == nil {
-		return "", fmt.Errorf("configMapKeyRef %s needs an API server", ref.Name)
-	}
-	cm, err := m.client.CoreV1().ConfigMaps(ns).Get(ctx, ref.Name, metav1.GetOptions{})
-	if err != nil {
-		if ref.Optional != nil && *ref.Optional {
-			return "", nil
+	return m.keyOf(ctx, "configmap", ns, ref.Name, ref.Key, ref.Optional, func() (map[string]string, error) {
+		cm, err := m.client.CoreV1().ConfigMaps(ns).Get(ctx, ref.Name, metav1.GetOptions{})
+		if err != nil {
+			return nil, err
 		}
-		return "", fmt.Errorf("configmap %s/%s: %w", ns, ref.Name, err)
-	}
-	v, ok := cm.Data[ref.Key]
-	if !ok && !(ref.Optional != nil && *ref.Optional) {
-		return "", fmt.Errorf("configmap %s/%s has no key %q", ns, ref.Name, ref.Key)
-	}
-	return v, nil
+		return cm.Data, nil
+	})
 }
 
 func (m *Manager) secretKey(ctx context.Context, ns string, ref *corev1.SecretKeySelector) (string, error) {
+	return m.keyOf(ctx, "secret", ns, ref.Name, ref.Key, ref.Optional, func() (map[string]string, error) {
+		s, err := m.client.CoreV1().Secrets(ns).Get(ctx, ref.Name, metav1.GetOptions{})
+		if err != nil {
+			return nil, err
+		}
+		data := make(map[string]string, len(s.Data))
+		for k, v := range s.Data {
+			data[k] = string(v)
+		}
+		return data, nil
+	})
+}
+
+// keyOf reads one key of a ConfigMap or Secret; optional references to
+// a missing object or key read as empty, as Kubernetes has it.
+func (m *Manager) keyOf(_ context.Context, kind, ns, name, key string, optional *bool, get func() (map[string]string, error)) (string, error) {
 	if m.client == nil {
-		return "", fmt.Errorf("secretKeyRef %s needs an API server", ref.Name)
+		return "", fmt.Errorf("%s %s: needs an API server", kind, name)
 	}
-	s, err := m.client.CoreV1().Secrets(ns).Get(ctx, ref.Name, metav1.GetOptions{})
+	opt := optional != nil && *optional
+	data, err := get()
 	if err != nil {
-		if ref.Optional != nil && *ref.Optional {
+		if opt {
 			return "", nil
 		}
-		return "", fmt.Errorf("secret %s/%s: %w", ns, ref.Name, err)
+		return "", fmt.Errorf("%s %s/%s: %w", kind, ns, name, err)
 	}
-	v, ok := s.Data[ref.Key]
-	if !ok && !(ref.Optional != nil && *ref.Optional) {
-		return "", fmt.Errorf("secret %s/%s has no key %q", ns, ref.Name, ref.Key)
+	v, ok := data[key]
+	if !ok && !opt {
+		return "", fmt.Errorf("%s %s/%s has no key %q", kind, ns, name, key)
 	}
-	return string(v), nil
+	return v, nil
 }
 
 var varRef = regexp.MustCompile(`\$\$|\$\(([A-Za-z_][A-Za-z0-9_.-]*)\)`)

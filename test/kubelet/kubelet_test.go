@@ -230,6 +230,38 @@ func TestPrivilegedKubeletLite(t *testing.T) {
 		})
 	})
 
+	t.Run("an image the node cannot get is a clear waiting reason", func(t *testing.T) {
+		bad := &corev1.Pod{ObjectMeta: metav1.ObjectMeta{Name: "noimage", Namespace: e.ns}, Spec: corev1.PodSpec{NodeName: e.node,
+			AutomountServiceAccountToken: ptr.To(false), Containers: []corev1.Container{{Name: "main", Image: "hivelet.test/missing:1", ImagePullPolicy: corev1.PullNever}}}}
+		if _, err := e.client.CoreV1().Pods(e.ns).Create(e.ctx, bad, metav1.CreateOptions{}); err != nil {
+			t.Fatal(err)
+		}
+		e.waitPod(t, "noimage", "waiting with ErrImageNeverPull", func(p *corev1.Pod) bool {
+			cs := p.Status.ContainerStatuses
+			return p.Status.Phase == corev1.PodPending && len(cs) == 1 && cs[0].State.Waiting != nil &&
+				cs[0].State.Waiting.Reason == "ErrImageNeverPull" && strings.Contains(cs[0].State.Waiting.Message, "hivelet.test/missing:1")
+		})
+	})
+
+	t.Run("a runtime that goes down makes the node NotReady, and back", func(t *testing.T) {
+		nodeReady := func() corev1.ConditionStatus {
+			n, err := e.client.CoreV1().Nodes().Get(e.ctx, e.node, metav1.GetOptions{})
+			if err != nil {
+				return ""
+			}
+			for _, c := range n.Status.Conditions {
+				if c.Type == corev1.NodeReady {
+					return c.Status
+				}
+			}
+			return ""
+		}
+		e.rt.Stop()
+		harness.WaitFor(t, "node NotReady with containerd down", func() bool { return nodeReady() == corev1.ConditionFalse })
+		e.rt.Start(t)
+		harness.WaitFor(t, "node Ready again", func() bool { return nodeReady() == corev1.ConditionTrue })
+	})
+
 	t.Run("a kubelet restart leaves running containers alone", func(t *testing.T) {
 		before := e.pod("web").Status.ContainerStatuses[0]
 		e.kubelet.Stop(syscall.SIGTERM)
