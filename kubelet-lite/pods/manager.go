@@ -178,6 +178,7 @@ func (m *Manager) Run(ctx context.Context) {
 			for _, uid := range orphans {
 				m.log.Info("Removing a pod no source has", "uid", uid)
 				m.removeRuntimePod(ctx, uid, 0, nil)
+				m.cleanupVolumes(string(uid))
 			}
 		}
 	}

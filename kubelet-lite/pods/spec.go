@@ -6,6 +6,7 @@ import (
 	"path"
 	"path/filepath"
 	"regexp"
+	"slices"
 	"strconv"
 
 	corev1 "k8s.io/api/core/v1"
@@ -130,8 +131,12 @@ func (m *Manager) logDir(pod *corev1.Pod) string {
 
 // ContainerConfig is the CRI container for spec c of pod; env references
 // to ConfigMaps and Secrets are read through the API.
-func (m *Manager) ContainerConfig(ctx context.Context, pod *corev1.Pod, c *corev1.Container, attempt uint32, podIP string) (*runtimeapi.ContainerConfig, error) {
+func (m *Manager) ContainerConfig(ctx context.Context, pod *corev1.Pod, c *corev1.Container, attempt uint32, podIP string, volumes map[string]string) (*runtimeapi.ContainerConfig, error) {
 	env, err := m.resolveEnv(ctx, pod, c, podIP)
+	if err != nil {
+		return nil, err
+	}
+	mnts, err := mounts(c, volumes)
 	if err != nil {
 		return nil, err
 	}
@@ -146,6 +151,7 @@ func (m *Manager) ContainerConfig(ctx context.Context, pod *corev1.Pod, c *corev
 		Linux:       &runtimeapi.LinuxContainerConfig{Resources: linuxResources(c)},
 		Stdin:       c.Stdin,
 		Tty:         c.TTY,
+		Mounts:      mnts,
 	}
 	for _, e := range env {
 		vars[e.Key] = string(e.Value)
@@ -315,3 +321,5 @@ func linuxResources(c *corev1.Container) *runtimeapi.LinuxContainerResources {
 	}
 	return r
 }
+
+func sortStrings(s []string) { slices.Sort(s) }

@@ -126,6 +126,7 @@ func (w *worker) sync(ctx context.Context) bool {
 			w.m.probes.stopPod(w.uid, rp)
 		}
 		w.m.removeRuntimePod(ctx, w.uid, gracePeriod(pod), pod)
+		w.m.cleanupVolumes(string(w.uid))
 		if !removed && w.m.client != nil && !IsStatic(pod) {
 			// The kubelet confirms the deletion once the containers are gone.
 			err := w.m.client.CoreV1().Pods(pod.Namespace).Delete(ctx, pod.Name, metav1.DeleteOptions{
@@ -183,29 +184,38 @@ func (w *worker) converge(ctx context.Context, pod *corev1.Pod, rp *runtimePod) 
 	}
 	sbCfg := w.m.SandboxConfig(pod, sb.GetMetadata().GetAttempt())
 	podIP := w.m.sandboxIP(ctx, sb.Id)
+	vols, err := w.m.setupVolumes(ctx, pod)
+	if err != nil {
+		w.m.log.Warn("Pod volumes not ready; retrying", "pod", pod.Namespace+"/"+pod.Name, "error", err)
+		for _, c := range append(append([]corev1.Container{}, pod.Spec.InitContainers...), pod.Spec.Containers...) {
+			w.waiting[c.Name] = waiting{"CreateContainerConfigError", err.Error()}
+		}
+		time.AfterFunc(backoffInitial, w.kick)
+		return
+	}
 	for i := range pod.Spec.InitContainers {
 		c := &pod.Spec.InitContainers[i]
 		cur, _ := rp.latest(c.Name, sb.Id)
 		if cur != nil && cur.State == runtimeapi.ContainerState_CONTAINER_EXITED && cur.ExitCode == 0 {
 			continue
 		}
-		w.ensure(ctx, pod, c, cur, sb.Id, sbCfg, podIP)
+		w.ensure(ctx, pod, c, cur, sb.Id, sbCfg, podIP, vols)
 		return // the next init container waits for this one
 	}
 	for i := range pod.Spec.Containers {
 		c := &pod.Spec.Containers[i]
 		cur, _ := rp.latest(c.Name, sb.Id)
-		w.ensure(ctx, pod, c, cur, sb.Id, sbCfg, podIP)
+		w.ensure(ctx, pod, c, cur, sb.Id, sbCfg, podIP, vols)
 	}
 }
 
 // ensure starts, restarts (policy and back-off permitting) or leaves
 // alone one container.
 func (w *worker) ensure(ctx context.Context, pod *corev1.Pod, c *corev1.Container, cur *runtimeapi.ContainerStatus,
-	sb string, sbCfg *runtimeapi.PodSandboxConfig, podIP string) {
+	sb string, sbCfg *runtimeapi.PodSandboxConfig, podIP string, vols map[string]string) {
 	switch {
 	case cur == nil:
-		w.start(ctx, pod, c, 0, sb, sbCfg, podIP)
+		w.start(ctx, pod, c, 0, sb, sbCfg, podIP, vols)
 	case cur.State == runtimeapi.ContainerState_CONTAINER_CREATED:
 		cctx, cancel := cri.Ctx(ctx)
 		defer cancel()
@@ -231,7 +241,7 @@ func (w *worker) ensure(ctx context.Context, pod *corev1.Pod, c *corev1.Containe
 			return
 		}
 		bo.delay = min(max(2*bo.delay, backoffInitial), backoffMax)
-		w.start(ctx, pod, c, cur.Metadata.Attempt+1, sb, sbCfg, podIP)
+		w.start(ctx, pod, c, cur.Metadata.Attempt+1, sb, sbCfg, podIP, vols)
 	}
 }
 
@@ -280,14 +290,14 @@ func (w *worker) runSandbox(ctx context.Context, pod *corev1.Pod, attempt uint32
 // start pulls the image as the pull policy says, then creates and starts
 // the container; a failure is kept as the container's waiting reason.
 func (w *worker) start(ctx context.Context, pod *corev1.Pod, c *corev1.Container, attempt uint32, sb string,
-	sbCfg *runtimeapi.PodSandboxConfig, podIP string) {
+	sbCfg *runtimeapi.PodSandboxConfig, podIP string, vols map[string]string) {
 	if reason, err := w.m.ensureImage(ctx, pod, c); err != nil {
 		w.waiting[c.Name] = waiting{reason, err.Error()}
 		w.m.log.Warn("Image not available", "pod", pod.Namespace+"/"+pod.Name, "container", c.Name, "error", err)
 		time.AfterFunc(backoffInitial, w.kick)
 		return
 	}
-	cfg, err := w.m.ContainerConfig(ctx, pod, c, attempt, podIP)
+	cfg, err := w.m.ContainerConfig(ctx, pod, c, attempt, podIP, vols)
 	if err != nil {
 		w.waiting[c.Name] = waiting{"CreateContainerConfigError", err.Error()}
 		return

@@ -78,6 +78,10 @@ func newEnv(t *testing.T, withAPI bool, manifests string) *env {
 		if _, err := client.CoreV1().ServiceAccounts(e.ns).Create(e.ctx, &corev1.ServiceAccount{ObjectMeta: metav1.ObjectMeta{Name: "default"}}, metav1.CreateOptions{}); err != nil {
 			t.Fatal(err)
 		}
+		if _, err := client.CoreV1().ConfigMaps(e.ns).Create(e.ctx, &corev1.ConfigMap{ObjectMeta: metav1.ObjectMeta{Name: "kube-root-ca.crt"},
+			Data: map[string]string{"ca.crt": "test cluster CA"}}, metav1.CreateOptions{}); err != nil {
+			t.Fatal(err)
+		}
 		t.Cleanup(func() {
 			_ = client.CoreV1().Namespaces().Delete(e.ctx, e.ns, metav1.DeleteOptions{})
 			_ = client.CoreV1().Nodes().Delete(e.ctx, e.node, metav1.DeleteOptions{})
@@ -200,6 +204,45 @@ func TestPrivilegedKubeletLite(t *testing.T) {
 		}
 	})
 
+	t.Run("volumes: emptyDir, configMap, secret, downwardAPI and the service-account token", func(t *testing.T) {
+		if _, err := e.client.CoreV1().ConfigMaps(e.ns).Create(e.ctx, &corev1.ConfigMap{ObjectMeta: metav1.ObjectMeta{Name: "cfg"},
+			Data: map[string]string{"greeting": "hi"}}, metav1.CreateOptions{}); err != nil {
+			t.Fatal(err)
+		}
+		if _, err := e.client.CoreV1().Secrets(e.ns).Create(e.ctx, &corev1.Secret{ObjectMeta: metav1.ObjectMeta{Name: "sec"},
+			Data: map[string][]byte{"password": []byte("s3cret")}}, metav1.CreateOptions{}); err != nil {
+			t.Fatal(err)
+		}
+		// Token automount left on: the API server adds the projected
+		// kube-api-access volume every pod gets.
+		p := &corev1.Pod{ObjectMeta: metav1.ObjectMeta{Name: "vols", Namespace: e.ns, Labels: map[string]string{"app": "vols"}}, Spec: corev1.PodSpec{
+			NodeName: e.node, TerminationGracePeriodSeconds: ptr.To(int64(1)),
+			Volumes: []corev1.Volume{
+				{Name: "scratch", VolumeSource: corev1.VolumeSource{EmptyDir: &corev1.EmptyDirVolumeSource{Medium: corev1.StorageMediumMemory}}},
+				{Name: "cfg", VolumeSource: corev1.VolumeSource{ConfigMap: &corev1.ConfigMapVolumeSource{LocalObjectReference: corev1.LocalObjectReference{Name: "cfg"}}}},
+				{Name: "sec", VolumeSource: corev1.VolumeSource{Secret: &corev1.SecretVolumeSource{SecretName: "sec"}}},
+				{Name: "info", VolumeSource: corev1.VolumeSource{DownwardAPI: &corev1.DownwardAPIVolumeSource{Items: []corev1.DownwardAPIVolumeFile{
+					{Path: "labels", FieldRef: &corev1.ObjectFieldSelector{FieldPath: "metadata.labels"}}}}}},
+			},
+			Containers: []corev1.Container{{Name: "main", Image: containerd.BusyboxRef, ImagePullPolicy: corev1.PullIfNotPresent,
+				Command: []string{"sleep", "3600"},
+				VolumeMounts: []corev1.VolumeMount{{Name: "scratch", MountPath: "/scratch"}, {Name: "cfg", MountPath: "/etc/cfg"},
+					{Name: "sec", MountPath: "/etc/sec", ReadOnly: true}, {Name: "info", MountPath: "/etc/info"}}}}}}
+		if _, err := e.client.CoreV1().Pods(e.ns).Create(e.ctx, p, metav1.CreateOptions{}); err != nil {
+			t.Fatal(err)
+		}
+		got := e.waitPod(t, "vols", "Running", func(p *corev1.Pod) bool { return p.Status.Phase == corev1.PodRunning })
+		id := got.Status.ContainerStatuses[0].ContainerID
+		out := e.exec(t, id, "sh", "-c", "cat /etc/cfg/greeting /etc/sec/password; echo; cat /etc/info/labels; echo; "+
+			"grep -c tmpfs /proc/mounts >/dev/null && grep ' /scratch ' /proc/mounts | cut -d' ' -f3; "+
+			"cat /var/run/secrets/kubernetes.io/serviceaccount/namespace; echo; cat /var/run/secrets/kubernetes.io/serviceaccount/ca.crt; echo; "+
+			"cut -d. -f1 /var/run/secrets/kubernetes.io/serviceaccount/token | wc -c")
+		lines := strings.Split(out, "\n")
+		if len(lines) < 6 || lines[0] != "his3cret" || lines[1] != `app="vols"` || lines[2] != "tmpfs" || lines[3] != e.ns || lines[4] != "test cluster CA" || lines[5] == "0" {
+			t.Errorf("volumes as the container sees them:\n%s", out)
+		}
+	})
+
 	t.Run("a crashing container restarts with back-off", func(t *testing.T) {
 		e.create(t, "crash", corev1.RestartPolicyAlways, corev1.Container{Command: []string{"sh", "-c", "exit 3"}})
 		p := e.waitPod(t, "crash", "restarted and in back-off", func(p *corev1.Pod) bool {
@@ -293,6 +336,15 @@ func TestPrivilegedKubeletLite(t *testing.T) {
 		if err != nil || len(list.Containers) != 0 {
 			t.Errorf("containers left: %v %v", list, err)
 		}
+		// A deleted pod's memory-backed volume is unmounted and its
+		// directory removed.
+		if err := e.client.CoreV1().Pods(e.ns).Delete(e.ctx, "vols", metav1.DeleteOptions{}); err != nil {
+			t.Fatal(err)
+		}
+		harness.WaitFor(t, "the deleted pod's tmpfs unmounted", func() bool {
+			mounts, _ := os.ReadFile("/proc/self/mounts")
+			return !strings.Contains(string(mounts), "/volumes/scratch")
+		})
 	})
 }
 
