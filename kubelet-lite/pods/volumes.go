@@ -10,11 +10,11 @@ import (
 	"strings"
 	"time"
 
+	"golang.org/x/sys/unix"
 	authenticationv1 "k8s.io/api/authentication/v1"
 	corev1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	runtimeapi "k8s.io/cri-api/pkg/apis/runtime/v1"
-	"golang.org/x/sys/unix"
 )
 
 // tokenRefreshAt is the share of a projected token's lifetime after which
