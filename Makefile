@@ -3,7 +3,7 @@ SHELL := /bin/bash
 GO    ?= go
 BIN   := bin
 
-.PHONY: all deps vmlinux generate build test test-k8s k8s-harness demo bench bench-k8s lint clean
+.PHONY: all deps vmlinux generate build test test-k8s k8s-harness demo bench bench-k8s bench-kubelet lint clean
 
 all: build
 
@@ -67,6 +67,16 @@ bench-k8s: deps k8s-harness
 	@echo ">> hivelet vs kube-proxy against a real API server (first run creates the Services: minutes to hours)"
 	HIVELET_BENCH_SERVICES=$${HIVELET_BENCH_SERVICES:-$(BENCH_K8S_SERVICES)} HIVELET_BENCH_RESULTS=$(CURDIR)/test/results/k8s \
 		$(GO) test -run '^$$' -bench BenchmarkK8sProxies -benchtime 1x -timeout 240m -v ./test/k8sbench
+
+# kubelet-lite vs the upstream kubelet v1.37.2 (built once by hack/k8s.sh,
+# several minutes) vs the raw CRI calls, same containerd, same pods, one
+# run: API create → Running p50/p99 for 30 pods one by one, 30 at once,
+# RSS.
+bench-kubelet: deps k8s-harness
+	@echo ">> building the upstream kubelet (cached) for the comparison"
+	./hack/k8s.sh build-kubelet
+	@echo ">> pod start: kubelet-lite vs upstream kubelet vs raw CRI"
+	$(GO) test -run '^$$' -bench BenchmarkPodStart -benchtime 1x -timeout 30m -v ./test/kubelet | grep -v '^\s*[IW][0-9]'
 
 clean:
 	rm -rf $(BIN)

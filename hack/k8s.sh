@@ -4,6 +4,7 @@
 # from the Go module proxy, with generated certificates.
 #
 #   hack/k8s.sh build   build kube-apiserver and kube-proxy (once; cached)
+#   hack/k8s.sh build-kubelet   also the upstream kubelet (for make bench-kubelet)
 #   hack/k8s.sh up      build if needed, start etcd + kube-apiserver, print the kubeconfig path
 #   hack/k8s.sh down    stop them (etcd data is kept: reused by the next `up`)
 #   hack/k8s.sh wipe    stop them and delete the etcd data
@@ -64,6 +65,17 @@ GO
     && CGO_ENABLED=0 go build -o "$BIN/kube-apiserver" k8s.io/kubernetes/cmd/kube-apiserver \
     && CGO_ENABLED=0 go build -o "$BIN/kube-proxy" k8s.io/kubernetes/cmd/kube-proxy)
   echo "$K8S_VERSION" > "$stamp"
+}
+
+# build_kubelet builds the upstream kubelet with the same tools module,
+# for the kubelet-lite benchmark only (not needed by the tests).
+build_kubelet() {
+  build
+  [ -x "$BIN/kubelet" ] && [ "$(cat "$BIN/.kubelet-version" 2>/dev/null)" = "$K8S_VERSION" ] && return
+  log "building the upstream kubelet $K8S_VERSION (first time: several minutes)"
+  grep -q 'cmd/kubelet' "$DIR/tools/tools.go" || sed -i 's|_ "k8s.io/kubernetes/cmd/kube-proxy"|&\n\t_ "k8s.io/kubernetes/cmd/kubelet"|' "$DIR/tools/tools.go"
+  (cd "$DIR/tools" && go mod tidy >/dev/null && CGO_ENABLED=0 go build -o "$BIN/kubelet" k8s.io/kubernetes/cmd/kubelet)
+  echo "$K8S_VERSION" > "$BIN/.kubelet-version"
 }
 
 cert() { # name subject [san]
@@ -173,6 +185,7 @@ down() {
 
 case "${1:-}" in
   build) build ;;
+  build-kubelet) build_kubelet ;;
   up) up ;;
   down) down ;;
   wipe) down; rm -rf "$DATA/etcd"; log "etcd data removed" ;;

@@ -7,6 +7,7 @@ import (
 	"log/slog"
 	"net/netip"
 	"os"
+	"runtime/debug"
 	"time"
 
 	"k8s.io/client-go/kubernetes"
@@ -126,6 +127,12 @@ func Run(ctx context.Context, cfg Config, log *slog.Logger) error {
 	}
 	if cfg.PodManifestPath != "" {
 		go m.RunStatic(ctx, cfg.PodManifestPath)
+	}
+	// A node agent's footprint should stay near its live heap: a tighter
+	// GC target costs little CPU at a kubelet's allocation rate (unless
+	// the operator chose one with GOGC).
+	if os.Getenv("GOGC") == "" {
+		debug.SetGCPercent(25)
 	}
 	log.Info("kubelet-lite running", "node", cfg.NodeName, "runtime", cfg.RuntimeEndpoint)
 	m.Run(ctx)

@@ -64,7 +64,7 @@ state = %[2]q
 // New starts a containerd for the test, with hivelet-cni from binDir
 // (which holds hivelet and hivelet-cni) installed as its CNI plugin and
 // pods' cgroups under cgroup; it is shut down, pods first, at cleanup.
-func New(t *testing.T, binDir, cgroup string) *Runtime {
+func New(t testing.TB, binDir, cgroup string) *Runtime {
 	testnet.RequireRoot(t)
 	for _, tool := range []string{"containerd", "runc", "ctr"} {
 		if _, err := exec.LookPath(tool); err != nil {
@@ -119,7 +119,7 @@ func New(t *testing.T, binDir, cgroup string) *Runtime {
 // Start runs containerd in the node namespace and connects to its CRI.
 // Its lifetime is the Runtime's, not a cleanup of its own: shutdown
 // needs it to remove the pods first.
-func (r *Runtime) Start(t *testing.T) {
+func (r *Runtime) Start(t testing.TB) {
 	log, err := os.OpenFile(filepath.Join(r.Dir, "containerd.log"), os.O_CREATE|os.O_APPEND|os.O_WRONLY, 0o644)
 	if err != nil {
 		t.Fatal(err)
@@ -161,7 +161,7 @@ func (r *Runtime) Stop() {
 // Shutdown removes the pods through CRI, stops containerd, and then
 // makes sure nothing of it is left: processes in the pods' cgroup,
 // shims, mounts, pod network namespaces, the state dir.
-func (r *Runtime) Shutdown(t *testing.T) {
+func (r *Runtime) Shutdown(t testing.TB) {
 	ctx := context.Background()
 	if r.proc != nil {
 		if l, err := r.RT.ListPodSandbox(ctx, &runtimeapi.ListPodSandboxRequest{}); err == nil {
@@ -196,7 +196,7 @@ func grepErrors(log string) string {
 // V1Cleanup removes, at cleanup, what runc leaves of a pod cgroup parent
 // named name in the v1 hierarchies (containerd never removes pod cgroup
 // directories).
-func V1Cleanup(t *testing.T, name string) {
+func V1Cleanup(t testing.TB, name string) {
 	t.Cleanup(func() {
 		dirs, _ := filepath.Glob("/sys/fs/cgroup/*/" + name)
 		for _, d := range dirs {

@@ -40,18 +40,25 @@ func TestMain(m *testing.M) {
 // env is a node: containerd in its namespace, and kubelet-lite there too
 // (probes reach pod addresses), the API server forwarded in.
 type env struct {
-	t          *testing.T
+	t          testing.TB
 	rt         *containerd.Runtime
 	client     kubernetes.Interface
 	kubeconfig string
 	node       string
 	ns         string
+	bin        string
 	args       []string
 	kubelet    *harness.Agent
 	ctx        context.Context
 }
 
-func newEnv(t *testing.T, withAPI bool, manifests string) *env {
+func newEnv(t testing.TB, withAPI bool, manifests string) *env {
+	return newNode(t, withAPI, manifests, "")
+}
+
+// newNode starts a node run by kubelet-lite, or by the upstream kubelet
+// binary when upstream is its path.
+func newNode(t testing.TB, withAPI bool, manifests, upstream string) *env {
 	testnet.RequireRoot(t)
 	cg := testnet.NewCgroup(t)
 	containerd.V1Cleanup(t, filepath.Base(cg))
@@ -60,8 +67,12 @@ func newEnv(t *testing.T, withAPI bool, manifests string) *env {
 	// The node's own address, as a real node has one: probes and the
 	// pods' answers to them need it.
 	e.rt.Node.IP(t, "addr", "add", "192.0.2.10/32", "dev", "lo")
+	e.bin = filepath.Join(binDir, "hivelet")
 	e.args = []string{"kubelet", "--container-runtime-endpoint", "unix://" + e.rt.Sock, "--hostname-override", e.node,
 		"--node-ip", "192.0.2.10", "--log-level", "debug", "--root-dir", t.TempDir(), "--cgroup-root", "/" + filepath.Base(cg)}
+	if upstream != "" {
+		e.bin, e.args = upstream, upstreamArgs(t, e, "/"+filepath.Base(cg))
+	}
 	if withAPI {
 		client, kubeconfig, err := harness.K8sUp(50)
 		if err != nil {
@@ -95,7 +106,7 @@ func newEnv(t *testing.T, withAPI bool, manifests string) *env {
 }
 
 func (e *env) start() {
-	cmd := exec.Command("nsenter", append([]string{"--net=" + e.rt.Node.Path(), "--", filepath.Join(binDir, "hivelet")}, e.args...)...)
+	cmd := exec.Command("nsenter", append([]string{"--net=" + e.rt.Node.Path(), "--", e.bin}, e.args...)...)
 	e.kubelet = harness.Start(e.t, cmd)
 }
 
