@@ -212,6 +212,7 @@ func (p *prober) loop(ctx context.Context, w *worker, pod *corev1.Pod, c *corev1
 // worker restarts it as its restart policy says.
 func (p *prober) kill(ctx context.Context, w *worker, pod *corev1.Pod, c *corev1.Container, id, kind string) {
 	p.m.log.Info("Container failed its probe; restarting it", "pod", pod.Namespace+"/"+pod.Name, "container", c.Name, "probe", kind)
+	p.m.event(pod, corev1.EventTypeWarning, "Unhealthy", fmt.Sprintf("container %s failed its %s probe; restarting it", c.Name, kind))
 	grace := gracePeriod(pod)
 	if c.LivenessProbe != nil && c.LivenessProbe.TerminationGracePeriodSeconds != nil {
 		grace = *c.LivenessProbe.TerminationGracePeriodSeconds

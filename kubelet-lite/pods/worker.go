@@ -46,13 +46,14 @@ type worker struct {
 	// Owned by the worker goroutine.
 	backoff    map[string]*backoff
 	waiting    map[string]waiting
+	reported   map[string]bool // waiting reasons already told as events
 	startTime  metav1.Time
 	lastStatus *corev1.PodStatus
 }
 
 func newWorker(m *Manager, pod *corev1.Pod) *worker {
 	w := &worker{m: m, uid: pod.UID, kickc: make(chan struct{}, 1), pod: pod,
-		backoff: map[string]*backoff{}, waiting: map[string]waiting{}, startTime: metav1.Now()}
+		backoff: map[string]*backoff{}, waiting: map[string]waiting{}, reported: map[string]bool{}, startTime: metav1.Now()}
 	// A restarted kubelet adopts the pod as the API server last saw it:
 	// its start time, and a finished pod stays finished.
 	if pod.Status.StartTime != nil {
@@ -127,6 +128,7 @@ func (w *worker) sync(ctx context.Context) bool {
 		}
 		w.m.removeRuntimePod(ctx, w.uid, gracePeriod(pod), pod)
 		w.m.cleanupVolumes(string(w.uid))
+		w.m.removePodCgroups(pod)
 		if !removed && w.m.client != nil && !IsStatic(pod) {
 			// The kubelet confirms the deletion once the containers are gone.
 			err := w.m.client.CoreV1().Pods(pod.Namespace).Delete(ctx, pod.Name, metav1.DeleteOptions{
@@ -146,6 +148,7 @@ func (w *worker) sync(ctx context.Context) bool {
 	}
 	if !w.terminal() {
 		w.converge(ctx, pod, rp)
+		w.reportWaiting(pod)
 		if rp, err = w.m.runtimePod(ctx, w.uid); err != nil {
 			return false
 		}

@@ -50,6 +50,20 @@ type env struct {
 	args       []string
 	kubelet    *harness.Agent
 	ctx        context.Context
+	cgroupName string // the pods' cgroup root, under every hierarchy
+}
+
+func (e *env) hasEvent(pod, reason, text string) bool {
+	evs, err := e.client.CoreV1().Events(e.ns).List(e.ctx, metav1.ListOptions{})
+	if err != nil {
+		return false
+	}
+	for _, ev := range evs.Items {
+		if ev.InvolvedObject.Name == pod && ev.Reason == reason && strings.Contains(ev.Message, text) {
+			return true
+		}
+	}
+	return false
 }
 
 func newEnv(t testing.TB, withAPI bool, manifests string) *env {
@@ -62,7 +76,7 @@ func newNode(t testing.TB, withAPI bool, manifests, upstream string) *env {
 	testnet.RequireRoot(t)
 	cg := testnet.NewCgroup(t)
 	containerd.V1Cleanup(t, filepath.Base(cg))
-	e := &env{t: t, rt: containerd.New(t, binDir, cg), ctx: context.Background(),
+	e := &env{t: t, rt: containerd.New(t, binDir, cg), ctx: context.Background(), cgroupName: filepath.Base(cg),
 		node: fmt.Sprintf("kl%d-%d", os.Getpid()%100000, time.Now().UnixNano()%100000)}
 	// The node's own address, as a real node has one: probes and the
 	// pods' answers to them need it.
@@ -282,6 +296,9 @@ func TestPrivilegedKubeletLite(t *testing.T) {
 		e.waitPod(t, "probed", "restarted by liveness", func(p *corev1.Pod) bool {
 			return p.Status.ContainerStatuses[0].RestartCount >= 1 && p.Status.ContainerStatuses[0].State.Running != nil
 		})
+		if !e.hasEvent("probed", "Unhealthy", "liveness") {
+			t.Error("no Unhealthy event for the liveness failure")
+		}
 	})
 
 	t.Run("an image the node cannot get is a clear waiting reason", func(t *testing.T) {
@@ -295,6 +312,7 @@ func TestPrivilegedKubeletLite(t *testing.T) {
 			return p.Status.Phase == corev1.PodPending && len(cs) == 1 && cs[0].State.Waiting != nil &&
 				cs[0].State.Waiting.Reason == "ErrImageNeverPull" && strings.Contains(cs[0].State.Waiting.Message, "hivelet.test/missing:1")
 		})
+		harness.WaitFor(t, "a Warning event on the pod", func() bool { return e.hasEvent("noimage", "Failed", "ErrImageNeverPull") })
 	})
 
 	t.Run("a runtime that goes down makes the node NotReady, and back", func(t *testing.T) {
@@ -330,7 +348,7 @@ func TestPrivilegedKubeletLite(t *testing.T) {
 
 	t.Run("deletion: SIGTERM, the grace period, then SIGKILL; the pod object goes", func(t *testing.T) {
 		e.create(t, "stubborn", corev1.RestartPolicyAlways, corev1.Container{Command: []string{"sh", "-c", "trap '' TERM; while true; do sleep 1; done"}})
-		e.waitPod(t, "stubborn", "Running", func(p *corev1.Pod) bool { return p.Status.Phase == corev1.PodRunning })
+		uid := e.waitPod(t, "stubborn", "Running", func(p *corev1.Pod) bool { return p.Status.Phase == corev1.PodRunning }).UID
 		start := time.Now()
 		if err := e.client.CoreV1().Pods(e.ns).Delete(e.ctx, "stubborn", metav1.DeleteOptions{}); err != nil {
 			t.Fatal(err)
@@ -339,6 +357,9 @@ func TestPrivilegedKubeletLite(t *testing.T) {
 			_, err := e.client.CoreV1().Pods(e.ns).Get(e.ctx, "stubborn", metav1.GetOptions{})
 			return apierrors.IsNotFound(err)
 		})
+		if dirs, _ := filepath.Glob(fmt.Sprintf("/sys/fs/cgroup/*/%s/kubepods/besteffort/pod%s", e.cgroupName, uid)); len(dirs) > 0 {
+			t.Errorf("pod cgroups left behind: %v", dirs)
+		}
 		if took := time.Since(start); took < 2*time.Second {
 			t.Errorf("a container ignoring SIGTERM was gone after %v, before its 2 s grace period", took)
 		}
