@@ -43,6 +43,7 @@ func (m *Manager) RunStatic(ctx context.Context, dir string) {
 		for _, p := range pods {
 			next[p.UID] = true
 			m.Update(p)
+			m.syncMirror(ctx, p)
 		}
 		for uid := range current {
 			if !next[uid] && len(errs) == 0 {

@@ -176,14 +176,18 @@ func (w *worker) writeStatus(ctx context.Context, pod *corev1.Pod, st *corev1.Po
 	if w.lastStatus != nil && reflect.DeepEqual(w.lastStatus, st) {
 		return
 	}
-	if w.m.client == nil || IsStatic(pod) {
+	if w.m.client == nil {
 		w.lastStatus = st
 		return
 	}
 	pods := w.m.client.CoreV1().Pods(pod.Namespace)
 	for range 3 {
 		cur, err := pods.Get(ctx, pod.Name, metav1.GetOptions{})
-		if apierrors.IsNotFound(err) || err == nil && cur.UID != pod.UID {
+		if apierrors.IsNotFound(err) {
+			return // a static pod's mirror not made yet: next sync
+		}
+		// An API pod writes to itself; a static pod to its mirror.
+		if err == nil && !(cur.UID == pod.UID || IsStatic(pod) && cur.Annotations[AnnotationMirror] == pod.Annotations[AnnotationHash]) {
 			return
 		}
 		if err != nil {

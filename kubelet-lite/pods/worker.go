@@ -129,6 +129,7 @@ func (w *worker) sync(ctx context.Context) bool {
 		w.m.removeRuntimePod(ctx, w.uid, gracePeriod(pod), pod)
 		w.m.cleanupVolumes(string(w.uid))
 		w.m.removePodCgroups(pod)
+		w.m.deleteMirror(pod)
 		if !removed && w.m.client != nil && !IsStatic(pod) {
 			// The kubelet confirms the deletion once the containers are gone.
 			err := w.m.client.CoreV1().Pods(pod.Namespace).Delete(ctx, pod.Name, metav1.DeleteOptions{

@@ -183,7 +183,8 @@ func (e *env) exec(t *testing.T, containerID string, cmd ...string) string {
 }
 
 func TestPrivilegedKubeletLite(t *testing.T) {
-	e := newEnv(t, true, "")
+	manifests := t.TempDir()
+	e := newEnv(t, true, manifests)
 
 	t.Run("the node registers Ready with a Lease", func(t *testing.T) {
 		harness.WaitFor(t, "node Ready", func() bool {
@@ -266,6 +267,26 @@ func TestPrivilegedKubeletLite(t *testing.T) {
 		if len(lines) < 6 || lines[0] != "his3cret" || lines[1] != `app="vols"` || lines[2] != "tmpfs" || lines[3] != e.ns || lines[4] != "test cluster CA" || lines[5] == "0" {
 			t.Errorf("volumes as the container sees them:\n%s", out)
 		}
+	})
+
+	t.Run("a static pod shows in the API server as a mirror pod with its status", func(t *testing.T) {
+		file := filepath.Join(manifests, "static.yaml")
+		body := fmt.Sprintf("apiVersion: v1\nkind: Pod\nmetadata: {name: mirrored, namespace: %s}\nspec:\n  containers:\n  - {name: main, image: %s, imagePullPolicy: IfNotPresent, command: [sleep, \"3600\"]}\n",
+			e.ns, containerd.BusyboxRef)
+		if err := os.WriteFile(file, []byte(body), 0o644); err != nil {
+			t.Fatal(err)
+		}
+		name := "mirrored-" + e.node
+		p := e.waitPod(t, name, "mirror pod Running", func(p *corev1.Pod) bool {
+			return p.Annotations["kubernetes.io/config.mirror"] != "" && p.Status.Phase == corev1.PodRunning && p.Status.PodIP != ""
+		})
+		if p.Spec.NodeName != e.node {
+			t.Errorf("mirror pod on node %q", p.Spec.NodeName)
+		}
+		if err := os.Remove(file); err != nil {
+			t.Fatal(err)
+		}
+		harness.WaitFor(t, "mirror pod gone with its file", func() bool { return e.pod(name) == nil })
 	})
 
 	t.Run("a crashing container restarts with back-off", func(t *testing.T) {
