@@ -21,6 +21,7 @@ import (
 	"github.com/hivelet/hivelet/daemon/health"
 	"github.com/hivelet/hivelet/daemon/healthcheck"
 	"github.com/hivelet/hivelet/daemon/k8s"
+	"github.com/hivelet/hivelet/daemon/kubeclient"
 	lb "github.com/hivelet/hivelet/daemon/loadbalancer"
 	"github.com/hivelet/hivelet/daemon/logfields"
 	"github.com/hivelet/hivelet/daemon/manifests"
@@ -175,7 +176,7 @@ func startSource(ctx context.Context, cfg Config, tr *tracker.Tracker, log *slog
 		}
 		return nil
 	}
-	client, err := k8s.NewClient(cfg.Kubeconfig)
+	client, err := kubeclient.New(cfg.Kubeconfig, "hivelet-agent")
 	if err != nil {
 		return err
 	}

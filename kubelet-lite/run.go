@@ -13,7 +13,7 @@ import (
 	"k8s.io/client-go/kubernetes"
 	"sigs.k8s.io/yaml"
 
-	"github.com/hivelet/hivelet/daemon/k8s"
+	"github.com/hivelet/hivelet/daemon/kubeclient"
 	"github.com/hivelet/hivelet/kubelet-lite/cri"
 	"github.com/hivelet/hivelet/kubelet-lite/node"
 	"github.com/hivelet/hivelet/kubelet-lite/pods"
@@ -95,7 +95,7 @@ func Run(ctx context.Context, cfg Config, log *slog.Logger) error {
 	defer rt.Close()
 	var client kubernetes.Interface
 	if cfg.Kubeconfig != "" {
-		if client, err = k8s.NewClient(cfg.Kubeconfig); err != nil {
+		if client, err = kubeclient.New(cfg.Kubeconfig, "hivelet-kubelet"); err != nil {
 			return err
 		}
 	}

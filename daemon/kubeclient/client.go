@@ -1,4 +1,8 @@
-package k8s
+// Package kubeclient builds the Kubernetes client hivelet's components
+// share: from a kubeconfig or the pod's service account, protobuf, with a
+// node agent's rate limits. It imports client-go only, so the kubelet can
+// use it without the service proxy's code.
+package kubeclient
 
 import (
 	"fmt"
@@ -11,9 +15,9 @@ import (
 // InCluster is the kubeconfig value that selects the pod's service account.
 const InCluster = "in-cluster"
 
-// NewClient builds a clientset from a kubeconfig file, or from the pod's
-// service account when kubeconfig is InCluster.
-func NewClient(kubeconfig string) (kubernetes.Interface, error) {
+// New builds a clientset from a kubeconfig file, or from the pod's service
+// account when kubeconfig is InCluster; userAgent names the component.
+func New(kubeconfig, userAgent string) (kubernetes.Interface, error) {
 	var (
 		cfg *rest.Config
 		err error
@@ -26,7 +30,7 @@ func NewClient(kubeconfig string) (kubernetes.Interface, error) {
 	if err != nil {
 		return nil, fmt.Errorf("load kubeconfig %q: %w", kubeconfig, err)
 	}
-	cfg.UserAgent = "hivelet-agent"
+	cfg.UserAgent = userAgent
 	// Protobuf, as kube-proxy uses: the initial list of every Service and
 	// EndpointSlice decodes several times faster than JSON.
 	cfg.AcceptContentTypes = "application/vnd.kubernetes.protobuf,application/json"
