@@ -220,6 +220,14 @@ func (w *worker) ensure(ctx context.Context, pod *corev1.Pod, c *corev1.Containe
 	switch {
 	case cur == nil:
 		w.start(ctx, pod, c, 0, sb, sbCfg, podIP, vols)
+	case cur.State == runtimeapi.ContainerState_CONTAINER_RUNNING && cur.Annotations[annotationHash] != "" &&
+		cur.Annotations[annotationHash] != specHash(c):
+		// The pod was updated (a new image): like the kubelet, replace
+		// the container whatever the restart policy.
+		w.m.log.Info("Container spec changed; restarting it", "pod", pod.Namespace+"/"+pod.Name, "container", c.Name)
+		w.m.event(pod, corev1.EventTypeNormal, "Killing", fmt.Sprintf("container %s definition changed, will be restarted", c.Name))
+		w.m.stopContainer(ctx, pod, cur, gracePeriod(pod))
+		w.start(ctx, pod, c, cur.Metadata.Attempt+1, sb, sbCfg, podIP, vols)
 	case cur.State == runtimeapi.ContainerState_CONTAINER_CREATED:
 		cctx, cancel := cri.Ctx(ctx)
 		defer cancel()

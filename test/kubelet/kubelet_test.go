@@ -289,6 +289,20 @@ func TestPrivilegedKubeletLite(t *testing.T) {
 		harness.WaitFor(t, "mirror pod gone with its file", func() bool { return e.pod(name) == nil })
 	})
 
+	t.Run("updating a container's image replaces the container", func(t *testing.T) {
+		e.create(t, "updated", corev1.RestartPolicyNever, corev1.Container{Command: []string{"sleep", "3600"}})
+		before := e.waitPod(t, "updated", "Running", func(p *corev1.Pod) bool { return p.Status.Phase == corev1.PodRunning })
+		before.Spec.Containers[0].Image = containerd.PauseRef // busybox too, another reference
+		if _, err := e.client.CoreV1().Pods(e.ns).Update(e.ctx, before, metav1.UpdateOptions{}); err != nil {
+			t.Fatal(err)
+		}
+		old := before.Status.ContainerStatuses[0].ContainerID
+		e.waitPod(t, "updated", "running the new image in a new container", func(p *corev1.Pod) bool {
+			cs := p.Status.ContainerStatuses
+			return len(cs) == 1 && cs[0].State.Running != nil && cs[0].ContainerID != old && cs[0].Image == containerd.PauseRef
+		})
+	})
+
 	t.Run("a crashing container restarts with back-off", func(t *testing.T) {
 		e.create(t, "crash", corev1.RestartPolicyAlways, corev1.Container{Command: []string{"sh", "-c", "exit 3"}})
 		p := e.waitPod(t, "crash", "restarted and in back-off", func(p *corev1.Pod) bool {
