@@ -5,6 +5,8 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"net"
+	"net/http"
 	"net/netip"
 	"os"
 	"runtime/debug"
@@ -31,6 +33,9 @@ type Config struct {
 	CgroupRoot      string
 	MaxPods         int
 	PodCIDR         string
+	// HealthzAddr serves /healthz (the upstream kubelet's 127.0.0.1:10248);
+	// empty disables.
+	HealthzAddr string
 }
 
 // fileConfig is the part of a KubeletConfiguration (kubelet.config.k8s.io)
@@ -128,6 +133,11 @@ func Run(ctx context.Context, cfg Config, log *slog.Logger) error {
 	if cfg.PodManifestPath != "" {
 		go m.RunStatic(ctx, cfg.PodManifestPath)
 	}
+	if cfg.HealthzAddr != "" {
+		if err := serveHealthz(ctx, cfg.HealthzAddr, m, rt, log); err != nil {
+			return err
+		}
+	}
 	// A node agent's footprint should stay near its live heap: a tighter
 	// GC target costs little CPU at a kubelet's allocation rate (unless
 	// the operator chose one with GOGC).
@@ -136,5 +146,31 @@ func Run(ctx context.Context, cfg Config, log *slog.Logger) error {
 	}
 	log.Info("kubelet-lite running", "node", cfg.NodeName, "runtime", cfg.RuntimeEndpoint)
 	m.Run(ctx)
+	return nil
+}
+
+// serveHealthz answers /healthz: 200 "ok" while the runtime answers and
+// the relist is recent, 500 with the reason otherwise.
+func serveHealthz(ctx context.Context, addr string, m *pods.Manager, rt *cri.Client, log *slog.Logger) error {
+	ln, err := net.Listen("tcp", addr)
+	if err != nil {
+		return fmt.Errorf("listen on --healthz-bind-address %s: %w", addr, err)
+	}
+	mux := http.NewServeMux()
+	mux.HandleFunc("/healthz", func(w http.ResponseWriter, r *http.Request) {
+		err := m.Healthy()
+		if err == nil {
+			err = rt.Ready(r.Context())
+		}
+		if err != nil {
+			http.Error(w, err.Error(), http.StatusInternalServerError)
+			return
+		}
+		_, _ = w.Write([]byte("ok"))
+	})
+	srv := &http.Server{Handler: mux, ReadHeaderTimeout: 5 * time.Second}
+	go func() { <-ctx.Done(); _ = srv.Close() }()
+	go func() { _ = srv.Serve(ln) }()
+	log.Info("Serving healthz", "addr", ln.Addr().String())
 	return nil
 }

@@ -56,6 +56,7 @@ changes. Flags keep the upstream kubelet's names.`,
 	f.StringVar(&cfg.CgroupRoot, "cgroup-root", "", "cgroup under which the kubepods hierarchy lives (default /)")
 	f.IntVar(&cfg.MaxPods, "max-pods", 0, "pods this node accepts (default 110)")
 	f.StringVar(&cfg.PodCIDR, "pod-cidr", "", "this node's pod range, when no controller assigns spec.podCIDR")
+	f.StringVar(&cfg.HealthzAddr, "healthz-bind-address", "127.0.0.1:10248", "address for /healthz (runtime reachable and relisted within 3 min); empty disables")
 	f.StringVar(&configFile, "config", "", "a KubeletConfiguration file (staticPodPath, maxPods, cgroupRoot, podCIDR, containerRuntimeEndpoint); flags win")
 	f.StringVar(&logLevel, "log-level", "info", "log level: debug, info, warn, error")
 	f.StringVar(&logForm, "log-format", "text", "log format: text or json")

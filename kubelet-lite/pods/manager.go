@@ -43,6 +43,8 @@ type Manager struct {
 	workers map[types.UID]*worker // guarded by mu
 	sources map[string]bool       // guarded by mu: source name → has listed everything
 	probes  *prober
+	// lastRelist is when the runtime was last listed; guarded by mu.
+	lastRelist time.Time
 }
 
 // NewManager returns a Manager; client may be nil (static pods only).
@@ -145,6 +147,9 @@ func (m *Manager) Run(ctx context.Context) {
 			m.log.Warn("Relisting the container runtime failed", "error", err)
 			continue
 		}
+		m.mu.Lock()
+		m.lastRelist = time.Now()
+		m.mu.Unlock()
 		changed := map[types.UID]bool{}
 		for id, s := range snap.states {
 			if prev[id] != s {

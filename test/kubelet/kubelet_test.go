@@ -363,8 +363,19 @@ func TestPrivilegedKubeletLite(t *testing.T) {
 			}
 			return ""
 		}
+		healthz := func() string {
+			out, _ := exec.Command("nsenter", "--net="+e.rt.Node.Path(), "--", "curl", "-s", "-o", "/dev/null", "-w", "%{http_code}",
+				"http://127.0.0.1:10248/healthz").Output()
+			return string(out)
+		}
+		if got := healthz(); got != "200" {
+			t.Errorf("/healthz with the runtime up: %q", got)
+		}
 		e.rt.Stop()
 		harness.WaitFor(t, "node NotReady with containerd down", func() bool { return nodeReady() == corev1.ConditionFalse })
+		if got := healthz(); got != "500" {
+			t.Errorf("/healthz with the runtime down: %q, want 500", got)
+		}
 		e.rt.Start(t)
 		harness.WaitFor(t, "node Ready again", func() bool { return nodeReady() == corev1.ConditionTrue })
 	})
