@@ -360,6 +360,28 @@ func TestPrivilegedHostICMPErrors(t *testing.T) {
 		}
 	})
 
+	t.Run("IPv6 packet too big on the way to a remote backend", func(t *testing.T) {
+		front := ap(nodeIP6, 30082)
+		client := ap(client6, 40003)
+		e.service(datapath.Service{Frontend: datapath.Frontend{Addr: nodeIP6, Port: 30082, Proto: datapath.TCP}, Flags: datapath.FlagNodePort},
+			be(remote6, 8080, false))
+		_, _, out := e.run(t, datapath.HostIngress, tcp(client, front, SYN).Frame())
+		router := netip.MustParseAddr("fd00:50::9")
+		n := e.statDelta(t, datapath.StatXlateICMP, func() {
+			v, p, _ := e.run(t, datapath.HostIngress, ICMP6Error(router, nodeIP6, 2, 0, out[14:]))
+			expectVerdict(t, v, redirect)
+			if p.Src.Addr() != router || p.Dst.Addr() != client6 {
+				t.Errorf("error sent %s -> %s, want %s -> %s", p.Src.Addr(), p.Dst.Addr(), router, client6)
+			}
+			if p.Quoted == nil || p.Quoted.Src != client || p.Quoted.Dst != front {
+				t.Errorf("error quotes %+v, want %s -> %s", p.Quoted, client, front)
+			}
+		})
+		if n != 1 {
+			t.Errorf("ICMP translations counted %d, want 1", n)
+		}
+	})
+
 	t.Run("an error about no tracked flow passes untouched", func(t *testing.T) {
 		in := ICMP4Error(netip.MustParseAddr("192.168.50.9"), nodeIP4, 3, 3, udp(ap(nodeIP4, 1), ap(client4, 2)).IP())
 		v, _, out := e.run(t, datapath.HostIngress, in)

@@ -10,9 +10,10 @@ import (
 
 // Protocol numbers of the headers built here.
 const (
-	ProtoICMP = 1
-	ProtoTCP  = 6
-	ProtoUDP  = 17
+	ProtoICMP   = 1
+	ProtoTCP    = 6
+	ProtoUDP    = 17
+	ProtoICMPv6 = 58
 )
 
 // TCP flags.
@@ -170,6 +171,26 @@ func ICMP4Error(src, dst netip.Addr, typ, code uint8, quoted []byte) []byte {
 	return append(eth, ip...)
 }
 
+// ICMP6Error builds an ICMPv6 error frame (1 destination unreachable,
+// 2 packet too big, 3 time exceeded) from src to dst quoting the IPv6
+// packet quoted (its header and 8 bytes).
+func ICMP6Error(src, dst netip.Addr, typ, code uint8, quoted []byte) []byte {
+	quoted = quoted[:min(len(quoted), 40+8)]
+	msg := make([]byte, 8, 8+len(quoted))
+	msg[0], msg[1] = typ, code
+	if typ == 2 {
+		binary.BigEndian.PutUint32(msg[4:], 1280) // MTU
+	}
+	msg = append(msg, quoted...)
+	binary.BigEndian.PutUint16(msg[2:], ^fold(pseudoSum(src, dst, ProtoICMPv6, len(msg))+sum16(msg)))
+	ip := ipv6(src, dst, ProtoICMPv6, 64, msg)
+	eth := make([]byte, 14, 14+len(ip))
+	copy(eth[0:6], macB)
+	copy(eth[6:12], macA)
+	binary.BigEndian.PutUint16(eth[12:], 0x86dd)
+	return append(eth, ip...)
+}
+
 func sum16(b []byte) uint32 {
 	var s uint32
 	for i := 0; i+1 < len(b); i += 2 {
@@ -256,7 +277,11 @@ func (p *Parsed) parseIP(b []byte, quoted bool) error {
 		src, _ := netip.AddrFromSlice(b[8:24])
 		dst, _ := netip.AddrFromSlice(b[24:40])
 		p.Src, p.Dst = netip.AddrPortFrom(src, 0), netip.AddrPortFrom(dst, 0)
-		l4 = b[40 : 40+int(binary.BigEndian.Uint16(b[4:]))]
+		end := 40 + int(binary.BigEndian.Uint16(b[4:]))
+		if quoted || end > len(b) {
+			end = len(b)
+		}
+		l4 = b[40:end]
 	default:
 		return fmt.Errorf("IP version %d", b[0]>>4)
 	}
@@ -284,6 +309,18 @@ func (p *Parsed) parseL4(l4 []byte, quoted bool) error {
 		}
 		if s := fold(pseudoSum(p.Src.Addr(), p.Dst.Addr(), p.Proto, len(l4)) + sum16(l4)); s != 0xffff {
 			return fmt.Errorf("%d checksum wrong (sum %#x)", p.Proto, s)
+		}
+	case ProtoICMPv6:
+		if len(l4) < 8 {
+			return errors.New("truncated ICMPv6 header")
+		}
+		if s := fold(pseudoSum(p.Src.Addr(), p.Dst.Addr(), ProtoICMPv6, len(l4)) + sum16(l4)); s != 0xffff {
+			return fmt.Errorf("ICMPv6 checksum wrong (sum %#x)", s)
+		}
+		p.ICMPType = l4[0]
+		if p.ICMPType >= 1 && p.ICMPType <= 3 {
+			p.Quoted = &Parsed{}
+			return p.Quoted.parseIP(l4[8:], true)
 		}
 	case ProtoICMP:
 		if len(l4) < 8 {

@@ -259,11 +259,11 @@ static __always_inline int lb_icmp_err(struct __sk_buff *skb, const struct pkt *
 		e = bpf_map_lookup_elem(&hl_nat, &p->t);
 		forward = true;
 	}
-	if (!e || p->family != AF_INET)
+	if (!e)
 		return TC_ACT_OK;
 	if (ingress && (e->flags & CT_F_SNAT))
 		forward = true;
-	if (pkt_apply_icmp4_err(skb, p, e) < 0)
+	if ((p->family == AF_INET ? pkt_apply_icmp4_err(skb, p, e) : pkt_apply_icmp6_err(skb, p, e)) < 0)
 		return TC_ACT_SHOT;
 	stat_inc(STAT_XLATE_ICMP);
 	if (forward) {

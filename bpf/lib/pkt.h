@@ -41,8 +41,10 @@ struct pkt {
 	__u32 l4_off;
 	__u32 inner_l3_off;	/* PKT_ICMP_ERR: the quoted IP header */
 	__u32 inner_l4_off;
-	__be32 outer_saddr;	/* PKT_ICMP_ERR (IPv4 only) */
+	__be32 outer_saddr;	/* PKT_ICMP_ERR, IPv4 */
 	__be32 outer_daddr;
+	union v6addr outer6_saddr;	/* PKT_ICMP_ERR, IPv6 */
+	union v6addr outer6_daddr;
 	__u8 family;
 	__u8 tcp_flags;
 	__u8 frag;		/* first fragment of a fragmented datagram */
@@ -183,6 +185,38 @@ static __always_inline int parse_ipv4(struct __sk_buff *skb, struct pkt *p)
 	return PKT_L4;
 }
 
+#define ICMPV6_DEST_UNREACH	1
+#define ICMPV6_PKT_TOOBIG	2
+#define ICMPV6_TIME_EXCEED	3
+
+/* parse_icmp6_err is parse_icmp4_err for ICMPv6: destination
+ * unreachable, packet too big and time exceeded quoting TCP or UDP. */
+static __always_inline int parse_icmp6_err(struct __sk_buff *skb, struct pkt *p)
+{
+	struct icmp6hdr ih;
+	struct ipv6hdr in;
+	__be16 ports[2];
+
+	if (hdr_load(skb, p->l4_off, &ih, sizeof(ih)) < 0)
+		return PKT_MALFORMED;
+	if (ih.icmp6_type != ICMPV6_DEST_UNREACH && ih.icmp6_type != ICMPV6_PKT_TOOBIG && ih.icmp6_type != ICMPV6_TIME_EXCEED)
+		return PKT_SKIP;
+	p->inner_l3_off = p->l4_off + sizeof(ih);
+	if (hdr_load(skb, p->inner_l3_off, &in, sizeof(in)) < 0 || in.version != 6)
+		return PKT_MALFORMED;
+	if (in.nexthdr != IPPROTO_TCP && in.nexthdr != IPPROTO_UDP)
+		return PKT_SKIP;
+	p->inner_l4_off = p->inner_l3_off + sizeof(in);
+	if (hdr_load(skb, p->inner_l4_off, ports, sizeof(ports)) < 0)
+		return PKT_MALFORMED;
+	__builtin_memcpy(&p->t.saddr, &in.daddr, 16);
+	__builtin_memcpy(&p->t.daddr, &in.saddr, 16);
+	p->t.sport = ports[1];
+	p->t.dport = ports[0];
+	p->t.proto = in.nexthdr;
+	return PKT_ICMP_ERR;
+}
+
 /* IPv6 packets with extension headers are not load-balanced. */
 static __always_inline int parse_ipv6(struct __sk_buff *skb, struct pkt *p)
 {
@@ -194,6 +228,11 @@ static __always_inline int parse_ipv6(struct __sk_buff *skb, struct pkt *p)
 		return PKT_MALFORMED;
 	p->family = AF_INET6;
 	p->l4_off = ETH_HLEN + sizeof(ip6);
+	if (ip6.nexthdr == NEXTHDR_ICMPV6) {
+		__builtin_memcpy(&p->outer6_saddr, &ip6.saddr, 16);
+		__builtin_memcpy(&p->outer6_daddr, &ip6.daddr, 16);
+		return parse_icmp6_err(skb, p);
+	}
 	if (ip6.nexthdr != IPPROTO_TCP && ip6.nexthdr != IPPROTO_UDP)
 		return PKT_SKIP;
 	if (!parse_ports(skb, p->l4_off, ip6.nexthdr, &p->t.sport, &p->t.dport, &p->tcp_flags))
@@ -313,6 +352,39 @@ static __always_inline int pkt_apply_icmp4_err(struct __sk_buff *skb, const stru
 		return -1;
 	if (p->outer_saddr == p->t.saddr.p[3] &&
 	    ipv4_set_addr_l3(skb, ETH_HLEN, true, p->outer_saddr, e->saddr.p[3]) < 0)
+		return -1;
+	return 0;
+}
+
+/* icmp6_set_addr rewrites 16 address bytes at off and folds the change
+ * into the ICMPv6 checksum, which covers the outer addresses (pseudo
+ * header, pseudo set) and the quoted packet (pseudo clear). */
+static __always_inline int
+icmp6_set_addr(struct __sk_buff *skb, const struct pkt *p, __u32 off, const union v6addr *old, const union v6addr *new, bool pseudo)
+{
+	__s64 diff;
+
+	if (v6addr_eq(old, new))
+		return 0;
+	diff = bpf_csum_diff((__be32 *)old->p, 16, (__be32 *)new->p, 16, 0);
+	if (bpf_l4_csum_replace(skb, p->l4_off + offsetof(struct icmp6hdr, icmp6_cksum), 0, diff, pseudo ? BPF_F_PSEUDO_HDR : 0) < 0)
+		return -1;
+	return hdr_store(skb, off, new->addr, 16);
+}
+
+/* pkt_apply_icmp6_err is pkt_apply_icmp4_err for ICMPv6. */
+static __always_inline int pkt_apply_icmp6_err(struct __sk_buff *skb, const struct pkt *p, const struct ct_entry *e)
+{
+	__u32 csum = p->l4_off + offsetof(struct icmp6hdr, icmp6_cksum);
+
+	if (icmp6_set_addr(skb, p, p->inner_l3_off + offsetof(struct ipv6hdr, saddr), &p->t.daddr, &e->daddr, false) < 0 ||
+	    icmp6_set_addr(skb, p, p->inner_l3_off + offsetof(struct ipv6hdr, daddr), &p->t.saddr, &e->saddr, false) < 0 ||
+	    pkt_set_port(skb, p, p->inner_l4_off, csum, p->t.dport, e->dport, 0) < 0 ||
+	    pkt_set_port(skb, p, p->inner_l4_off + 2, csum, p->t.sport, e->sport, 0) < 0 ||
+	    icmp6_set_addr(skb, p, ETH_HLEN + offsetof(struct ipv6hdr, daddr), &p->outer6_daddr, &e->daddr, true) < 0)
+		return -1;
+	if (v6addr_eq(&p->outer6_saddr, &p->t.saddr) &&
+	    icmp6_set_addr(skb, p, ETH_HLEN + offsetof(struct ipv6hdr, saddr), &p->outer6_saddr, &e->saddr, true) < 0)
 		return -1;
 	return 0;
 }
