@@ -36,6 +36,12 @@ type Config struct {
 	// HealthzAddr serves /healthz (the upstream kubelet's 127.0.0.1:10248);
 	// empty disables.
 	HealthzAddr string
+	// Address and Port are where the kubelet API (container logs)
+	// listens, over TLS for clients with a certificate from ClientCAFile;
+	// no CA file, no kubelet API.
+	Address      string
+	Port         int
+	ClientCAFile string
 }
 
 // fileConfig is the part of a KubeletConfiguration (kubelet.config.k8s.io)
@@ -137,6 +143,9 @@ func Run(ctx context.Context, cfg Config, log *slog.Logger) error {
 		if err := serveHealthz(ctx, cfg.HealthzAddr, m, rt, log); err != nil {
 			return err
 		}
+	}
+	if err := serveKubelet(ctx, cfg, rt, log); err != nil {
+		return err
 	}
 	// A node agent's footprint should stay near its live heap: a tighter
 	// GC target costs little CPU at a kubelet's allocation rate (unless

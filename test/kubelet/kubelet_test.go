@@ -5,6 +5,7 @@ package kubelet
 
 import (
 	"context"
+	"crypto/tls"
 	"fmt"
 	"os"
 	"os/exec"
@@ -51,6 +52,7 @@ type env struct {
 	kubelet    *harness.Agent
 	ctx        context.Context
 	cgroupName string // the pods' cgroup root, under every hierarchy
+	clientCert tls.Certificate // accepted by kubelet-lite's API
 }
 
 func (e *env) hasEvent(pod, reason, text string) bool {
@@ -114,6 +116,11 @@ func newNode(t testing.TB, withAPI bool, manifests, upstream string) *env {
 	}
 	if manifests != "" {
 		e.args = append(e.args, "--pod-manifest-path", manifests)
+	}
+	if upstream == "" {
+		var ca string
+		ca, e.clientCert = clientPKI(t)
+		e.args = append(e.args, "--client-ca-file", ca, "--address", "127.0.0.1")
 	}
 	e.start()
 	return e
@@ -212,7 +219,7 @@ func TestPrivilegedKubeletLite(t *testing.T) {
 
 	t.Run("a pod runs, reports Running with its IP, and sees its env", func(t *testing.T) {
 		e.create(t, "web", corev1.RestartPolicyAlways, corev1.Container{
-			Command: []string{"sh", "-c", "mkdir -p /www && echo $(GREETING) > /www/index.html && exec httpd -f -p 8080 -h /www"},
+			Command: []string{"sh", "-c", "echo log-line-1; echo log-line-2; mkdir -p /www && echo $(GREETING) > /www/index.html && exec httpd -f -p 8080 -h /www"},
 			Env: []corev1.EnvVar{{Name: "GREETING", Value: "hello"},
 				{Name: "POD_NAME", ValueFrom: &corev1.EnvVarSource{FieldRef: &corev1.ObjectFieldSelector{FieldPath: "metadata.name"}}}},
 			Ports:          []corev1.ContainerPort{{Name: "http", ContainerPort: 8080}},
@@ -227,6 +234,14 @@ func TestPrivilegedKubeletLite(t *testing.T) {
 		}
 		if got := e.exec(t, cs.ContainerID, "sh", "-c", "echo $POD_NAME $GREETING; cat /www/index.html"); got != "web hello\nhello" {
 			t.Errorf("env in the container: %q", got)
+		}
+		// Its log through the kubelet API, as `kubectl logs` reads it.
+		code, body, err := e.kubeletGet(t, "/containerLogs/"+e.ns+"/web/main?tailLines=1", &e.clientCert)
+		if err != nil || code != 200 || body != "log-line-2\n" {
+			t.Errorf("kubelet API logs: %d %q %v", code, body, err)
+		}
+		if code, _, err := e.kubeletGet(t, "/containerLogs/"+e.ns+"/web/main", nil); err == nil && code == 200 {
+			t.Error("the kubelet API served logs to a client without a certificate")
 		}
 	})
 

@@ -1,0 +1,165 @@
+package kubeletlite
+
+import (
+	"bufio"
+	"context"
+	"crypto/ecdsa"
+	"crypto/elliptic"
+	"crypto/rand"
+	"crypto/tls"
+	"crypto/x509"
+	"crypto/x509/pkix"
+	"errors"
+	"fmt"
+	"log/slog"
+	"math/big"
+	"net"
+	"net/http"
+	"os"
+	"strconv"
+	"strings"
+	"time"
+
+	runtimeapi "k8s.io/cri-api/pkg/apis/runtime/v1"
+
+	"github.com/hivelet/hivelet/kubelet-lite/cri"
+	"github.com/hivelet/hivelet/kubelet-lite/pods"
+)
+
+// serveKubelet runs the node's kubelet API (the upstream kubelet's :10250)
+// over TLS with client certificates from clientCA: container logs as the
+// API server asks for them for `kubectl logs`. Without a client CA it
+// does not serve: an unauthenticated kubelet API hands out every pod's
+// logs.
+func serveKubelet(ctx context.Context, cfg Config, rt *cri.Client, log *slog.Logger) error {
+	if cfg.ClientCAFile == "" || cfg.Port == 0 {
+		log.Info("Not serving the kubelet API: pass --client-ca-file to enable it")
+		return nil
+	}
+	caPEM, err := os.ReadFile(cfg.ClientCAFile)
+	if err != nil {
+		return fmt.Errorf("read --client-ca-file: %w", err)
+	}
+	pool := x509.NewCertPool()
+	if !pool.AppendCertsFromPEM(caPEM) {
+		return fmt.Errorf("--client-ca-file %s: no PEM certificates", cfg.ClientCAFile)
+	}
+	cert, err := selfSigned(cfg.NodeName)
+	if err != nil {
+		return err
+	}
+	addr := net.JoinHostPort(cfg.Address, strconv.Itoa(cfg.Port))
+	ln, err := net.Listen("tcp", addr)
+	if err != nil {
+		return fmt.Errorf("listen on %s: %w (--address, --port)", addr, err)
+	}
+	mux := http.NewServeMux()
+	mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, _ *http.Request) { _, _ = w.Write([]byte("ok")) })
+	mux.HandleFunc("GET /containerLogs/{ns}/{pod}/{container}", func(w http.ResponseWriter, r *http.Request) {
+		containerLogs(w, r, rt)
+	})
+	srv := &http.Server{Handler: mux, ReadHeaderTimeout: 10 * time.Second,
+		TLSConfig: &tls.Config{Certificates: []tls.Certificate{cert}, ClientCAs: pool, ClientAuth: tls.RequireAndVerifyClientCert, MinVersion: tls.VersionTLS12}}
+	go func() { <-ctx.Done(); _ = srv.Close() }()
+	go func() {
+		if err := srv.ServeTLS(ln, "", ""); err != nil && !errors.Is(err, http.ErrServerClosed) {
+			log.Error("Kubelet API stopped", "error", err)
+		}
+	}()
+	log.Info("Serving the kubelet API", "addr", ln.Addr().String())
+	return nil
+}
+
+// selfSigned makes the serving certificate, as the upstream kubelet does
+// without TLS bootstrap.
+func selfSigned(node string) (tls.Certificate, error) {
+	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+	if err != nil {
+		return tls.Certificate{}, err
+	}
+	tmpl := &x509.Certificate{SerialNumber: big.NewInt(time.Now().UnixNano()), Subject: pkix.Name{CommonName: node + "@kubelet-lite"},
+		NotBefore: time.Now().Add(-time.Hour), NotAfter: time.Now().Add(365 * 24 * time.Hour), DNSNames: []string{node},
+		KeyUsage: x509.KeyUsageDigitalSignature, ExtKeyUsage: []x509.ExtKeyUsage{x509.ExtKeyUsageServerAuth}}
+	der, err := x509.CreateCertificate(rand.Reader, tmpl, tmpl, &key.PublicKey, key)
+	if err != nil {
+		return tls.Certificate{}, fmt.Errorf("create the serving certificate: %w", err)
+	}
+	return tls.Certificate{Certificate: [][]byte{der}, PrivateKey: key}, nil
+}
+
+// containerLogs serves a container's log (or, with previous=true, its
+// last terminated instance's) from the CRI log file, tailLines honoured.
+func containerLogs(w http.ResponseWriter, r *http.Request, rt *cri.Client) {
+	ns, pod, name := r.PathValue("ns"), r.PathValue("pod"), r.PathValue("container")
+	ctx, cancel := cri.Ctx(r.Context())
+	defer cancel()
+	list, err := rt.Runtime.ListContainers(ctx, &runtimeapi.ListContainersRequest{Filter: &runtimeapi.ContainerFilter{LabelSelector: map[string]string{
+		pods.LabelPodNamespace: ns, pods.LabelPodName: pod, pods.LabelContainer: name}}})
+	if err != nil {
+		http.Error(w, err.Error(), http.StatusServiceUnavailable)
+		return
+	}
+	var newest, previous *runtimeapi.Container
+	for _, c := range list.Containers {
+		if newest == nil || c.Metadata.Attempt > newest.Metadata.Attempt {
+			newest, previous = c, newest
+		} else if previous == nil || c.Metadata.Attempt > previous.Metadata.Attempt {
+			previous = c
+		}
+	}
+	c := newest
+	if r.URL.Query().Get("previous") == "true" {
+		c = previous
+	}
+	if c == nil {
+		http.Error(w, fmt.Sprintf("container %s of pod %s/%s not found", name, ns, pod), http.StatusNotFound)
+		return
+	}
+	st, err := rt.Runtime.ContainerStatus(ctx, &runtimeapi.ContainerStatusRequest{ContainerId: c.Id})
+	if err != nil {
+		http.Error(w, err.Error(), http.StatusServiceUnavailable)
+		return
+	}
+	lines, err := readCRILog(st.Status.LogPath)
+	if err != nil {
+		http.Error(w, err.Error(), http.StatusInternalServerError)
+		return
+	}
+	if n, err := strconv.Atoi(r.URL.Query().Get("tailLines")); err == nil && n >= 0 && n < len(lines) {
+		lines = lines[len(lines)-n:]
+	}
+	w.Header().Set("Content-Type", "text/plain")
+	for _, l := range lines {
+		_, _ = w.Write([]byte(l + "\n"))
+	}
+}
+
+// readCRILog reads a CRI log file ("<time> <stream> <P|F> <text>" per
+// line) back into the lines the container wrote, joining partial ones.
+func readCRILog(path string) ([]string, error) {
+	f, err := os.Open(path)
+	if err != nil {
+		return nil, fmt.Errorf("open log: %w", err)
+	}
+	defer f.Close()
+	var out []string
+	var partial strings.Builder
+	sc := bufio.NewScanner(f)
+	sc.Buffer(make([]byte, 64<<10), 1<<20)
+	for sc.Scan() {
+		fields := strings.SplitN(sc.Text(), " ", 4)
+		if len(fields) < 3 {
+			continue
+		}
+		text := ""
+		if len(fields) == 4 {
+			text = fields[3]
+		}
+		partial.WriteString(text)
+		if fields[2] == "F" {
+			out = append(out, partial.String())
+			partial.Reset()
+		}
+	}
+	return out, sc.Err()
+}
