@@ -51,7 +51,7 @@ type env struct {
 	args       []string
 	kubelet    *harness.Agent
 	ctx        context.Context
-	cgroupName string // the pods' cgroup root, under every hierarchy
+	cgroupName string          // the pods' cgroup root, under every hierarchy
 	clientCert tls.Certificate // accepted by kubelet-lite's API
 }
 
