@@ -248,6 +248,21 @@ static __always_inline int lb_ext_new(struct __sk_buff *skb, const struct pkt *p
 	return (fwd.flags & CT_F_SNAT) ? pkt_forward(skb, p, &fwd) : TC_ACT_OK;
 }
 
+/* ct_xlate translates a packet of a tracked flow as entry e says and
+ * moves the entry's state on; TC_ACT_OK when done, else the verdict to
+ * return (fragments of translated flows cannot be followed: dropped). */
+static __always_inline int
+ct_xlate(struct __sk_buff *skb, const struct pkt *p, struct ct_entry *e, __u32 now, bool drop_frag)
+{
+	if (drop_frag && p->frag)
+		return drop(STAT_DROP_FRAG);
+	ct_refresh(e, p, now);
+	if (pkt_apply(skb, p, e) < 0)
+		return TC_ACT_SHOT;
+	stat_inc(STAT_XLATE_EST);
+	return TC_ACT_OK;
+}
+
 /* lb_icmp_err translates an ICMP error about a tracked flow; maps are
  * searched in order (hl_ct, then hl_nat on ingress). */
 static __always_inline int lb_icmp_err(struct __sk_buff *skb, const struct pkt *p, bool ingress)
@@ -280,6 +295,7 @@ static __always_inline int host_ingress(struct __sk_buff *skb)
 	struct pkt p = {};
 	struct ct_entry *e;
 	__u32 now;
+	int ret;
 
 	switch (pkt_parse(skb, &p, CT_INGRESS)) {
 	case PKT_L4:
@@ -296,27 +312,14 @@ static __always_inline int host_ingress(struct __sk_buff *skb)
 	if (!e)
 		return lb_ext_new(skb, &p);
 	now = lb_now_sec();
-	if (e->flags & CT_F_REPLY) {
-		if (!ct_alive(e, now))
-			return lb_ext_new(skb, &p);
-		if (p.frag)
-			return drop(STAT_DROP_FRAG);
-		ct_refresh(e, &p, now);
-		if (pkt_apply(skb, &p, e) < 0)
-			return TC_ACT_SHOT;
-		stat_inc(STAT_XLATE_EST);
-		return pkt_forward(skb, &p, e);
-	}
-	if (ct_alive(e, now) && !ct_is_new_syn(e, &p) && ct_backend_alive(e, p.family)) {
-		if (p.frag)
-			return drop(STAT_DROP_FRAG);
-		ct_refresh(e, &p, now);
-		if (pkt_apply(skb, &p, e) < 0)
-			return TC_ACT_SHOT;
-		stat_inc(STAT_XLATE_EST);
-		return (e->flags & CT_F_SNAT) ? pkt_forward(skb, &p, e) : TC_ACT_OK;
-	}
-	return lb_ext_new(skb, &p);
+	if (!ct_alive(e, now) ||
+	    (!(e->flags & CT_F_REPLY) && (ct_is_new_syn(e, &p) || !ct_backend_alive(e, p.family))))
+		return lb_ext_new(skb, &p);
+	ret = ct_xlate(skb, &p, e, now, true);
+	if (ret != TC_ACT_OK)
+		return ret;
+	/* SNAT replies and SNATed requests leave the way the FIB says. */
+	return (e->flags & (CT_F_REPLY | CT_F_SNAT)) ? pkt_forward(skb, &p, e) : TC_ACT_OK;
 }
 
 static __always_inline int host_egress(struct __sk_buff *skb)
@@ -334,14 +337,10 @@ static __always_inline int host_egress(struct __sk_buff *skb)
 		return TC_ACT_OK;
 	}
 	e = bpf_map_lookup_elem(&hl_ct, &p.t);
-	now = lb_now_sec();
-	if (!e || !ct_alive(e, now))
+	if (!e)
 		return TC_ACT_OK;
-	if (p.frag)
-		return drop(STAT_DROP_FRAG);
-	ct_refresh(e, &p, now);
-	if (pkt_apply(skb, &p, e) < 0)
-		return TC_ACT_SHOT;
-	stat_inc(STAT_XLATE_EST);
-	return TC_ACT_OK;
+	now = lb_now_sec();
+	if (!ct_alive(e, now))
+		return TC_ACT_OK;
+	return ct_xlate(skb, &p, e, now, true);
 }

@@ -104,22 +104,21 @@ static __always_inline int pod_out(struct __sk_buff *skb)
 	struct pkt p = {};
 	struct ct_entry *e;
 	__u32 now;
+	int ret;
 
 	if (pkt_parse(skb, &p, CT_POD_OUT) != PKT_L4)
 		return TC_ACT_OK;
-	now = lb_now_sec();
 	e = bpf_map_lookup_elem(&hl_ct, &p.t);
-	if (e && ct_alive(e, now) && !ct_is_new_syn(e, &p) &&
-	    ((e->flags & CT_F_REPLY) || ct_backend_alive(e, p.family))) {
-		if (p.frag)
-			return drop(STAT_DROP_FRAG);
-		ct_refresh(e, &p, now);
-		if (pkt_apply(skb, &p, e) < 0)
-			return TC_ACT_SHOT;
-		stat_inc(STAT_XLATE_EST);
-		return (e->flags & CT_F_HAIRPIN) ? pod_hairpin(skb) : TC_ACT_OK;
-	}
-	return pod_new(skb, &p);
+	if (!e)
+		return pod_new(skb, &p);
+	now = lb_now_sec();
+	if (!ct_alive(e, now) || ct_is_new_syn(e, &p) ||
+	    (!(e->flags & CT_F_REPLY) && !ct_backend_alive(e, p.family)))
+		return pod_new(skb, &p);
+	ret = ct_xlate(skb, &p, e, now, true);
+	if (ret != TC_ACT_OK)
+		return ret;
+	return (e->flags & CT_F_HAIRPIN) ? pod_hairpin(skb) : TC_ACT_OK;
 }
 
 /* pod_in handles a packet entering a pod: replies from backends. */
@@ -132,12 +131,10 @@ static __always_inline int pod_in(struct __sk_buff *skb)
 	if (pkt_parse(skb, &p, CT_POD_IN) != PKT_L4)
 		return TC_ACT_OK;
 	e = bpf_map_lookup_elem(&hl_ct, &p.t);
-	now = lb_now_sec();
-	if (!e || !ct_alive(e, now))
+	if (!e)
 		return TC_ACT_OK;
-	ct_refresh(e, &p, now);
-	if (pkt_apply(skb, &p, e) < 0)
-		return TC_ACT_SHOT;
-	stat_inc(STAT_XLATE_EST);
-	return TC_ACT_OK;
+	now = lb_now_sec();
+	if (!ct_alive(e, now))
+		return TC_ACT_OK;
+	return ct_xlate(skb, &p, e, now, false);
 }
