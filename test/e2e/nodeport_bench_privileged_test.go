@@ -57,36 +57,20 @@ func newNPBench(b *testing.B) *npBench {
 
 // serveBench answers every line with "ok" and sinks bulk data.
 func serveBench(b *testing.B, ns *testnet.NS) {
-	var ln net.Listener
-	ns.Must(b, func() error {
-		var err error
-		ln, err = net.Listen("tcp", ":8080")
-		return err
-	})
-	b.Cleanup(func() { ln.Close() })
-	go func() {
+	testnet.ListenTCP(b, ns, ":8080", func(c net.Conn) {
+		r := bufio.NewReaderSize(c, 64<<10)
 		for {
-			c, err := ln.Accept()
-			if err != nil {
+			line, err := r.ReadSlice('\n')
+			if err != nil && len(line) == 0 {
 				return
 			}
-			go func() {
-				defer c.Close()
-				r := bufio.NewReaderSize(c, 64<<10)
-				for {
-					line, err := r.ReadSlice('\n')
-					if err != nil && len(line) == 0 {
-						return
-					}
-					if line[0] == 'q' {
-						if _, err := c.Write([]byte("ok\n")); err != nil {
-							return
-						}
-					}
+			if line[0] == 'q' {
+				if _, err := c.Write([]byte("ok\n")); err != nil {
+					return
 				}
-			}()
+			}
 		}
-	}()
+	})
 }
 
 // inClient runs workers goroutines, each on a thread in the client

@@ -89,29 +89,13 @@ func newNorthSouth(t *testing.T) *northSouth {
 // serveClientAddr answers each TCP connection on :8080 with "name addr"
 // (the peer as the pod sees it), then echoes lines.
 func serveClientAddr(t *testing.T, ns *testnet.NS, name string) {
-	var ln net.Listener
-	ns.Must(t, func() error {
-		var err error
-		ln, err = net.Listen("tcp", ":8080")
-		return err
-	})
-	t.Cleanup(func() { ln.Close() })
-	go func() {
-		for {
-			c, err := ln.Accept()
-			if err != nil {
-				return
-			}
-			go func() {
-				defer c.Close()
-				fmt.Fprintf(c, "%s %s\n", name, c.RemoteAddr().(*net.TCPAddr).IP)
-				sc := bufio.NewScanner(c)
-				for sc.Scan() {
-					fmt.Fprintf(c, "%s\n", sc.Text())
-				}
-			}()
+	testnet.ListenTCP(t, ns, ":8080", func(c net.Conn) {
+		fmt.Fprintf(c, "%s %s\n", name, c.RemoteAddr().(*net.TCPAddr).IP)
+		sc := bufio.NewScanner(c)
+		for sc.Scan() {
+			fmt.Fprintf(c, "%s\n", sc.Text())
 		}
-	}()
+	})
 }
 
 // northSouthManifests: "web" (NodePort 30080, an ExternalIP) has both

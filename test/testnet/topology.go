@@ -83,22 +83,13 @@ func (p *Pod) Serve(t testing.TB, port int) {
 		pc, err = net.ListenPacket("udp", fmt.Sprintf(":%d", port))
 		return err
 	})
-	t.Cleanup(func() { ln.Close(); pc.Close() })
-	go func() {
-		for {
-			c, err := ln.Accept()
-			if err != nil {
-				return
-			}
-			go func() {
-				defer c.Close()
-				_, _ = c.Write([]byte(p.Name))
-				// Then echo until the client closes, so tests can keep
-				// established connections open and prove they still work.
-				_, _ = io.Copy(c, c)
-			}()
-		}
-	}()
+	t.Cleanup(func() { pc.Close() })
+	AcceptLoop(t, ln, func(c net.Conn) {
+		_, _ = c.Write([]byte(p.Name))
+		// Then echo until the client closes, so tests can keep
+		// established connections open and prove they still work.
+		_, _ = io.Copy(c, c)
+	})
 	go func() {
 		buf := make([]byte, 1500)
 		for {
@@ -109,6 +100,37 @@ func (p *Pod) Serve(t testing.TB, port int) {
 			if err == nil {
 				_, _ = pc.WriteTo([]byte(p.Name), from)
 			}
+		}
+	}()
+}
+
+// ListenTCP listens on addr inside ns and serves every connection with
+// handle (which need not close it) until the test ends.
+func ListenTCP(t testing.TB, ns *NS, addr string, handle func(net.Conn)) {
+	t.Helper()
+	var ln net.Listener
+	ns.Must(t, func() error {
+		var err error
+		ln, err = net.Listen("tcp", addr)
+		return err
+	})
+	AcceptLoop(t, ln, handle)
+}
+
+// AcceptLoop serves ln's connections with handle, one goroutine each,
+// until the test ends and ln is closed.
+func AcceptLoop(t testing.TB, ln net.Listener, handle func(net.Conn)) {
+	t.Cleanup(func() { ln.Close() })
+	go func() {
+		for {
+			c, err := ln.Accept()
+			if err != nil {
+				return
+			}
+			go func() {
+				defer c.Close()
+				handle(c)
+			}()
 		}
 	}()
 }
