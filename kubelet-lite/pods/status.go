@@ -66,8 +66,9 @@ func (w *worker) containerStatus(pod *corev1.Pod, c *corev1.Container, cur, prev
 
 func ptrBool(b bool) *bool { return &b }
 
-// status computes the pod's status from the runtime.
-func (w *worker) status(ctx context.Context, pod *corev1.Pod, rp *runtimePod) *corev1.PodStatus {
+// status computes the pod's status from the runtime; ips are the ready
+// sandbox's addresses.
+func (w *worker) status(pod *corev1.Pod, rp *runtimePod, ips []string) *corev1.PodStatus {
 	st := &corev1.PodStatus{QOSClass: QOSClass(pod), StartTime: &w.startTime}
 	if ip := w.m.hostIP(); ip != "" {
 		st.HostIP, st.HostIPs = ip, []corev1.HostIP{{IP: ip}}
@@ -76,7 +77,7 @@ func (w *worker) status(ctx context.Context, pod *corev1.Pod, rp *runtimePod) *c
 	sbID := ""
 	if sb != nil {
 		sbID = sb.Id
-		for _, ip := range w.m.sandboxIPs(ctx, sb.Id) {
+		for _, ip := range ips {
 			st.PodIPs = append(st.PodIPs, corev1.PodIP{IP: ip})
 		}
 		if len(st.PodIPs) > 0 {

@@ -154,10 +154,12 @@ func (w *worker) sync(ctx context.Context) bool {
 			return false
 		}
 	}
+	var ips []string
 	if sb := rp.readySandbox(); sb != nil {
-		w.m.probes.sync(w, pod, rp, w.m.sandboxIP(ctx, sb.Id))
+		ips = w.m.sandboxIPs(ctx, sb.Id)
+		w.m.probes.sync(w, pod, rp, firstOr(ips))
 	}
-	w.writeStatus(ctx, pod, w.status(ctx, pod, rp))
+	w.writeStatus(ctx, pod, w.status(pod, rp, ips))
 	return false
 }
 
@@ -268,7 +270,10 @@ func shouldRestart(policy corev1.RestartPolicy, exitCode int32) bool {
 }
 
 func (m *Manager) sandboxIP(ctx context.Context, sb string) string {
-	ips := m.sandboxIPs(ctx, sb)
+	return firstOr(m.sandboxIPs(ctx, sb))
+}
+
+func firstOr(ips []string) string {
 	if len(ips) == 0 {
 		return ""
 	}
