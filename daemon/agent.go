@@ -109,6 +109,7 @@ func Run(ctx context.Context, cfg Config, log *slog.Logger) error {
 	if err := cfg.ResolveCgroup(); err != nil {
 		return err
 	}
+	gcForLoad()
 	m := metrics.New()
 	setCapacity(m, cfg.MapSizes)
 	hc := health.NewTracker(2 * cfg.SyncPeriod)

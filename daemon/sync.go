@@ -4,8 +4,6 @@ import (
 	"errors"
 	"iter"
 	"log/slog"
-	"os"
-	"runtime/debug"
 	"time"
 
 	"github.com/hivelet/hivelet/daemon/health"
@@ -17,9 +15,6 @@ import (
 	"github.com/hivelet/hivelet/daemon/tracker"
 	"github.com/hivelet/hivelet/datapath"
 )
-
-// steadyGCPercent is the GC target once everything is loaded.
-const steadyGCPercent = 25
 
 // syncer is the runner's sync function: changes from the tracker into the
 // reconciler, outcomes into metrics, health and the log.
@@ -67,18 +62,8 @@ func (s *syncer) sync(full bool) error {
 		s.log.Debug("Synced", attrs...)
 	}
 	if !s.loaded {
-		// The initial load parsed every object; hand that garbage back
-		// to the OS now instead of holding it at peak size. Off the sync
-		// loop: it takes a while and the next change must not wait.
-		// From now on changes are small and rare next to the heap the
-		// caches hold, so a tighter GC target costs little CPU and keeps
-		// the node agent's footprint near its live heap (unless the
-		// operator chose one with GOGC).
 		s.loaded = true
-		if os.Getenv("GOGC") == "" {
-			debug.SetGCPercent(steadyGCPercent)
-		}
-		go debug.FreeOSMemory()
+		gcForSteady()
 	}
 	return nil
 }

@@ -3,6 +3,7 @@ package datapath
 import (
 	"errors"
 	"fmt"
+	"sync"
 
 	"github.com/cilium/ebpf"
 )
@@ -58,41 +59,22 @@ func (c Config) maglevSize() uint32 {
 type Datapath struct {
 	cfg  Config
 	objs sockObjects
-	host hostObjects
-	pod  podObjects
+
+	tcOnce sync.Once
+	tcErr  error
+	host   hostObjects
+	pod    podObjects
 }
 
 // Load loads the socket LB programs and creates or re-opens the pinned
 // maps under cfg.BPFFSDir. Existing maps keep their content: a restart
-// never flushes them.
+// never flushes them. The per-packet programs load when first needed.
 func Load(cfg Config) (*Datapath, error) {
 	if err := EnsureBPFFS(cfg.BPFFSDir); err != nil {
 		return nil, err
 	}
 	d := &Datapath{cfg: cfg}
-	sockSpec, err := loadSock()
-	if err != nil {
-		return nil, fmt.Errorf("load socket LB spec: %w", err)
-	}
-	if err := loadObject("socket LB", sockSpec, &d.objs, cfg); err != nil {
-		return nil, err
-	}
-	hostSpec, err := loadHost()
-	if err != nil {
-		d.objs.Close()
-		return nil, fmt.Errorf("load TC datapath spec: %w", err)
-	}
-	if err := loadObject("TC datapath", hostSpec, &d.host, cfg); err != nil {
-		d.objs.Close()
-		return nil, err
-	}
-	podSpec, err := loadPod()
-	if err != nil {
-		d.Close()
-		return nil, fmt.Errorf("load pod datapath spec: %w", err)
-	}
-	if err := loadObject("pod datapath", podSpec, &d.pod, cfg); err != nil {
-		d.Close()
+	if err := loadSpec("socket LB", loadSock, &d.objs, cfg); err != nil {
 		return nil, err
 	}
 	if err := d.initHostConfig(); err != nil {
@@ -100,6 +82,31 @@ func Load(cfg Config) (*Datapath, error) {
 		return nil, err
 	}
 	return d, nil
+}
+
+// loadTC loads the per-packet objects the first time one is needed: a
+// node that serves no device and no pod veth never pays their verifier
+// time, which is most of a cold start. The socket LB object has created
+// and pinned every map by then, so the two only load programs, side by
+// side.
+func (d *Datapath) loadTC() error {
+	d.tcOnce.Do(func() {
+		var wg sync.WaitGroup
+		var hostErr, podErr error
+		wg.Go(func() { hostErr = loadSpec("TC datapath", loadHost, &d.host, d.cfg) })
+		wg.Go(func() { podErr = loadSpec("pod datapath", loadPod, &d.pod, d.cfg) })
+		wg.Wait()
+		d.tcErr = errors.Join(hostErr, podErr)
+	})
+	return d.tcErr
+}
+
+func loadSpec(what string, spec func() (*ebpf.CollectionSpec, error), objs any, cfg Config) error {
+	s, err := spec()
+	if err != nil {
+		return fmt.Errorf("load %s spec: %w", what, err)
+	}
+	return loadObject(what, s, objs, cfg)
 }
 
 // loadObject sizes the maps of spec as cfg says and loads it into objs,

@@ -18,16 +18,19 @@ const (
 	PodIn  // a pod's veth, host-side egress
 )
 
-func (d *Datapath) hostProg(p HostProgram) *ebpf.Program {
+func (d *Datapath) hostProg(p HostProgram) (*ebpf.Program, error) {
+	if err := d.loadTC(); err != nil {
+		return nil, err
+	}
 	switch p {
 	case HostEgress:
-		return d.host.HlHostEgress
+		return d.host.HlHostEgress, nil
 	case PodOut:
-		return d.pod.HlPodOut
+		return d.pod.HlPodOut, nil
 	case PodIn:
-		return d.pod.HlPodIn
+		return d.pod.HlPodIn, nil
 	}
-	return d.host.HlHostIngress
+	return d.host.HlHostIngress, nil
 }
 
 // Verdicts the TC programs return.
@@ -47,7 +50,11 @@ func (d *Datapath) RunHost(p HostProgram, ifindex int, frame []byte) (uint32, []
 	if ifindex != 0 {
 		opts.Context = skbContext(ifindex)
 	}
-	ret, err := d.hostProg(p).Run(opts)
+	prog, err := d.hostProg(p)
+	if err != nil {
+		return 0, nil, err
+	}
+	ret, err := prog.Run(opts)
 	if err != nil {
 		return 0, nil, fmt.Errorf("run program: %w", err)
 	}
@@ -58,7 +65,11 @@ func (d *Datapath) RunHost(p HostProgram, ifindex int, frame []byte) (uint32, []
 // loopback device, and returns the mean time per run. The frame is reset
 // before every run, so the same packet is measured each time.
 func (d *Datapath) BenchHost(p HostProgram, frame []byte, repeat int, reset func()) (time.Duration, error) {
-	_, per, err := d.hostProg(p).Benchmark(frame, repeat, reset)
+	prog, err := d.hostProg(p)
+	if err != nil {
+		return 0, err
+	}
+	_, per, err := prog.Benchmark(frame, repeat, reset)
 	if err != nil {
 		return 0, fmt.Errorf("run program: %w", err)
 	}

@@ -33,12 +33,18 @@ func tcxPin(bpffs, prefix, ifname string, ingress bool) string {
 // namespace, pinning the links. A link pinned by an earlier run on the
 // same device is updated in place: packets never pass untranslated.
 func (d *Datapath) AttachDevice(ifname string) error {
+	if err := d.loadTC(); err != nil {
+		return err
+	}
 	return d.attachPair(devicePinPrefix, ifname, d.host.HlHostIngress, d.host.HlHostEgress)
 }
 
 // AttachPod attaches the per-packet ClusterIP programs to the host end of
 // a pod's veth (for --socket-lb-host-only), pinning the links.
 func (d *Datapath) AttachPod(ifname string) error {
+	if err := d.loadTC(); err != nil {
+		return err
+	}
 	return d.attachPair(podPinPrefix, ifname, d.pod.HlPodOut, d.pod.HlPodIn)
 }
 

@@ -2,6 +2,13 @@
 /* Shared definitions for every hivelet BPF program. */
 #pragma once
 
+/* Every kernel type the programs touch is UAPI (the bpf_sock_addr and
+ * __sk_buff contexts) or a wire format (Ethernet, IP, TCP, UDP, ICMP
+ * headers): their layouts never move, so CO-RE relocations buy nothing.
+ * They cost a lot at load time: with any relocation present, cilium/ebpf
+ * parses the kernel's whole BTF for every program it loads (~20 ms each,
+ * most of the agent's start) and keeps it in memory. */
+#define BPF_NO_PRESERVE_ACCESS_INDEX
 #include "vmlinux.h"
 #include <bpf/bpf_helpers.h>
 #include <bpf/bpf_endian.h>

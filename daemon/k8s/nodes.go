@@ -67,7 +67,7 @@ func WatchNodes(ctx context.Context, client kubernetes.Interface, changed func()
 		return nil, fmt.Errorf("watch Nodes: %w", err)
 	}
 	f.Start(ctx.Done())
-	if !cache.WaitForCacheSync(ctx.Done(), inf.HasSynced) {
+	if !cache.WaitFor(ctx, "", inf.HasSyncedChecker()) {
 		return nil, ctx.Err()
 	}
 	return &Nodes{inf: inf}, nil

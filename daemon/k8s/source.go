@@ -63,25 +63,27 @@ func (s *Source) Start(ctx context.Context) error {
 	f := informers.NewSharedInformerFactoryWithOptions(s.client, 0, informers.WithTransform(toCached))
 	svcInf := f.Core().V1().Services().Informer()
 	epsInf := f.Discovery().V1().EndpointSlices().Informer()
-	if _, err := svcInf.AddEventHandler(cache.ResourceEventHandlerFuncs{
+	svcReg, err := svcInf.AddEventHandler(cache.ResourceEventHandlerFuncs{
 		AddFunc:    func(obj any) { s.onService(nil, obj) },
 		UpdateFunc: s.onService,
 		DeleteFunc: func(obj any) { s.onService(obj, nil) },
-	}); err != nil {
+	})
+	if err != nil {
 		return fmt.Errorf("watch Services: %w", err)
 	}
-	if _, err := epsInf.AddEventHandler(cache.ResourceEventHandlerFuncs{
+	epsReg, err := epsInf.AddEventHandler(cache.ResourceEventHandlerFuncs{
 		AddFunc:    func(obj any) { s.onSlice(nil, obj) },
 		UpdateFunc: s.onSlice,
 		DeleteFunc: func(obj any) { s.onSlice(obj, nil) },
-	}); err != nil {
+	})
+	if err != nil {
 		return fmt.Errorf("watch EndpointSlices: %w", err)
 	}
 	// Only this node's Node object: a field-selected watch.
 	nf := informers.NewSharedInformerFactoryWithOptions(s.client, 0, informers.WithTransform(stripManagedFields),
 		informers.WithTweakListOptions(func(o *metav1.ListOptions) { o.FieldSelector = "metadata.name=" + s.nodeName }))
 	nodeInf := nf.Core().V1().Nodes().Informer()
-	if _, err := nodeInf.AddEventHandler(cache.ResourceEventHandlerFuncs{
+	nodeReg, err := nodeInf.AddEventHandler(cache.ResourceEventHandlerFuncs{
 		AddFunc:    s.onNode,
 		UpdateFunc: func(_, obj any) { s.onNode(obj) },
 		DeleteFunc: func(obj any) {
@@ -89,21 +91,29 @@ func (s *Source) Start(ctx context.Context) error {
 				s.handler.OnNodeUpdate(nil)
 			}
 		},
-	}); err != nil {
+	})
+	if err != nil {
 		return fmt.Errorf("watch Node %s: %w", s.nodeName, err)
 	}
 	f.Start(ctx.Done())
 	nf.Start(ctx.Done())
+	listStart := time.Now()
 	synced := make(chan struct{})
 	go func() {
 		defer close(synced)
-		cache.WaitForCacheSync(ctx.Done(), svcInf.HasSynced, epsInf.HasSynced, nodeInf.HasSynced)
+		// The handlers' checkers, not the informers': an informer is synced
+		// once its store holds the list, its handlers only once they have
+		// been handed every listed object, which is what the first sync
+		// needs. Channels, not the 100 ms polling of WaitForCacheSync:
+		// this wait is on the path from start to programmed.
+		cache.WaitFor(ctx, "", svcReg.HasSyncedChecker(), epsReg.HasSyncedChecker(), nodeReg.HasSyncedChecker())
 	}()
 	for {
 		select {
 		case <-ctx.Done():
 			return ctx.Err()
 		case <-synced:
+			s.log.Info("Listed Services and EndpointSlices", logfields.Duration, time.Since(listStart))
 			return nil
 		case <-time.After(30 * time.Second):
 			s.log.Warn("Still waiting for the API server's initial lists; nothing is synced before them")

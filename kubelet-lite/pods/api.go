@@ -20,7 +20,7 @@ func (m *Manager) RunAPI(ctx context.Context) error {
 		o.FieldSelector = "spec.nodeName=" + m.cfg.NodeName
 	}))
 	inf := factory.Core().V1().Pods().Informer()
-	_, err := inf.AddEventHandler(cache.ResourceEventHandlerFuncs{
+	reg, err := inf.AddEventHandler(cache.ResourceEventHandlerFuncs{
 		AddFunc:    func(obj any) { m.fromAPI(obj) },
 		UpdateFunc: func(_, obj any) { m.fromAPI(obj) },
 		DeleteFunc: func(obj any) {
@@ -36,7 +36,10 @@ func (m *Manager) RunAPI(ctx context.Context) error {
 		return fmt.Errorf("watch pods: %w", err)
 	}
 	factory.Start(ctx.Done())
-	if !cache.WaitForCacheSync(ctx.Done(), inf.HasSynced) {
+	// The handler's checker: the source is ready only once every listed
+	// pod has been handed over, or adoption would remove containers of
+	// pods still in the queue.
+	if !cache.WaitFor(ctx, "", reg.HasSyncedChecker()) {
 		return ctx.Err()
 	}
 	m.SourceReady(apiSource)

@@ -218,17 +218,33 @@ func Run(name string, args ...string) (string, error) {
 
 // RSSMiB returns a process's resident set size in MiB.
 func RSSMiB(pid int) (float64, error) {
+	return statusMiB(pid, "VmRSS")
+}
+
+// RSSPartsMiB splits a process's resident memory into anonymous pages
+// (heap, stacks) and file-backed ones (the binary's code and data as far
+// as they were touched).
+func RSSPartsMiB(pid int) (anon, file float64, err error) {
+	if anon, err = statusMiB(pid, "RssAnon"); err != nil {
+		return 0, 0, err
+	}
+	file, err = statusMiB(pid, "RssFile")
+	return anon, file, err
+}
+
+// statusMiB reads one kB field of /proc/PID/status.
+func statusMiB(pid int, field string) (float64, error) {
 	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/status", pid))
 	if err != nil {
 		return 0, err
 	}
 	for _, line := range strings.Split(string(b), "\n") {
-		if rest, ok := strings.CutPrefix(line, "VmRSS:"); ok {
+		if rest, ok := strings.CutPrefix(line, field+":"); ok {
 			kb, err := strconv.Atoi(strings.TrimSuffix(strings.TrimSpace(rest), " kB"))
 			return float64(kb) / 1024, err
 		}
 	}
-	return 0, fmt.Errorf("no VmRSS for pid %d", pid)
+	return 0, fmt.Errorf("no %s for pid %d", field, pid)
 }
 
 // BuildMain builds the named main packages (file name → package) into one

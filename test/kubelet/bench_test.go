@@ -109,9 +109,13 @@ func kubeletStart(b *testing.B, e *env) (oneByOne []time.Duration, allAtOnce tim
 		}
 	}
 	allAtOnce = waitRunning(names...).Sub(start)
-	rss, err := harness.RSSMiB(e.kubelet.Cmd.Process.Pid)
+	pid := e.kubelet.Cmd.Process.Pid
+	rss, err := harness.RSSMiB(pid)
 	if err != nil {
 		b.Fatal(err)
+	}
+	if anon, file, err := harness.RSSPartsMiB(pid); err == nil {
+		b.Logf("%s RSS %.1f MiB: anonymous %.1f, file-backed %.1f", filepath.Base(e.kubelet.Cmd.Path), rss, anon, file)
 	}
 	return oneByOne, allAtOnce, rss
 }
@@ -185,8 +189,12 @@ func BenchmarkPodStart(b *testing.B) {
 }
 
 // upstreamKubelet is the path of the upstream kubelet built by
-// hack/k8s.sh build-kubelet, or "" when it is not there.
+// hack/k8s.sh build-kubelet, or "" when it is not there or
+// HIVELET_BENCH_UPSTREAM=0 leaves it out.
 func upstreamKubelet() string {
+	if os.Getenv("HIVELET_BENCH_UPSTREAM") == "0" {
+		return ""
+	}
 	p := "/var/cache/hivelet-k8s/bin/kubelet"
 	if _, err := os.Stat(p); err != nil {
 		return ""
