@@ -41,7 +41,7 @@ func (w *worker) reportWaiting(pod *corev1.Pod) {
 		}
 		w.reported[key] = true
 		reason := "Failed"
-		if wt.reason == "CrashLoopBackOff" {
+		if wt.reason == "CrashLoopBackOff" || wt.reason == "ImagePullBackOff" {
 			reason = "BackOff"
 		}
 		w.m.event(pod, corev1.EventTypeWarning, reason, fmt.Sprintf("container %s: %s: %s", name, wt.reason, wt.message))

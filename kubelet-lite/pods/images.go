@@ -41,6 +41,14 @@ func (m *Manager) pullAuths(ctx context.Context, pod *corev1.Pod, image string) 
 			for host, a := range auths {
 				h := strings.TrimPrefix(strings.TrimPrefix(host, "https://"), "http://")
 				if strings.TrimSuffix(h, "/") == reg || strings.HasPrefix(h, reg+"/") {
+					// containerd hands credentials only to the host of the
+					// URL in ServerAddress, and a bare "host:port" does
+					// not parse as one. Docker Hub is served from another
+					// host than its name: no address, no mismatch.
+					a.ServerAddress = "https://" + reg
+					if reg == "docker.io" {
+						a.ServerAddress = ""
+					}
 					out = append(out, a)
 				}
 			}

@@ -45,6 +45,7 @@ type worker struct {
 
 	// Owned by the worker goroutine.
 	backoff    map[string]*backoff
+	pulls      map[string]*pullBackoff // by container name
 	waiting    map[string]waiting
 	reported   map[string]bool // waiting reasons already told as events
 	startTime  metav1.Time
@@ -53,7 +54,7 @@ type worker struct {
 
 func newWorker(m *Manager, pod *corev1.Pod) *worker {
 	w := &worker{m: m, uid: pod.UID, kickc: make(chan struct{}, 1), pod: pod,
-		backoff: map[string]*backoff{}, waiting: map[string]waiting{}, reported: map[string]bool{}, startTime: metav1.Now()}
+		backoff: map[string]*backoff{}, pulls: map[string]*pullBackoff{}, waiting: map[string]waiting{}, reported: map[string]bool{}, startTime: metav1.Now()}
 	// A restarted kubelet adopts the pod as the API server last saw it:
 	// its start time, and a finished pod stays finished.
 	if pod.Status.StartTime != nil {
@@ -308,10 +309,7 @@ func (w *worker) runSandbox(ctx context.Context, pod *corev1.Pod, attempt uint32
 // the container; a failure is kept as the container's waiting reason.
 func (w *worker) start(ctx context.Context, pod *corev1.Pod, c *corev1.Container, attempt uint32, sb string,
 	sbCfg *runtimeapi.PodSandboxConfig, podIP string, vols map[string]string) {
-	if reason, err := w.m.ensureImage(ctx, pod, c); err != nil {
-		w.waiting[c.Name] = waiting{reason, err.Error()}
-		w.m.log.Warn("Image not available", "pod", pod.Namespace+"/"+pod.Name, "container", c.Name, "error", err)
-		time.AfterFunc(backoffInitial, w.kick)
+	if !w.imageReady(ctx, pod, c) {
 		return
 	}
 	cfg, err := w.m.ContainerConfig(ctx, pod, c, attempt, podIP, vols)
@@ -331,6 +329,51 @@ func (w *worker) start(ctx context.Context, pod *corev1.Pod, c *corev1.Container
 		return
 	}
 	delete(w.waiting, c.Name)
+}
+
+// pullBackoff spaces the pulls of an image that failed, as the upstream
+// kubelet does: 10 s doubling up to 5 min, per container and image.
+type pullBackoff struct {
+	image   string
+	delay   time.Duration
+	until   time.Time
+	lastErr string
+}
+
+// imageReady makes sure c's image is there, as its pull policy says,
+// unless a failed pull is still backing off. A failure is kept as the
+// container's waiting reason: ErrImagePull when a pull failed,
+// ImagePullBackOff while the next one waits.
+func (w *worker) imageReady(ctx context.Context, pod *corev1.Pod, c *corev1.Container) bool {
+	bo := w.pulls[c.Name]
+	if bo != nil && bo.image != c.Image {
+		delete(w.pulls, c.Name)
+		bo = nil
+	}
+	if bo != nil && time.Now().Before(bo.until) {
+		w.waiting[c.Name] = waiting{"ImagePullBackOff", fmt.Sprintf("Back-off pulling image %q: %s", c.Image, bo.lastErr)}
+		return false
+	}
+	reason, err := w.m.ensureImage(ctx, pod, c)
+	if err == nil {
+		delete(w.pulls, c.Name)
+		return true
+	}
+	w.waiting[c.Name] = waiting{reason, err.Error()}
+	w.m.log.Warn("Image not available", "pod", pod.Namespace+"/"+pod.Name, "container", c.Name, "error", err)
+	if reason == "ErrImageNeverPull" {
+		// Nothing was pulled: look again later, no back-off to show.
+		time.AfterFunc(backoffInitial, w.kick)
+		return false
+	}
+	if bo == nil {
+		bo = &pullBackoff{image: c.Image}
+		w.pulls[c.Name] = bo
+	}
+	bo.delay = min(max(2*bo.delay, backoffInitial), backoffMax)
+	bo.until, bo.lastErr = time.Now().Add(bo.delay), err.Error()
+	time.AfterFunc(bo.delay, w.kick)
+	return false
 }
 
 // pullPolicy defaults as the API server does for pods it stores.
@@ -382,8 +425,8 @@ func (m *Manager) ensureImage(ctx context.Context, pod *corev1.Pod, c *corev1.Co
 			return "", nil
 		}
 	}
-	if present && pullPolicy(c) == corev1.PullAlways {
-		return "", nil // keep running what is there when the registry is away
-	}
+	// Even when a copy is present: Always means the registry is asked
+	// with the pod's credentials, so a pod that may not pull the image
+	// does not run it from another pod's pull (as upstream).
 	return "ErrImagePull", fmt.Errorf("pull %s: %w", c.Image, lastErr)
 }

@@ -52,6 +52,8 @@ state = %[2]q
   [plugins."io.containerd.grpc.v1.cri".cni]
     bin_dir = %[5]q
     conf_dir = %[6]q
+  [plugins."io.containerd.grpc.v1.cri".registry]
+    config_path = %[7]q
   [plugins."io.containerd.grpc.v1.cri".containerd]
     snapshotter = "overlayfs"
     default_runtime_name = "runc"
@@ -99,7 +101,7 @@ func New(t testing.TB, binDir, cgroup string) *Runtime {
 	}
 	cfg := filepath.Join(dir, "config.toml")
 	if err := os.WriteFile(cfg, fmt.Appendf(nil, containerdConfig, filepath.Join(dir, "root"), filepath.Join(dir, "state"),
-		r.Sock, PauseRef, r.CNIBin, r.CNIConf), 0o644); err != nil {
+		r.Sock, PauseRef, r.CNIBin, r.CNIConf, r.registryHosts()), 0o644); err != nil {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { r.Shutdown(t) })
@@ -114,6 +116,23 @@ func New(t testing.TB, binDir, cgroup string) *Runtime {
 		}
 	}
 	return r
+}
+
+func (r *Runtime) registryHosts() string { return filepath.Join(r.Dir, "certs.d") }
+
+// AllowPlainHTTP makes containerd pull from host ("127.0.0.1:5000") over
+// plain HTTP, as a registry on loopback is served. containerd reads the
+// hosts file at every pull: no restart.
+func (r *Runtime) AllowPlainHTTP(t testing.TB, host string) {
+	t.Helper()
+	dir := filepath.Join(r.registryHosts(), host)
+	if err := os.MkdirAll(dir, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	hosts := fmt.Sprintf("server = %[1]q\n[host.%[1]q]\n  capabilities = [\"pull\", \"resolve\"]\n", "http://"+host)
+	if err := os.WriteFile(filepath.Join(dir, "hosts.toml"), []byte(hosts), 0o644); err != nil {
+		t.Fatal(err)
+	}
 }
 
 // Start runs containerd in the node namespace and connects to its CRI.

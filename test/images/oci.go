@@ -1,7 +1,8 @@
 // Package images builds the container images the end-to-end tests run,
 // with no registry and no image tools: a one-layer OCI image holding the
 // machine's static busybox (every applet linked), written as an OCI
-// layout archive that `ctr images import` takes.
+// layout archive that `ctr images import` takes, or served by
+// test/registry for real pulls.
 package images
 
 import (
@@ -20,8 +21,8 @@ import (
 	"time"
 )
 
-// Busybox is the static busybox the image carries (Debian busybox-static).
-const Busybox = "/bin/busybox"
+// BusyboxBin is the static busybox the image carries (Debian busybox-static).
+const BusyboxBin = "/bin/busybox"
 
 type descriptor struct {
 	MediaType   string            `json:"mediaType"`
@@ -31,12 +32,21 @@ type descriptor struct {
 	Platform    map[string]string `json:"platform,omitempty"`
 }
 
-// BuildBusybox writes an OCI layout archive of image ref (e.g.
-// "hivelet.test/busybox:1") to path. cmd is the image's default command.
-func BuildBusybox(path, ref string, cmd []string) error {
+// Image is a built image: its manifest and every blob it names.
+type Image struct {
+	Manifest       []byte
+	ManifestDigest string
+	Blobs          map[string][]byte // by digest, manifest included
+}
+
+// ManifestType is the media type of every manifest built here.
+const ManifestType = "application/vnd.oci.image.manifest.v1+json"
+
+// Busybox builds the busybox image; cmd is its default command.
+func Busybox(cmd []string) (*Image, error) {
 	layer, diffID, err := busyboxLayer()
 	if err != nil {
-		return err
+		return nil, err
 	}
 	config, err := json.Marshal(map[string]any{
 		"architecture": "amd64", "os": "linux",
@@ -44,35 +54,50 @@ func BuildBusybox(path, ref string, cmd []string) error {
 		"rootfs": map[string]any{"type": "layers", "diff_ids": []string{diffID}},
 	})
 	if err != nil {
-		return err
+		return nil, err
 	}
-	blobs := map[string][]byte{}
+	img := &Image{Blobs: map[string][]byte{}}
 	add := func(b []byte, mediaType string) descriptor {
 		d := digest(b)
-		blobs[d] = b
+		img.Blobs[d] = b
 		return descriptor{MediaType: mediaType, Digest: d, Size: len(b)}
 	}
 	manifest, err := json.Marshal(map[string]any{
 		"schemaVersion": 2,
-		"mediaType":     "application/vnd.oci.image.manifest.v1+json",
+		"mediaType":     ManifestType,
 		"config":        add(config, "application/vnd.oci.image.config.v1+json"),
 		"layers":        []descriptor{add(layer, "application/vnd.oci.image.layer.v1.tar+gzip")},
 	})
 	if err != nil {
+		return nil, err
+	}
+	img.Manifest, img.ManifestDigest = manifest, add(manifest, ManifestType).Digest
+	return img, nil
+}
+
+// BuildBusybox writes an OCI layout archive of image ref (e.g.
+// "hivelet.test/busybox:1") to path. cmd is the image's default command.
+func BuildBusybox(path, ref string, cmd []string) error {
+	img, err := Busybox(cmd)
+	if err != nil {
 		return err
 	}
-	md := add(manifest, "application/vnd.oci.image.manifest.v1+json")
-	md.Platform = map[string]string{"architecture": "amd64", "os": "linux"}
-	md.Annotations = map[string]string{"io.containerd.image.name": ref, "org.opencontainers.image.ref.name": ref[strings.LastIndex(ref, ":")+1:]}
+	return img.WriteLayout(path, ref)
+}
+
+// WriteLayout writes the image as an OCI layout archive naming it ref.
+func (img *Image) WriteLayout(path, ref string) error {
+	md := descriptor{MediaType: ManifestType, Digest: img.ManifestDigest, Size: len(img.Manifest),
+		Platform:    map[string]string{"architecture": "amd64", "os": "linux"},
+		Annotations: map[string]string{"io.containerd.image.name": ref, "org.opencontainers.image.ref.name": ref[strings.LastIndex(ref, ":")+1:]}}
 	index, err := json.Marshal(map[string]any{"schemaVersion": 2, "manifests": []descriptor{md}})
 	if err != nil {
 		return err
 	}
-
 	var out bytes.Buffer
 	tw := tar.NewWriter(&out)
 	files := map[string][]byte{"oci-layout": []byte(`{"imageLayoutVersion":"1.0.0"}`), "index.json": index}
-	for d, b := range blobs {
+	for d, b := range img.Blobs {
 		files["blobs/sha256/"+strings.TrimPrefix(d, "sha256:")] = b
 	}
 	for _, name := range slices.Sorted(maps.Keys(files)) {
@@ -89,11 +114,11 @@ func BuildBusybox(path, ref string, cmd []string) error {
 // busyboxLayer is a gzipped tar of /bin/busybox and a link per applet;
 // it returns the layer and the digest of its uncompressed tar.
 func busyboxLayer() ([]byte, string, error) {
-	bin, err := os.ReadFile(Busybox)
+	bin, err := os.ReadFile(BusyboxBin)
 	if err != nil {
-		return nil, "", fmt.Errorf("read %s: %w (install busybox-static)", Busybox, err)
+		return nil, "", fmt.Errorf("read %s: %w (install busybox-static)", BusyboxBin, err)
 	}
-	list, err := exec.Command(Busybox, "--list").Output()
+	list, err := exec.Command(BusyboxBin, "--list").Output()
 	if err != nil {
 		return nil, "", fmt.Errorf("busybox --list: %w", err)
 	}

@@ -6,7 +6,9 @@ package kubelet
 import (
 	"context"
 	"crypto/tls"
+	"encoding/base64"
 	"fmt"
+	"net"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -26,6 +28,8 @@ import (
 
 	"github.com/hivelet/hivelet/test/containerd"
 	"github.com/hivelet/hivelet/test/harness"
+	"github.com/hivelet/hivelet/test/images"
+	"github.com/hivelet/hivelet/test/registry"
 	"github.com/hivelet/hivelet/test/testnet"
 )
 
@@ -363,6 +367,84 @@ func TestPrivilegedKubeletLite(t *testing.T) {
 				cs[0].State.Waiting.Reason == "ErrImageNeverPull" && strings.Contains(cs[0].State.Waiting.Message, "hivelet.test/missing:1")
 		})
 		harness.WaitFor(t, "a Warning event on the pod", func() bool { return e.hasEvent("noimage", "Failed", "ErrImageNeverPull") })
+	})
+
+	t.Run("images are pulled with the pod's imagePullSecrets, as imagePullPolicy says", func(t *testing.T) {
+		reg := registry.New("puller", "pull-pw")
+		img, err := images.Busybox([]string{"sh"})
+		if err != nil {
+			t.Fatal(err)
+		}
+		reg.Push("team/app", "v1", img)
+		var ln net.Listener
+		e.rt.Node.Must(t, func() error {
+			ln, err = net.Listen("tcp", "127.0.0.1:0")
+			return err
+		})
+		t.Cleanup(func() { ln.Close() })
+		go reg.Serve(ln)
+		host := ln.Addr().String()
+		e.rt.AllowPlainHTTP(t, host)
+		ref := host + "/team/app:v1"
+		for name, password := range map[string]string{"regcred": "pull-pw", "badcred": "wrong"} {
+			auth := base64.StdEncoding.EncodeToString([]byte("puller:" + password))
+			cfg := fmt.Sprintf(`{"auths":{%q:{"auth":%q}}}`, host, auth)
+			if _, err := e.client.CoreV1().Secrets(e.ns).Create(e.ctx, &corev1.Secret{ObjectMeta: metav1.ObjectMeta{Name: name},
+				Type: corev1.SecretTypeDockerConfigJson, Data: map[string][]byte{corev1.DockerConfigJsonKey: []byte(cfg)}}, metav1.CreateOptions{}); err != nil {
+				t.Fatal(err)
+			}
+		}
+		run := func(name, secret string, policy corev1.PullPolicy) {
+			p := &corev1.Pod{ObjectMeta: metav1.ObjectMeta{Name: name, Namespace: e.ns}, Spec: corev1.PodSpec{NodeName: e.node,
+				AutomountServiceAccountToken: ptr.To(false), TerminationGracePeriodSeconds: ptr.To(int64(0)),
+				Containers: []corev1.Container{{Name: "main", Image: ref, ImagePullPolicy: policy, Command: []string{"sleep", "3600"}}}}}
+			if secret != "" {
+				p.Spec.ImagePullSecrets = []corev1.LocalObjectReference{{Name: secret}}
+			}
+			if _, err := e.client.CoreV1().Pods(e.ns).Create(e.ctx, p, metav1.CreateOptions{}); err != nil {
+				t.Fatal(err)
+			}
+		}
+		pullFailed := func(p *corev1.Pod) bool {
+			cs := p.Status.ContainerStatuses
+			return len(cs) == 1 && cs[0].State.Waiting != nil && strings.Contains(cs[0].State.Waiting.Message, ref) &&
+				(cs[0].State.Waiting.Reason == "ErrImagePull" || cs[0].State.Waiting.Reason == "ImagePullBackOff")
+		}
+		running := func(p *corev1.Pod) bool { return p.Status.Phase == corev1.PodRunning }
+
+		run("denied", "badcred", corev1.PullIfNotPresent)
+		e.waitPod(t, "denied", "pull refused: ErrImagePull or ImagePullBackOff naming the image", pullFailed)
+		if reg.Denied() == 0 || reg.Resolves("team/app:v1") != 0 {
+			t.Errorf("registry saw %d refused and %d accepted manifest requests; want refusals only", reg.Denied(), reg.Resolves("team/app:v1"))
+		}
+		e.waitPod(t, "denied", "backing off: ImagePullBackOff", func(p *corev1.Pod) bool {
+			cs := p.Status.ContainerStatuses
+			return len(cs) == 1 && cs[0].State.Waiting != nil && cs[0].State.Waiting.Reason == "ImagePullBackOff"
+		})
+
+		run("pulled", "regcred", corev1.PullIfNotPresent)
+		p := e.waitPod(t, "pulled", "Running from the pulled image", running)
+		if got := p.Status.ContainerStatuses[0]; got.Image != ref || !strings.Contains(got.ImageID, img.ManifestDigest) {
+			t.Errorf("container status image %q id %q", got.Image, got.ImageID)
+		}
+		pulls := reg.Resolves("team/app:v1")
+		if pulls == 0 {
+			t.Fatal("Running without the registry having served the manifest")
+		}
+
+		run("cached", "", corev1.PullIfNotPresent)
+		e.waitPod(t, "cached", "Running from the image already on the node", running)
+		if got := reg.Resolves("team/app:v1"); got != pulls {
+			t.Errorf("IfNotPresent with the image present asked the registry (%d -> %d manifest requests)", pulls, got)
+		}
+
+		run("always", "regcred", corev1.PullAlways)
+		e.waitPod(t, "always", "Running after pulling again", running)
+		if got := reg.Resolves("team/app:v1"); got <= pulls {
+			t.Errorf("Always did not ask the registry (%d manifest requests before and after)", got)
+		}
+		run("always-denied", "badcred", corev1.PullAlways)
+		e.waitPod(t, "always-denied", "refused although the image is present", pullFailed)
 	})
 
 	t.Run("a runtime that goes down makes the node NotReady, and back", func(t *testing.T) {
