@@ -20,10 +20,11 @@ generate: deps
 	cd datapath && $(GO) generate ./...
 
 build: deps
-	@echo ">> building $(BIN)/hivelet and $(BIN)/hivelet-cni"
+	@echo ">> building $(BIN)/hivelet, $(BIN)/hivelet-cni and $(BIN)/hivelet-kubelet"
 	@mkdir -p $(BIN)
 	CGO_ENABLED=0 $(GO) build -o $(BIN)/hivelet ./cmd/hivelet
 	CGO_ENABLED=0 $(GO) build -o $(BIN)/hivelet-cni ./cmd/hivelet-cni
+	CGO_ENABLED=0 $(GO) build -o $(BIN)/hivelet-kubelet ./cmd/hivelet-kubelet
 
 lint:
 	@echo ">> gofmt and go vet"

@@ -13,6 +13,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"k8s.io/client-go/kubernetes"
 	"log/slog"
 	"net/netip"
 	"os"
@@ -177,9 +178,13 @@ func startSource(ctx context.Context, cfg Config, tr *tracker.Tracker, log *slog
 		}
 		return nil
 	}
-	client, err := kubeclient.New(cfg.Kubeconfig, "hivelet-agent")
+	restCfg, err := kubeclient.Config(cfg.Kubeconfig, "hivelet-agent")
 	if err != nil {
 		return err
+	}
+	client, err := kubernetes.NewForConfig(restCfg)
+	if err != nil {
+		return fmt.Errorf("create Kubernetes client: %w", err)
 	}
 	if cfg.PodRoutes == "native" || cfg.PodRoutes == "vxlan" {
 		if err := startPodRoutes(ctx, client, cfg, log); err != nil {

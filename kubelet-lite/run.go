@@ -12,11 +12,11 @@ import (
 	"runtime/debug"
 	"time"
 
-	"k8s.io/client-go/kubernetes"
 	"sigs.k8s.io/yaml"
 
 	"github.com/hivelet/hivelet/daemon/kubeclient"
 	"github.com/hivelet/hivelet/kubelet-lite/cri"
+	"github.com/hivelet/hivelet/kubelet-lite/kubeapi"
 	"github.com/hivelet/hivelet/kubelet-lite/node"
 	"github.com/hivelet/hivelet/kubelet-lite/pods"
 )
@@ -104,9 +104,13 @@ func Run(ctx context.Context, cfg Config, log *slog.Logger) error {
 		return err
 	}
 	defer rt.Close()
-	var client kubernetes.Interface
+	var client *kubeapi.Client
 	if cfg.Kubeconfig != "" {
-		if client, err = kubeclient.New(cfg.Kubeconfig, "hivelet-kubelet"); err != nil {
+		restCfg, err := kubeclient.Config(cfg.Kubeconfig, "hivelet-kubelet")
+		if err != nil {
+			return err
+		}
+		if client, err = kubeapi.New(restCfg); err != nil {
 			return err
 		}
 	}

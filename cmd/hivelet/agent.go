@@ -3,8 +3,6 @@ package main
 import (
 	"context"
 	"fmt"
-	"net/netip"
-	"os"
 	"os/signal"
 	"strconv"
 	"strings"
@@ -14,6 +12,7 @@ import (
 	"github.com/spf13/cobra"
 	"k8s.io/klog/v2"
 
+	"github.com/hivelet/hivelet/cmd/internal/cli"
 	"github.com/hivelet/hivelet/daemon"
 	lb "github.com/hivelet/hivelet/daemon/loadbalancer"
 	"github.com/hivelet/hivelet/daemon/logfields"
@@ -50,7 +49,7 @@ link it pinned, then exits.`,
   hivelet agent --cleanup`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
-			log, err := newLogger(logLevel, logForm)
+			log, err := cli.NewLogger(logLevel, logForm)
 			if err != nil {
 				return err
 			}
@@ -79,13 +78,13 @@ link it pinned, then exits.`,
 	f.Uint32Var(&cfg.MapSizes.Backends, "bpf-lb-backend-map-max", datapath.DefaultMapSizes.Backends, "entries per backends map")
 	f.Uint32Var(&cfg.MapSizes.RevNat, "bpf-lb-revnat-map-max", datapath.DefaultMapSizes.RevNat, "entries per reverse-NAT map (one per frontend)")
 	f.Uint32Var(&cfg.MapSizes.SockRevNat, "bpf-sock-revnat-map-max", datapath.DefaultMapSizes.SockRevNat, "entries per socket reverse-NAT LRU map (one per socket and backend)")
-	f.StringVar(&cfg.NodeName, "hostname-override", hostname(), "name of this node's Node object, whose addresses serve NodePorts and whose zone selects topology hints")
+	f.StringVar(&cfg.NodeName, "hostname-override", cli.Hostname(), "name of this node's Node object, whose addresses serve NodePorts and whose zone selects topology hints")
 	f.StringVar(&cfg.HealthzAddr, "healthz-bind-address", "0.0.0.0:10256", "address for /healthz and /livez (as kube-proxy); empty disables")
 	f.StringVar(&cfg.MetricsAddr, "metrics-bind-address", "127.0.0.1:10249", "address for Prometheus /metrics (as kube-proxy); empty disables")
 	f.Uint32Var(&cfg.MapSizes.Affinity, "bpf-lb-affinity-map-max", datapath.DefaultMapSizes.Affinity, "entries in the session-affinity LRU map (one per client namespace and service with affinity)")
 	f.StringVar(&cfg.PodRoutes, "pod-routes", "none", "native: route every other node's pod CIDRs (Node spec.podCIDRs) via its InternalIP, for nodes on a shared link; vxlan: through a VXLAN overlay (UDP 8472) to that address, for nodes that are not (pod MTU: 50 below the node's); none: leave pod routing to something else")
 	f.StringVar(&cfg.Devices, "devices", daemon.DevicesAuto, "devices where clients from outside reach NodePorts, external IPs and load-balancer IPs (TC programs with conntrack and SNAT): \"auto\" (those of the default routes and node addresses), a comma-separated list, or \"none\" for socket LB only")
-	f.Var(&nodeIPs{&cfg.NodeIPs}, "node-ip", "this node's addresses, comma-separated: NodePorts listen there when no API server says (--manifests), and flows to other nodes' backends are SNATed to the first of each family (default: the devices' addresses)")
+	f.Var(&cli.NodeIPs{V: &cfg.NodeIPs}, "node-ip", "this node's addresses, comma-separated: NodePorts listen there when no API server says (--manifests), and flows to other nodes' backends are SNATed to the first of each family (default: the devices' addresses)")
 	f.StringVar(&cfg.LBAlgorithm, "bpf-lb-algorithm", "random", "how clients from outside pick a backend: random, or maglev (consistent hashing: every node picks the same backend for a flow); the annotation "+lb.AlgorithmAnnotation+" overrides it per Service")
 	f.Uint32Var(&cfg.MaglevTableSize, "bpf-lb-maglev-table-size", datapath.DefaultMaglevTableSize, "slots of each Maglev table, a prime; more slots spread more evenly over many backends (4 bytes each per Service)")
 	f.Uint32Var(&cfg.MapSizes.CT, "bpf-ct-map-max", datapath.DefaultMapSizes.CT, "entries in the connection-tracking LRU map (two per flow from outside to a local backend, one to a remote one)")
@@ -99,45 +98,6 @@ link it pinned, then exits.`,
 	f.StringVar(&logForm, "log-format", "text", "log format: text or json")
 	return cmd
 }
-
-// hostname is the default node name, lower-cased as Kubernetes does.
-func hostname() string {
-	h, err := os.Hostname()
-	if err != nil {
-		return ""
-	}
-	return strings.ToLower(h)
-}
-
-// nodeIPs is the --node-ip flag: comma-separated addresses.
-type nodeIPs struct{ v *[]netip.Addr }
-
-func (n *nodeIPs) String() string {
-	if n.v == nil {
-		return ""
-	}
-	parts := make([]string, len(*n.v))
-	for i, a := range *n.v {
-		parts[i] = a.String()
-	}
-	return strings.Join(parts, ",")
-}
-
-func (n *nodeIPs) Set(s string) error {
-	for _, p := range strings.Split(s, ",") {
-		if p = strings.TrimSpace(p); p == "" {
-			continue
-		}
-		a, err := netip.ParseAddr(p)
-		if err != nil {
-			return fmt.Errorf("not an IP address: %q", p)
-		}
-		*n.v = append(*n.v, a.Unmap())
-	}
-	return nil
-}
-
-func (n *nodeIPs) Type() string { return "ips" }
 
 // portRange is the --snat-port-range flag: MIN-MAX.
 type portRange struct{ min, max *uint16 }

@@ -7,6 +7,8 @@ import (
 	"os"
 
 	"github.com/spf13/cobra"
+
+	"github.com/hivelet/hivelet/cmd/internal/kubeletcmd"
 )
 
 func main() {
@@ -18,7 +20,7 @@ socket connects or sends, by BPF programs on the cgroup v2 hierarchy, with
 no iptables rules and no per-packet NAT.`,
 		SilenceUsage: true,
 	}
-	root.AddCommand(newAgentCmd(), newServiceCmd(), newCNICmd(), newDatapathCmd(), newKubeletCmd())
+	root.AddCommand(newAgentCmd(), newServiceCmd(), newCNICmd(), newDatapathCmd(), kubeletcmd.New("kubelet"))
 	if err := root.Execute(); err != nil {
 		fmt.Fprintln(os.Stderr, "Error:", err)
 		os.Exit(1)

@@ -1,13 +1,12 @@
-// Package kubeclient builds the Kubernetes client hivelet's components
-// share: from a kubeconfig or the pod's service account, protobuf, with a
-// node agent's rate limits. It imports client-go only, so the kubelet can
-// use it without the service proxy's code.
+// Package kubeclient builds the Kubernetes client configuration hivelet's
+// components share: from a kubeconfig or the pod's service account,
+// protobuf, with a node agent's rate limits. It links no typed client:
+// the agent adds client-go's clientset, kubelet-lite its own lean client.
 package kubeclient
 
 import (
 	"fmt"
 
-	"k8s.io/client-go/kubernetes"
 	"k8s.io/client-go/rest"
 	"k8s.io/client-go/tools/clientcmd"
 )
@@ -15,9 +14,9 @@ import (
 // InCluster is the kubeconfig value that selects the pod's service account.
 const InCluster = "in-cluster"
 
-// New builds a clientset from a kubeconfig file, or from the pod's service
-// account when kubeconfig is InCluster; userAgent names the component.
-func New(kubeconfig, userAgent string) (kubernetes.Interface, error) {
+// Config loads a kubeconfig file, or the pod's service account when
+// kubeconfig is InCluster; userAgent names the component.
+func Config(kubeconfig, userAgent string) (*rest.Config, error) {
 	var (
 		cfg *rest.Config
 		err error
@@ -38,9 +37,5 @@ func New(kubeconfig, userAgent string) (kubernetes.Interface, error) {
 	// A node agent lists every Service and EndpointSlice at start: the
 	// client-side limiter must not make a 100k-object start take minutes.
 	cfg.QPS, cfg.Burst = 50, 100
-	client, err := kubernetes.NewForConfig(cfg)
-	if err != nil {
-		return nil, fmt.Errorf("create Kubernetes client: %w", err)
-	}
-	return client, nil
+	return cfg, nil
 }

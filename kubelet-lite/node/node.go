@@ -18,8 +18,9 @@ import (
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	"k8s.io/apimachinery/pkg/api/resource"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
-	"k8s.io/client-go/kubernetes"
 	"k8s.io/utils/ptr"
+
+	"github.com/hivelet/hivelet/kubelet-lite/kubeapi"
 )
 
 // Lease timing, as the upstream kubelet's defaults.
@@ -47,12 +48,12 @@ type Config struct {
 // Keeper registers the Node and keeps its status and Lease fresh.
 type Keeper struct {
 	cfg    Config
-	client kubernetes.Interface
+	client *kubeapi.Client
 	log    *slog.Logger
 }
 
 // New returns a Keeper.
-func New(client kubernetes.Interface, cfg Config, log *slog.Logger) *Keeper {
+func New(client *kubeapi.Client, cfg Config, log *slog.Logger) *Keeper {
 	if cfg.MaxPods == 0 {
 		cfg.MaxPods = defaultMaxPods
 	}

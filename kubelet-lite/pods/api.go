@@ -6,7 +6,8 @@ import (
 
 	corev1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
-	"k8s.io/client-go/informers"
+	"k8s.io/apimachinery/pkg/runtime"
+	"k8s.io/apimachinery/pkg/watch"
 	"k8s.io/client-go/tools/cache"
 )
 
@@ -16,10 +17,19 @@ const apiSource = "api"
 // until ctx ends.
 func (m *Manager) RunAPI(ctx context.Context) error {
 	m.Sources(apiSource)
-	factory := informers.NewSharedInformerFactoryWithOptions(m.client, 0, informers.WithTweakListOptions(func(o *metav1.ListOptions) {
-		o.FieldSelector = "spec.nodeName=" + m.cfg.NodeName
-	}))
-	inf := factory.Core().V1().Pods().Informer()
+	pods := m.client.CoreV1().Pods(metav1.NamespaceAll)
+	bound := func(o *metav1.ListOptions) { o.FieldSelector = "spec.nodeName=" + m.cfg.NodeName }
+	inf := cache.NewSharedIndexInformer(&cache.ListWatch{
+		ListWithContextFunc: func(ctx context.Context, o metav1.ListOptions) (runtime.Object, error) {
+			bound(&o)
+			list := &corev1.PodList{}
+			return list, pods.List(ctx, o, list)
+		},
+		WatchFuncWithContext: func(ctx context.Context, o metav1.ListOptions) (watch.Interface, error) {
+			bound(&o)
+			return pods.Watch(ctx, o)
+		},
+	}, &corev1.Pod{}, 0, cache.Indexers{})
 	reg, err := inf.AddEventHandler(cache.ResourceEventHandlerFuncs{
 		AddFunc:    func(obj any) { m.fromAPI(obj) },
 		UpdateFunc: func(_, obj any) { m.fromAPI(obj) },
@@ -35,7 +45,7 @@ func (m *Manager) RunAPI(ctx context.Context) error {
 	if err != nil {
 		return fmt.Errorf("watch pods: %w", err)
 	}
-	factory.Start(ctx.Done())
+	go inf.RunWithContext(ctx)
 	// The handler's checker: the source is ready only once every listed
 	// pod has been handed over, or adoption would remove containers of
 	// pods still in the queue.

@@ -18,10 +18,10 @@ import (
 
 	corev1 "k8s.io/api/core/v1"
 	"k8s.io/apimachinery/pkg/types"
-	"k8s.io/client-go/kubernetes"
 	runtimeapi "k8s.io/cri-api/pkg/apis/runtime/v1"
 
 	"github.com/hivelet/hivelet/kubelet-lite/cri"
+	"github.com/hivelet/hivelet/kubelet-lite/kubeapi"
 )
 
 // Config is what the pod manager needs to know about the node.
@@ -36,7 +36,7 @@ type Config struct {
 type Manager struct {
 	cfg    Config
 	rt     *cri.Client
-	client kubernetes.Interface // nil without an API server
+	client *kubeapi.Client // nil without an API server
 	log    *slog.Logger
 
 	mu      sync.Mutex
@@ -48,7 +48,7 @@ type Manager struct {
 }
 
 // NewManager returns a Manager; client may be nil (static pods only).
-func NewManager(cfg Config, rt *cri.Client, client kubernetes.Interface, log *slog.Logger) *Manager {
+func NewManager(cfg Config, rt *cri.Client, client *kubeapi.Client, log *slog.Logger) *Manager {
 	if cfg.CgroupRoot == "" {
 		cfg.CgroupRoot = "/"
 	}

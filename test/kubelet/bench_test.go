@@ -115,7 +115,7 @@ func kubeletStart(b *testing.B, e *env) (oneByOne []time.Duration, allAtOnce tim
 		b.Fatal(err)
 	}
 	if anon, file, err := harness.RSSPartsMiB(pid); err == nil {
-		b.Logf("%s RSS %.1f MiB: anonymous %.1f, file-backed %.1f", filepath.Base(e.kubelet.Cmd.Path), rss, anon, file)
+		b.Logf("%s RSS %.1f MiB: anonymous %.1f, file-backed %.1f", filepath.Base(e.bin), rss, anon, file)
 	}
 	return oneByOne, allAtOnce, rss
 }

@@ -37,8 +37,9 @@ var binDir string
 
 func TestMain(m *testing.M) {
 	os.Exit(harness.BuildMain(m, "hivelet-kubelet-bin-", map[string]string{
-		"hivelet":     "github.com/hivelet/hivelet/cmd/hivelet",
-		"hivelet-cni": "github.com/hivelet/hivelet/cmd/hivelet-cni",
+		"hivelet":         "github.com/hivelet/hivelet/cmd/hivelet",
+		"hivelet-cni":     "github.com/hivelet/hivelet/cmd/hivelet-cni",
+		"hivelet-kubelet": "github.com/hivelet/hivelet/cmd/hivelet-kubelet",
 	}, &binDir))
 }
 
@@ -76,8 +77,13 @@ func newEnv(t testing.TB, withAPI bool, manifests string) *env {
 	return newNode(t, withAPI, manifests, "")
 }
 
-// newNode starts a node run by kubelet-lite, or by the upstream kubelet
-// binary when upstream is its path.
+// viaHivelet runs kubelet-lite as `hivelet kubelet` instead of the
+// hivelet-kubelet binary.
+const viaHivelet = "hivelet kubelet"
+
+// newNode starts a node run by hivelet-kubelet, by `hivelet kubelet` when
+// upstream is viaHivelet, or by the upstream kubelet binary when upstream
+// is its path.
 func newNode(t testing.TB, withAPI bool, manifests, upstream string) *env {
 	testnet.RequireRoot(t)
 	cg := testnet.NewCgroup(t)
@@ -87,10 +93,14 @@ func newNode(t testing.TB, withAPI bool, manifests, upstream string) *env {
 	// The node's own address, as a real node has one: probes and the
 	// pods' answers to them need it.
 	e.rt.Node.IP(t, "addr", "add", "192.0.2.10/32", "dev", "lo")
-	e.bin = filepath.Join(binDir, "hivelet")
-	e.args = []string{"kubelet", "--container-runtime-endpoint", "unix://" + e.rt.Sock, "--hostname-override", e.node,
+	e.bin = filepath.Join(binDir, "hivelet-kubelet")
+	e.args = []string{"--container-runtime-endpoint", "unix://" + e.rt.Sock, "--hostname-override", e.node,
 		"--node-ip", "192.0.2.10", "--log-level", "debug", "--root-dir", t.TempDir(), "--cgroup-root", "/" + filepath.Base(cg)}
-	if upstream != "" {
+	switch upstream {
+	case "":
+	case viaHivelet:
+		e.bin, e.args = filepath.Join(binDir, "hivelet"), append([]string{"kubelet"}, e.args...)
+	default:
 		e.bin, e.args = upstream, upstreamArgs(t, e, "/"+filepath.Base(cg))
 	}
 	if withAPI {
@@ -121,7 +131,7 @@ func newNode(t testing.TB, withAPI bool, manifests, upstream string) *env {
 	if manifests != "" {
 		e.args = append(e.args, "--pod-manifest-path", manifests)
 	}
-	if upstream == "" {
+	if upstream == "" || upstream == viaHivelet {
 		var ca string
 		ca, e.clientCert = clientPKI(t)
 		e.args = append(e.args, "--client-ca-file", ca, "--address", "127.0.0.1")
@@ -535,7 +545,9 @@ spec:
 	if err := os.WriteFile(filepath.Join(dir, "static.yaml"), []byte(manifest), 0o644); err != nil {
 		t.Fatal(err)
 	}
-	e := newEnv(t, false, dir)
+	// `hivelet kubelet`, the subcommand of the agent's binary, here; the
+	// lean hivelet-kubelet binary everywhere else.
+	e := newNode(t, false, dir, viaHivelet)
 	running := func() int {
 		list, err := e.rt.RT.ListContainers(e.ctx, &runtimeapi.ListContainersRequest{Filter: &runtimeapi.ContainerFilter{
 			State: &runtimeapi.ContainerStateValue{State: runtimeapi.ContainerState_CONTAINER_RUNNING}}})

@@ -1,4 +1,6 @@
-package main
+// Package kubeletcmd is the kubelet-lite command line, shared by `hivelet
+// kubelet` and the hivelet-kubelet binary.
+package kubeletcmd
 
 import (
 	"context"
@@ -8,17 +10,19 @@ import (
 	"github.com/spf13/cobra"
 	"k8s.io/klog/v2"
 
+	"github.com/hivelet/hivelet/cmd/internal/cli"
 	kubeletlite "github.com/hivelet/hivelet/kubelet-lite"
 )
 
-func newKubeletCmd() *cobra.Command {
+// New returns the command; use is its name ("kubelet" or the binary's).
+func New(use string) *cobra.Command {
 	var (
 		cfg               kubeletlite.Config
 		configFile        string
 		logLevel, logForm string
 	)
 	cmd := &cobra.Command{
-		Use:   "kubelet [--kubeconfig FILE] [--pod-manifest-path DIR] [--container-runtime-endpoint SOCK]",
+		Use:   use + " [--kubeconfig FILE] [--pod-manifest-path DIR] [--container-runtime-endpoint SOCK]",
 		Short: "Run kubelet-lite: register this node and run its pods through CRI",
 		Long: `Run kubelet-lite, hivelet's lean kubelet.
 
@@ -31,7 +35,7 @@ graceful termination; their status goes back to the API server when it
 changes. Flags keep the upstream kubelet's names.`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
-			log, err := newLogger(logLevel, logForm)
+			log, err := cli.NewLogger(logLevel, logForm)
 			if err != nil {
 				return err
 			}
@@ -50,8 +54,8 @@ changes. Flags keep the upstream kubelet's names.`,
 	f.StringVar(&cfg.Kubeconfig, "kubeconfig", "", "kubeconfig of the API server (or \"in-cluster\"); without it only static pods run")
 	f.StringVar(&cfg.RuntimeEndpoint, "container-runtime-endpoint", "", "CRI socket (default "+"unix:///run/containerd/containerd.sock)")
 	f.StringVar(&cfg.PodManifestPath, "pod-manifest-path", "", "directory of static pod manifests (YAML or JSON), re-read every 5 s")
-	f.StringVar(&cfg.NodeName, "hostname-override", hostname(), "name of this node's Node object")
-	f.Var(&nodeIPs{&cfg.NodeIPs}, "node-ip", "this node's addresses, comma-separated (status.hostIP and the Node's InternalIPs)")
+	f.StringVar(&cfg.NodeName, "hostname-override", cli.Hostname(), "name of this node's Node object")
+	f.Var(&cli.NodeIPs{V: &cfg.NodeIPs}, "node-ip", "this node's addresses, comma-separated (status.hostIP and the Node's InternalIPs)")
 	f.StringVar(&cfg.RootDir, "root-dir", "/var/lib/kubelet-lite", "directory for pod logs and state")
 	f.StringVar(&cfg.CgroupRoot, "cgroup-root", "", "cgroup under which the kubepods hierarchy lives (default /)")
 	f.IntVar(&cfg.MaxPods, "max-pods", 0, "pods this node accepts (default 110)")

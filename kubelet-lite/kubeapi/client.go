@@ -1,0 +1,201 @@
+// Package kubeapi is kubelet-lite's Kubernetes client: the few resources a
+// kubelet reads and writes (Pods, Nodes, Leases, Events, Secrets,
+// ConfigMaps, service-account tokens), typed, over client-go's REST
+// client, with only their API groups in its scheme.
+//
+// client-go's clientset registers and links every API group; for a
+// process that needs three of them that is most of its code, and so of its
+// resident memory. The methods keep the clientset's shapes
+// (CoreV1().Pods(ns).Get(ctx, name, opts)), so code reads the same.
+package kubeapi
+
+import (
+	"context"
+	"fmt"
+	"net/http"
+
+	authenticationv1 "k8s.io/api/authentication/v1"
+	coordinationv1 "k8s.io/api/coordination/v1"
+	corev1 "k8s.io/api/core/v1"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/runtime"
+	"k8s.io/apimachinery/pkg/runtime/schema"
+	"k8s.io/apimachinery/pkg/runtime/serializer"
+	utilruntime "k8s.io/apimachinery/pkg/util/runtime"
+	"k8s.io/apimachinery/pkg/watch"
+	"k8s.io/client-go/rest"
+)
+
+var (
+	scheme = runtime.NewScheme()
+	codecs = serializer.NewCodecFactory(scheme)
+	params = runtime.NewParameterCodec(scheme)
+)
+
+func init() {
+	utilruntime.Must(corev1.AddToScheme(scheme))
+	utilruntime.Must(coordinationv1.AddToScheme(scheme))
+	utilruntime.Must(authenticationv1.AddToScheme(scheme))
+	metav1.AddToGroupVersion(scheme, schema.GroupVersion{Version: "v1"})
+}
+
+// Client speaks to one API server.
+type Client struct {
+	core, coordination *rest.RESTClient
+}
+
+// New returns a client for the API server cfg points at.
+func New(cfg *rest.Config) (*Client, error) {
+	httpClient, err := rest.HTTPClientFor(cfg)
+	if err != nil {
+		return nil, fmt.Errorf("create Kubernetes client: %w", err)
+	}
+	core, err := restClient(cfg, httpClient, "/api", corev1.SchemeGroupVersion)
+	if err != nil {
+		return nil, err
+	}
+	coordination, err := restClient(cfg, httpClient, "/apis", coordinationv1.SchemeGroupVersion)
+	if err != nil {
+		return nil, err
+	}
+	return &Client{core: core, coordination: coordination}, nil
+}
+
+func restClient(base *rest.Config, httpClient *http.Client, apiPath string, gv schema.GroupVersion) (*rest.RESTClient, error) {
+	cfg := rest.CopyConfig(base)
+	cfg.APIPath, cfg.GroupVersion = apiPath, &gv
+	cfg.NegotiatedSerializer = codecs.WithoutConversion()
+	rc, err := rest.RESTClientForConfigAndClient(cfg, httpClient)
+	if err != nil {
+		return nil, fmt.Errorf("create Kubernetes client for %s: %w", gv, err)
+	}
+	return rc, nil
+}
+
+// CoreV1 is the core API group.
+func (c *Client) CoreV1() Core { return Core{c.core} }
+
+// CoordinationV1 is the coordination.k8s.io API group.
+func (c *Client) CoordinationV1() Coordination { return Coordination{c.coordination} }
+
+// Core holds the core group's resources.
+type Core struct{ rc *rest.RESTClient }
+
+func (c Core) Pods(ns string) Resource[corev1.Pod, *corev1.Pod] {
+	return Resource[corev1.Pod, *corev1.Pod]{c.rc, ns, "pods"}
+}
+
+func (c Core) Nodes() Resource[corev1.Node, *corev1.Node] {
+	return Resource[corev1.Node, *corev1.Node]{c.rc, "", "nodes"}
+}
+
+func (c Core) Events(ns string) Resource[corev1.Event, *corev1.Event] {
+	return Resource[corev1.Event, *corev1.Event]{c.rc, ns, "events"}
+}
+
+func (c Core) Secrets(ns string) Resource[corev1.Secret, *corev1.Secret] {
+	return Resource[corev1.Secret, *corev1.Secret]{c.rc, ns, "secrets"}
+}
+
+func (c Core) ConfigMaps(ns string) Resource[corev1.ConfigMap, *corev1.ConfigMap] {
+	return Resource[corev1.ConfigMap, *corev1.ConfigMap]{c.rc, ns, "configmaps"}
+}
+
+func (c Core) ServiceAccounts(ns string) ServiceAccounts { return ServiceAccounts{c.rc, ns} }
+
+// Coordination holds the coordination.k8s.io group's resources.
+type Coordination struct{ rc *rest.RESTClient }
+
+func (c Coordination) Leases(ns string) Resource[coordinationv1.Lease, *coordinationv1.Lease] {
+	return Resource[coordinationv1.Lease, *coordinationv1.Lease]{c.rc, ns, "leases"}
+}
+
+// Resource is one resource of a group, in a namespace ("" for cluster
+// scoped ones). T is its Go type.
+type Resource[T any, PT interface {
+	*T
+	runtime.Object
+}] struct {
+	rc       *rest.RESTClient
+	ns, name string
+}
+
+func (r Resource[T, PT]) req(verb string) *rest.Request {
+	return r.rc.Verb(verb).NamespaceIfScoped(r.ns, r.ns != "").Resource(r.name)
+}
+
+// Get reads the object called name.
+func (r Resource[T, PT]) Get(ctx context.Context, name string, opts metav1.GetOptions) (PT, error) {
+	out := PT(new(T))
+	err := r.req(http.MethodGet).Name(name).VersionedParams(&opts, params).Do(ctx).Into(out)
+	return out, err
+}
+
+// Create writes a new object.
+func (r Resource[T, PT]) Create(ctx context.Context, obj PT, opts metav1.CreateOptions) (PT, error) {
+	out := PT(new(T))
+	err := r.req(http.MethodPost).VersionedParams(&opts, params).Body(obj).Do(ctx).Into(out)
+	return out, err
+}
+
+// Update replaces an object's spec and metadata.
+func (r Resource[T, PT]) Update(ctx context.Context, obj PT, opts metav1.UpdateOptions) (PT, error) {
+	return r.put(ctx, obj, opts, "")
+}
+
+// UpdateStatus replaces an object's status.
+func (r Resource[T, PT]) UpdateStatus(ctx context.Context, obj PT, opts metav1.UpdateOptions) (PT, error) {
+	return r.put(ctx, obj, opts, "status")
+}
+
+func (r Resource[T, PT]) put(ctx context.Context, obj PT, opts metav1.UpdateOptions, sub string) (PT, error) {
+	meta, err := metaOf(obj)
+	if err != nil {
+		return nil, err
+	}
+	out := PT(new(T))
+	req := r.req(http.MethodPut).Name(meta.GetName())
+	if sub != "" {
+		req = req.SubResource(sub)
+	}
+	err = req.VersionedParams(&opts, params).Body(obj).Do(ctx).Into(out)
+	return out, err
+}
+
+// Delete deletes the object called name.
+func (r Resource[T, PT]) Delete(ctx context.Context, name string, opts metav1.DeleteOptions) error {
+	return r.req(http.MethodDelete).Name(name).Body(&opts).Do(ctx).Error()
+}
+
+// List reads the objects matching opts into list.
+func (r Resource[T, PT]) List(ctx context.Context, opts metav1.ListOptions, list runtime.Object) error {
+	return r.req(http.MethodGet).VersionedParams(&opts, params).Do(ctx).Into(list)
+}
+
+// Watch streams the changes matching opts.
+func (r Resource[T, PT]) Watch(ctx context.Context, opts metav1.ListOptions) (watch.Interface, error) {
+	opts.Watch = true
+	return r.req(http.MethodGet).VersionedParams(&opts, params).Watch(ctx)
+}
+
+// ServiceAccounts holds the one service-account call a kubelet makes.
+type ServiceAccounts struct {
+	rc *rest.RESTClient
+	ns string
+}
+
+// CreateToken asks the TokenRequest API for a token of service account name.
+func (s ServiceAccounts) CreateToken(ctx context.Context, name string, tr *authenticationv1.TokenRequest, opts metav1.CreateOptions) (*authenticationv1.TokenRequest, error) {
+	out := &authenticationv1.TokenRequest{}
+	err := s.rc.Post().Namespace(s.ns).Resource("serviceaccounts").Name(name).SubResource("token").
+		VersionedParams(&opts, params).Body(tr).Do(ctx).Into(out)
+	return out, err
+}
+
+func metaOf(obj runtime.Object) (metav1.Object, error) {
+	m, ok := obj.(metav1.Object)
+	if !ok {
+		return nil, fmt.Errorf("%T has no object metadata", obj)
+	}
+	return m, nil
+}
