@@ -5,12 +5,31 @@ import (
 	"encoding/base64"
 	"encoding/json"
 	"fmt"
+	"regexp"
 	"strings"
 
 	corev1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	runtimeapi "k8s.io/cri-api/pkg/apis/runtime/v1"
 )
+
+// imageRefRE is the grammar of an image reference (distribution's
+// reference package): [domain[:port]/]path[:tag][@digest], the path in
+// lower case.
+var imageRefRE = regexp.MustCompile(`^` +
+	`(?:(?:[a-zA-Z0-9](?:[a-zA-Z0-9-]*[a-zA-Z0-9])?(?:\.[a-zA-Z0-9](?:[a-zA-Z0-9-]*[a-zA-Z0-9])?)*|\[[0-9a-fA-F:]+\])(?::[0-9]+)?/)?` +
+	`[a-z0-9]+(?:(?:[._]|__|-+)[a-z0-9]+)*(?:/[a-z0-9]+(?:(?:[._]|__|-+)[a-z0-9]+)*)*` +
+	`(?::[\w][\w.-]{0,127})?` +
+	`(?:@[A-Za-z][A-Za-z0-9]*(?:[-_+.][A-Za-z][A-Za-z0-9]*)*:[0-9a-fA-F]{32,})?$`)
+
+// checkImageRef refuses what no registry could serve, before asking one
+// (the upstream kubelet's InvalidImageName).
+func checkImageRef(ref string) error {
+	if len(ref) > 255+128 || !imageRefRE.MatchString(ref) {
+		return fmt.Errorf("couldn't parse image name %q: want [registry[:port]/]lower/case/path[:tag][@sha256:digest]", ref)
+	}
+	return nil
+}
 
 // registryOf is the registry host of an image reference ("docker.io" for
 // short names).

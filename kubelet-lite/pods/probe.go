@@ -140,6 +140,7 @@ func (p *prober) loop(ctx context.Context, w *worker, pod *corev1.Pod, c *corev1
 		next         time.Time
 		succ, fail   int32
 		result, done bool
+		told         string // the failure last told as an event
 	}
 	start := time.Now()
 	states := map[probeKind]*state{}
@@ -167,6 +168,15 @@ func (p *prober) loop(ctx context.Context, w *worker, pod *corev1.Pod, c *corev1
 			ok, why := p.run(ctx, c, id, podIP, s.pr)
 			if !ok {
 				p.m.log.Debug("Probe failed", "pod", pod.Namespace+"/"+pod.Name, "container", c.Name, "probe", k.String(), "reason", why)
+				// As upstream, an Unhealthy event per failure; told once
+				// per distinct reason until the probe passes again, as
+				// the upstream event recorder aggregates repeats.
+				if why != s.told {
+					s.told = why
+					p.m.event(pod, corev1.EventTypeWarning, "Unhealthy", fmt.Sprintf("container %s: %s probe failed: %s", c.Name, k, why))
+				}
+			} else {
+				s.told = ""
 			}
 			succT, failT := thresholds(s.pr)
 			if ok {

@@ -116,3 +116,18 @@ func TestReadStaticRejectsBadManifests(t *testing.T) {
 		t.Error("the same file gave another UID")
 	}
 }
+
+func TestCheckImageRef(t *testing.T) {
+	for _, ok := range []string{"busybox", "busybox:1.36", "library/busybox", "docker.io/library/busybox:latest",
+		"127.0.0.1:5000/team/app:v1", "localhost:5000/a_b/c-d:1", "registry.k8s.io/pause:3.10",
+		"quay.io/x/y@sha256:0123456789abcdef0123456789abcdef0123456789abcdef0123456789abcdef", "[::1]:5000/app:v1"} {
+		if err := checkImageRef(ok); err != nil {
+			t.Errorf("%s refused: %v", ok, err)
+		}
+	}
+	for _, bad := range []string{"", "Busybox", "team/App:1", "busybox:", "a//b", "busybox::1", "busybox:-x", "bad image", "x@sha256:12"} {
+		if err := checkImageRef(bad); err == nil {
+			t.Errorf("%q accepted", bad)
+		}
+	}
+}

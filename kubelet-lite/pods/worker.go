@@ -361,7 +361,7 @@ func (w *worker) imageReady(ctx context.Context, pod *corev1.Pod, c *corev1.Cont
 	}
 	w.waiting[c.Name] = waiting{reason, err.Error()}
 	w.m.log.Warn("Image not available", "pod", pod.Namespace+"/"+pod.Name, "container", c.Name, "error", err)
-	if reason == "ErrImageNeverPull" {
+	if reason == "ErrImageNeverPull" || reason == "InvalidImageName" {
 		// Nothing was pulled: look again later, no back-off to show.
 		time.AfterFunc(backoffInitial, w.kick)
 		return false
@@ -396,6 +396,9 @@ func pullPolicy(c *corev1.Container) corev1.PullPolicy {
 // ensureImage returns the waiting reason and error when the image cannot
 // be had.
 func (m *Manager) ensureImage(ctx context.Context, pod *corev1.Pod, c *corev1.Container) (string, error) {
+	if err := checkImageRef(c.Image); err != nil {
+		return "InvalidImageName", err
+	}
 	ctx, cancel := context.WithTimeout(ctx, cri.PullTimeout)
 	defer cancel()
 	spec := &runtimeapi.ImageSpec{Image: c.Image}

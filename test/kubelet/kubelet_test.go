@@ -379,6 +379,43 @@ func TestPrivilegedKubeletLite(t *testing.T) {
 		harness.WaitFor(t, "a Warning event on the pod", func() bool { return e.hasEvent("noimage", "Failed", "ErrImageNeverPull") })
 	})
 
+	t.Run("a pod the node cannot run gets a clear reason and event, and the kubelet carries on", func(t *testing.T) {
+		mk := func(name string, mutate func(*corev1.Pod)) {
+			p := &corev1.Pod{ObjectMeta: metav1.ObjectMeta{Name: name, Namespace: e.ns}, Spec: corev1.PodSpec{NodeName: e.node,
+				AutomountServiceAccountToken: ptr.To(false), TerminationGracePeriodSeconds: ptr.To(int64(0)),
+				Containers: []corev1.Container{{Name: "main", Image: containerd.BusyboxRef, ImagePullPolicy: corev1.PullIfNotPresent,
+					Command: []string{"sleep", "3600"}}}}}
+			mutate(p)
+			if _, err := e.client.CoreV1().Pods(e.ns).Create(e.ctx, p, metav1.CreateOptions{}); err != nil {
+				t.Fatal(err)
+			}
+		}
+		waitingWith := func(reason, text string) func(*corev1.Pod) bool {
+			return func(p *corev1.Pod) bool {
+				cs := p.Status.ContainerStatuses
+				return p.Status.Phase == corev1.PodPending && len(cs) == 1 && cs[0].State.Waiting != nil &&
+					cs[0].State.Waiting.Reason == reason && strings.Contains(cs[0].State.Waiting.Message, text)
+			}
+		}
+		mk("badvol", func(p *corev1.Pod) {
+			p.Spec.Volumes = []corev1.Volume{{Name: "share", VolumeSource: corev1.VolumeSource{NFS: &corev1.NFSVolumeSource{Server: "192.0.2.1", Path: "/x"}}}}
+			p.Spec.Containers[0].VolumeMounts = []corev1.VolumeMount{{Name: "share", MountPath: "/share"}}
+		})
+		mk("badimage", func(p *corev1.Pod) { p.Spec.Containers[0].Image = "hivelet.test/Busybox:1" })
+		mk("badprobe", func(p *corev1.Pod) {
+			p.Spec.Containers[0].ReadinessProbe = &corev1.Probe{ProbeHandler: corev1.ProbeHandler{HTTPGet: &corev1.HTTPGetAction{Port: intOrName("nope")}}, PeriodSeconds: 1}
+		})
+		e.waitPod(t, "badvol", "CreateContainerConfigError naming the volume", waitingWith("CreateContainerConfigError", "volume share: this volume type is not supported"))
+		e.waitPod(t, "badimage", "InvalidImageName", waitingWith("InvalidImageName", "hivelet.test/Busybox:1"))
+		e.waitPod(t, "badprobe", "Running, never Ready", func(p *corev1.Pod) bool { return p.Status.Phase == corev1.PodRunning && !ready(p) })
+		for pod, text := range map[string]string{"badvol": "not supported", "badimage": "InvalidImageName", "badprobe": `no container port named "nope"`} {
+			harness.WaitFor(t, "an event on "+pod, func() bool { return e.hasEvent(pod, "Failed", text) || e.hasEvent(pod, "Unhealthy", text) })
+		}
+		if e.kubelet.Exited() {
+			t.Fatalf("kubelet exited:\n%s", tail(e.kubelet.Log(), 30))
+		}
+	})
+
 	t.Run("images are pulled with the pod's imagePullSecrets, as imagePullPolicy says", func(t *testing.T) {
 		reg := registry.New("puller", "pull-pw")
 		img, err := images.Busybox([]string{"sh"})
