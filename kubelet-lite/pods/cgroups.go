@@ -4,8 +4,10 @@ import (
 	"errors"
 	"os"
 	"path/filepath"
+	"strings"
 
 	corev1 "k8s.io/api/core/v1"
+	"k8s.io/apimachinery/pkg/types"
 )
 
 // cgroupMounts is where the cgroup hierarchies are: every v1 controller
@@ -29,6 +31,33 @@ func (m *Manager) removePodCgroups(pod *corev1.Pod) {
 	for _, d := range dirs {
 		if err := removeTree(d); err != nil && !errors.Is(err, os.ErrNotExist) {
 			m.log.Warn("Removing a pod cgroup failed", "path", d, "error", err)
+		}
+	}
+}
+
+// qosParents are where CgroupParent puts pods, one per QoS class.
+var qosParents = []string{"kubepods", "kubepods/burstable", "kubepods/besteffort"}
+
+// sweepCgroups removes the pod cgroups, in every hierarchy, of pods that
+// are neither running here nor known to a source: what a kubelet that
+// stopped (or crashed) before cleaning up, or a pod deleted while it was
+// down, left behind. Their QoS class is not known any more, so every
+// class's parent is looked at. Busy directories stay for the next sweep.
+func (m *Manager) sweepCgroups(keep func(types.UID) bool) {
+	hier, _ := filepath.Glob(filepath.Join(cgroupMounts, "*"))
+	hier = append(hier, cgroupMounts)
+	for _, h := range hier {
+		for _, q := range qosParents {
+			dirs, _ := filepath.Glob(filepath.Join(h, m.cfg.CgroupRoot, q, "pod*"))
+			for _, d := range dirs {
+				uid := types.UID(strings.TrimPrefix(filepath.Base(d), "pod"))
+				if keep(uid) {
+					continue
+				}
+				if err := removeTree(d); err == nil {
+					m.log.Info("Removed the cgroup of a pod no source has", "path", d)
+				}
+			}
 		}
 	}
 }

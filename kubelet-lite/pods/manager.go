@@ -13,6 +13,7 @@ import (
 	"hash/fnv"
 	"log/slog"
 	"net/netip"
+	"slices"
 	"sync"
 	"time"
 
@@ -179,13 +180,19 @@ func (m *Manager) Run(ctx context.Context) {
 			}
 		}
 		m.mu.Unlock()
-		if len(orphans) > 0 && m.allSourcesReady() {
-			for _, uid := range orphans {
-				m.log.Info("Removing a pod no source has", "uid", uid)
-				m.removeRuntimePod(ctx, uid, 0, nil)
-				m.cleanupVolumes(string(uid))
-			}
+		if !m.allSourcesReady() {
+			continue
 		}
+		for _, uid := range orphans {
+			m.log.Info("Removing a pod no source has", "uid", uid)
+			m.removeRuntimePod(ctx, uid, 0, nil)
+			m.cleanupVolumes(string(uid))
+		}
+		m.sweepCgroups(func(uid types.UID) bool {
+			m.mu.Lock()
+			defer m.mu.Unlock()
+			return m.workers[uid] != nil || snap.uids[uid] && !slices.Contains(orphans, uid)
+		})
 	}
 }
 

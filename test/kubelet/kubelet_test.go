@@ -524,10 +524,23 @@ func TestPrivilegedKubeletLite(t *testing.T) {
 		harness.WaitFor(t, "node Ready again", func() bool { return nodeReady() == corev1.ConditionTrue })
 	})
 
-	t.Run("a kubelet restart leaves running containers alone", func(t *testing.T) {
+	t.Run("a kubelet restart leaves running containers alone and removes what lost its pod", func(t *testing.T) {
+		e.create(t, "orphan", corev1.RestartPolicyAlways, corev1.Container{Command: []string{"sleep", "3600"}})
+		orphanUID := e.waitPod(t, "orphan", "Running", func(p *corev1.Pod) bool { return p.Status.Phase == corev1.PodRunning }).UID
 		before := e.pod("web").Status.ContainerStatuses[0]
 		e.kubelet.Stop(syscall.SIGTERM)
+		// Deleted while no kubelet runs: nothing is told to stop it.
+		if err := e.client.CoreV1().Pods(e.ns).Delete(e.ctx, "orphan", metav1.DeleteOptions{GracePeriodSeconds: ptr.To(int64(0))}); err != nil {
+			t.Fatal(err)
+		}
 		e.start()
+		harness.WaitFor(t, "the orphan's containers, sandbox and cgroups removed", func() bool {
+			sel := map[string]string{"io.kubernetes.pod.uid": string(orphanUID)}
+			cs, err1 := e.rt.RT.ListContainers(e.ctx, &runtimeapi.ListContainersRequest{Filter: &runtimeapi.ContainerFilter{LabelSelector: sel}})
+			sbs, err2 := e.rt.RT.ListPodSandbox(e.ctx, &runtimeapi.ListPodSandboxRequest{Filter: &runtimeapi.PodSandboxFilter{LabelSelector: sel}})
+			dirs, _ := filepath.Glob(fmt.Sprintf("/sys/fs/cgroup/*/%s/kubepods/*/pod%s", e.cgroupName, orphanUID))
+			return err1 == nil && err2 == nil && len(cs.Containers) == 0 && len(sbs.Items) == 0 && len(dirs) == 0
+		})
 		time.Sleep(3 * time.Second) // a few relists and syncs
 		after := e.waitPod(t, "web", "still Running", func(p *corev1.Pod) bool { return p.Status.Phase == corev1.PodRunning })
 		got := after.Status.ContainerStatuses[0]
