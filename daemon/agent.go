@@ -117,7 +117,9 @@ func Run(ctx context.Context, cfg Config, log *slog.Logger) error {
 	hcs := healthcheck.New(cfg.HealthCheckAddr, log)
 	defer hcs.Close()
 	s := &syncer{metrics: m, health: hc, log: log, hcs: hcs}
-	r := runner.New(s.sync, cfg.MinSyncInterval, cfg.SyncPeriod)
+	// No periodic full syncs in the runner: verifyLoop checks the maps
+	// every SyncPeriod without holding changes up.
+	r := runner.New(s.sync, cfg.MinSyncInterval, 0)
 	s.tracker = tracker.New(func() { hc.Queued(); r.Trigger() })
 	s.tracker.SetDefaultMaglev(cfg.LBAlgorithm == "maglev")
 	if cfg.ManifestsDir != "" && len(cfg.NodeIPs) > 0 {
@@ -163,6 +165,7 @@ func Run(ctx context.Context, cfg Config, log *slog.Logger) error {
 	if err := <-listed; err != nil {
 		return err
 	}
+	go s.verifyLoop(ctx, cfg.SyncPeriod, r.Trigger)
 	r.Run(ctx)
 	return nil
 }

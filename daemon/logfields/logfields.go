@@ -22,6 +22,7 @@ const (
 	Retry         = "retryIn"
 	Count         = "count"
 	Frontends     = "frontends"
+	Differences   = "differences"
 	Owner         = "owner"
 	PreviousOwner = "previousOwner"
 	Object        = "object"

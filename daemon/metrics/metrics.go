@@ -23,6 +23,7 @@ type Metrics struct {
 	MapEntries                *prometheus.GaugeVec
 	MapCapacity               *prometheus.GaugeVec
 	MapFull                   prometheus.Counter
+	Verifications             *prometheus.CounterVec
 	ConntrackEntries          *prometheus.GaugeVec
 	ConntrackGCDeleted        prometheus.Counter
 	ConntrackGCInterval       prometheus.Gauge
@@ -79,6 +80,10 @@ func New() *Metrics {
 			Namespace: "hivelet", Name: "bpf_map_full_errors_total",
 			Help: "Map writes refused because a map was full; raise its --bpf-lb-*-max flag.",
 		}),
+		Verifications: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Namespace: "hivelet", Name: "datapath_verifications_total",
+			Help: "Periodic checks of the LB maps against what the agent wrote, by result: ok, drift (repaired by a full sync), inconclusive (a sync ran meanwhile), error.",
+		}, []string{"result"}),
 		ConntrackEntries: prometheus.NewGaugeVec(prometheus.GaugeOpts{
 			Namespace: "hivelet", Name: "conntrack_entries",
 			Help: "Live entries in the connection-tracking (ct) and SNAT (nat) maps after the last GC.",
@@ -95,7 +100,7 @@ func New() *Metrics {
 	m.Registry.MustRegister(m.ConntrackEntries, m.ConntrackGCDeleted, m.ConntrackGCInterval)
 	m.Registry.MustRegister(m.SyncDuration, m.NetworkProgrammingLatency, m.SyncErrors, m.LastSync,
 		m.Services, m.EndpointSlices, m.Frontends, m.Backends, m.MapEntries, m.MapCapacity, m.MapFull,
-		collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
+		m.Verifications, collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 	return m
 }
 

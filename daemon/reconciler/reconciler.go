@@ -41,6 +41,13 @@ type Reconciler struct {
 	state *realized
 	// lastFrontends sizes the tables of the next full sync. Guarded by mu.
 	lastFrontends int
+	// losers lists, per frontend, the Services that claimed it and lost
+	// to another: when the winner lets go, they are offered it again
+	// (Stats.Reoffer). Rebuilt by full syncs. Guarded by mu.
+	losers map[datapath.Frontend]map[lb.ServiceName]struct{}
+	// syncs counts Sync calls, so Verify knows whether one ran while it
+	// read the maps. Guarded by mu.
+	syncs uint64
 }
 
 // Stats describes one sync.
@@ -50,6 +57,9 @@ type Stats struct {
 	Upserts   int // services written
 	Deletes   int // services removed
 	Backends  int // backends written
+	// Reoffer lists Services that lost a frontend to another Service
+	// which has now let go of it: sync them again so one takes it.
+	Reoffer []lb.ServiceName
 }
 
 // New returns a reconciler for lbmap.
@@ -81,6 +91,7 @@ func (r *Reconciler) NeedsFull() bool {
 func (r *Reconciler) Sync(changes iter.Seq[lb.Change], full bool) (Stats, error) {
 	r.mu.Lock()
 	defer r.mu.Unlock()
+	r.syncs++
 	if r.state == nil && !full {
 		return Stats{}, fmt.Errorf("sync: a full sync is needed first (call with every Service)")
 	}
@@ -90,6 +101,7 @@ func (r *Reconciler) Sync(changes iter.Seq[lb.Change], full bool) (Stats, error)
 			return Stats{Full: true}, fmt.Errorf("read LB maps: %w", err)
 		}
 		r.state = fromDump(st, r.lastFrontends)
+		r.losers = nil
 		r.byService = make(map[lb.ServiceName][]datapath.Frontend, max(len(r.byService), r.lastFrontends))
 	}
 
@@ -97,7 +109,7 @@ func (r *Reconciler) Sync(changes iter.Seq[lb.Change], full bool) (Stats, error)
 
 	stats := Stats{Full: full}
 	for c := range changes {
-		stats.Frontends += r.apply(c, w)
+		stats.Frontends += r.apply(c, w, &stats.Reoffer)
 		w.maybeFlush()
 	}
 	if full {
@@ -119,14 +131,16 @@ func (r *Reconciler) Sync(changes iter.Seq[lb.Change], full bool) (Stats, error)
 }
 
 // apply diffs one Service's frontends into the pipeline's current batch
-// and returns how many frontends it examined.
-func (r *Reconciler) apply(c lb.Change, w *pipeline) int {
+// and returns how many frontends it examined; Services that may now take
+// a frontend it let go of are added to reoffer.
+func (r *Reconciler) apply(c lb.Change, w *pipeline, reoffer *[]lb.ServiceName) int {
 	old := r.byService[c.Name]
 	wanted := make([]datapath.Frontend, 0, len(c.Entries))
 	for i := range c.Entries {
 		e := &c.Entries[i]
 		if o := r.state.fes[e.Frontend].owner; o != (lb.ServiceName{}) && o != c.Name {
 			if !nameLess(c.Name, o) {
+				r.lost(e.Frontend, c.Name)
 				r.log.Warn("Frontend already used by another Service; ignoring it here",
 					logfields.Service, c.Name.String(), logfields.Frontend, e.Frontend.String(), logfields.Owner, o.String())
 				continue
@@ -134,6 +148,7 @@ func (r *Reconciler) apply(c lb.Change, w *pipeline) int {
 			r.log.Warn("Frontend claimed by two Services; the first by name takes it",
 				logfields.Service, c.Name.String(), logfields.Frontend, e.Frontend.String(), logfields.PreviousOwner, o.String())
 			f := e.Frontend
+			r.lost(f, o)
 			r.byService[o] = slices.DeleteFunc(slices.Clone(r.byService[o]), func(x datapath.Frontend) bool { return x == f })
 		}
 		wanted = append(wanted, e.Frontend)
@@ -142,6 +157,12 @@ func (r *Reconciler) apply(c lb.Change, w *pipeline) int {
 	for _, f := range old {
 		if !slices.Contains(wanted, f) {
 			r.remove(f, w.ch)
+			for n := range r.losers[f] {
+				if n != c.Name {
+					*reoffer = append(*reoffer, n)
+				}
+			}
+			delete(r.losers, f)
 		}
 	}
 	if len(wanted) == 0 && c.Entries == nil {
@@ -150,6 +171,17 @@ func (r *Reconciler) apply(c lb.Change, w *pipeline) int {
 		r.byService[c.Name] = wanted
 	}
 	return len(wanted) + len(old)
+}
+
+// lost records that Service n claimed frontend f and did not get it.
+func (r *Reconciler) lost(f datapath.Frontend, n lb.ServiceName) {
+	if r.losers == nil {
+		r.losers = map[datapath.Frontend]map[lb.ServiceName]struct{}{}
+	}
+	if r.losers[f] == nil {
+		r.losers[f] = map[lb.ServiceName]struct{}{}
+	}
+	r.losers[f][n] = struct{}{}
 }
 
 func nameLess(a, b lb.ServiceName) bool {

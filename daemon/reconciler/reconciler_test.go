@@ -330,6 +330,31 @@ func TestFrontendConflictGoesToFirstName(t *testing.T) {
 		}
 		checkMaps(t, r, m, map[int][]int{5: {10}})
 	}
+	// When the winner lets go, the loser is offered the frontend again,
+	// by a partial sync.
+	m := datapath.NewFakeLBMap()
+	r := New(m, quiet)
+	d := newDesired(r)
+	for _, svc := range []int{2, 1} {
+		d.set(name(svc), []lb.Entry{entry(5, svc*10)})
+		if _, err := d.sync(false); err != nil {
+			t.Fatal(err)
+		}
+	}
+	d.set(name(1), nil)
+	st, err := d.sync(false)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !slices.Equal(st.Reoffer, []lb.ServiceName{name(2)}) {
+		t.Fatalf("reoffer %v, want [%v]", st.Reoffer, name(2))
+	}
+	checkMaps(t, r, m, map[int][]int{})
+	d.dirty[name(2)] = true
+	if _, err := d.sync(false); err != nil {
+		t.Fatal(err)
+	}
+	checkMaps(t, r, m, map[int][]int{5: {20}})
 }
 
 func TestAffinityMatchesFollowBackends(t *testing.T) {

@@ -21,7 +21,8 @@ type Runner struct {
 	kick       chan struct{}
 }
 
-// New returns a runner; call Run to start it.
+// New returns a runner; call Run to start it. A period of 0 means no
+// periodic syncs: only the first one, triggered ones and retries.
 func New(fn SyncFunc, minInterval, period time.Duration) *Runner {
 	return &Runner{fn: fn, minGap: minInterval, period: period, maxBackoff: 30 * time.Second, kick: make(chan struct{}, 1)}
 }
@@ -45,6 +46,14 @@ func (r *Runner) Run(ctx context.Context) {
 		retry    = time.NewTimer(time.Hour)
 	)
 	retry.Stop()
+	rearm := func() {
+		if r.period > 0 {
+			periodic.Reset(r.period)
+		}
+	}
+	if r.period <= 0 {
+		periodic.Stop()
+	}
 	defer periodic.Stop()
 	defer retry.Stop()
 
@@ -66,7 +75,7 @@ func (r *Runner) Run(ctx context.Context) {
 		}
 		failed, backoff = false, 0
 		retry.Stop()
-		periodic.Reset(r.period)
+		rearm()
 	}
 
 	run(true)
@@ -80,7 +89,7 @@ func (r *Runner) Run(ctx context.Context) {
 			run(true)
 		case <-periodic.C:
 			run(true)
-			periodic.Reset(r.period)
+			rearm()
 		}
 	}
 }

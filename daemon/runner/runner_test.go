@@ -85,3 +85,23 @@ func TestFailureRetriesWithFullSync(t *testing.T) {
 		}
 	}
 }
+
+func TestNoPeriodRunsOnlyWhenAsked(t *testing.T) {
+	c := &calls{ch: make(chan struct{}, 100)}
+	r := New(c.fn, time.Millisecond, 0)
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	go r.Run(ctx)
+	c.wait(t, 1)
+	time.Sleep(100 * time.Millisecond)
+	c.mu.Lock()
+	n := len(c.full)
+	c.mu.Unlock()
+	if n != 1 {
+		t.Fatalf("%d syncs without a trigger, want only the first", n)
+	}
+	r.Trigger()
+	if got := c.wait(t, 1); got[1] {
+		t.Error("a triggered sync was full")
+	}
+}

@@ -98,6 +98,21 @@ func (t *Tracker) SetDefaultMaglev(on bool) {
 	t.defaultMaglev = on
 }
 
+// Touch marks Services changed without a change of their own: the
+// reconciler asks for it when a frontend they lost to another Service
+// came free.
+func (t *Tracker) Touch(names ...lb.ServiceName) {
+	if len(names) == 0 {
+		return
+	}
+	t.mu.Lock()
+	for _, n := range names {
+		t.dirty[n] = struct{}{}
+	}
+	t.mu.Unlock()
+	t.poke()
+}
+
 // OnNodeUpdate records this node's addresses and zone. Every Service may
 // change with them (NodePorts, topology), so all are marked changed.
 func (t *Tracker) OnNodeUpdate(node *lb.Node) {

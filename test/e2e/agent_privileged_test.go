@@ -2,9 +2,11 @@ package e2e
 
 import (
 	"errors"
+	"fmt"
 	"net"
 	"net/netip"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"slices"
 	"strings"
@@ -85,6 +87,20 @@ func TestPrivilegedAgentFollowsManifestEdits(t *testing.T) {
 	if got := e.answers(t, 40); !slices.Equal(got, []string{"pod-1", "pod-2"}) {
 		t.Fatalf("answers = %v, want pod-1 and pod-2", got)
 	}
+
+	// An entry deleted behind the agent's back is found by the periodic
+	// check (--sync-period 2s) and written again.
+	ip := netip.MustParseAddr(vip).As4()
+	key := []string{"key", "hex"}
+	for _, b := range append(ip[:], 0, 80, 0, 0, 6, 0, 0, 0) { // address, port (big endian), slot 0, TCP, scope, pad
+		key = append(key, fmt.Sprintf("%02x", b))
+	}
+	if out, err := exec.Command("bpftool", append([]string{"map", "delete", "pinned", filepath.Join(e.bpffs, "hl_lb4_svc")}, key...)...).CombinedOutput(); err != nil {
+		t.Fatalf("bpftool map delete: %v\n%s", err, out)
+	}
+	harness.WaitFor(t, "the deleted entry to be repaired", func() bool {
+		return len(backendsOf(t, e.bpffs, vip+":80/TCP")) == 2 && strings.Contains(a.Log(), "differ from what the agent wrote")
+	})
 
 	// The EndpointSlice edit is honoured on the next sync.
 	writeFile(t, file, manifests(vip, e.podIPs(1, 2)...))
