@@ -5,6 +5,7 @@ import (
 	"errors"
 	"iter"
 	"log/slog"
+	"runtime/debug"
 	"sync/atomic"
 	"time"
 
@@ -73,55 +74,42 @@ func (s *syncer) sync(full bool) error {
 	return nil
 }
 
-// maxInconclusive bounds how many verifications in a row may overlap a
-// sync (a busy cluster) before a full sync runs anyway.
-const maxInconclusive = 10
-
 // verifyLoop is the periodic resync. A full sync every period would hold
 // every change up behind it (~0.2 s at 10k Services, seconds at 100k), so
 // instead the maps are compared with what the agent wrote, without
 // blocking syncs (Reconciler.Verify), and a full sync runs only when they
-// differ, when the check fails, or when it stayed inconclusive
-// maxInconclusive times in a row. trigger wakes the runner.
+// differ or the check fails. trigger wakes the runner.
 func (s *syncer) verifyLoop(ctx context.Context, period time.Duration, trigger func()) {
 	if period <= 0 {
 		return
 	}
-	timer := time.NewTimer(period)
-	defer timer.Stop()
-	inconclusive := 0
+	tick := time.NewTicker(period)
+	defer tick.Stop()
 	for {
 		select {
 		case <-ctx.Done():
 			return
-		case <-timer.C:
+		case <-tick.C:
 		}
-		next := period
-		diffs, conclusive, err := s.rec.Verify()
+		diffs, err := s.rec.Verify()
+		// The read of the maps is the check's garbage (tens of MB at 100k
+		// Services): hand it back now rather than hold the node's memory
+		// until the next collection.
+		debug.FreeOSMemory()
 		result := "ok"
 		switch {
 		case err != nil:
 			result = "error"
 			s.log.Warn("Checking the LB maps failed; running a full sync", logfields.Error, err)
-		case !conclusive:
-			result = "inconclusive"
-			if inconclusive++; inconclusive < maxInconclusive {
-				next = period / 10 // try again soon, between syncs
-			}
 		case len(diffs) > 0:
 			result = "drift"
 			s.log.Warn("The LB maps differ from what the agent wrote; repairing with a full sync", logfields.Differences, diffs)
 		}
 		s.metrics.Verifications.WithLabelValues(result).Inc()
-		if result != "ok" && (result != "inconclusive" || inconclusive >= maxInconclusive) {
-			inconclusive = 0
+		if result != "ok" {
 			s.forceFull.Store(true)
 			trigger()
 		}
-		if result == "ok" {
-			inconclusive = 0
-		}
-		timer.Reset(next)
 	}
 }
 

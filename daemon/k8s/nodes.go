@@ -6,7 +6,6 @@ import (
 	"net/netip"
 
 	corev1 "k8s.io/api/core/v1"
-	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/runtime"
 	"k8s.io/apimachinery/pkg/runtime/schema"
 	"k8s.io/client-go/informers"
@@ -18,7 +17,7 @@ import (
 
 // cachedNode keeps what pod routing needs of a Node.
 type cachedNode struct {
-	metav1.ObjectMeta
+	ident
 	node noderoutes.Node
 }
 
@@ -30,7 +29,7 @@ func toCachedNode(obj any) (any, error) {
 	if !ok {
 		return obj, nil
 	}
-	c := &cachedNode{ObjectMeta: keyMeta(&n.ObjectMeta), node: noderoutes.Node{Name: n.Name}}
+	c := &cachedNode{ident: identOf(&n.ObjectMeta), node: noderoutes.Node{Name: n.Name}}
 	for _, s := range n.Spec.PodCIDRs {
 		if p, err := netip.ParsePrefix(s); err == nil {
 			c.node.PodCIDRs = append(c.node.PodCIDRs, p)

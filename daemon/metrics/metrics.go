@@ -82,7 +82,7 @@ func New() *Metrics {
 		}),
 		Verifications: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Namespace: "hivelet", Name: "datapath_verifications_total",
-			Help: "Periodic checks of the LB maps against what the agent wrote, by result: ok, drift (repaired by a full sync), inconclusive (a sync ran meanwhile), error.",
+			Help: "Periodic checks of the LB maps against what the agent wrote, by result: ok, drift (repaired by a full sync), error.",
 		}, []string{"result"}),
 		ConntrackEntries: prometheus.NewGaugeVec(prometheus.GaugeOpts{
 			Namespace: "hivelet", Name: "conntrack_entries",

@@ -15,10 +15,12 @@ type pipeline struct {
 	chunk   int
 
 	upserts, deletes, backends int
+	// seen, when set, is told every batch before it is written.
+	seen func(*datapath.Changes)
 }
 
-func newPipeline(lbmap datapath.LBMap, chunk int) *pipeline {
-	return &pipeline{lbmap: lbmap, chunk: chunk, ch: newChanges(chunk)}
+func newPipeline(lbmap datapath.LBMap, chunk int, seen func(*datapath.Changes)) *pipeline {
+	return &pipeline{lbmap: lbmap, chunk: chunk, ch: newChanges(chunk), seen: seen}
 }
 
 // maybeFlush sends the current batch once it is big enough.
@@ -48,6 +50,9 @@ func (p *pipeline) write() {
 }
 
 func (p *pipeline) count(ch *datapath.Changes) {
+	if p.seen != nil {
+		p.seen(ch)
+	}
 	p.upserts += len(ch.UpsertServices)
 	p.deletes += len(ch.DeleteServices)
 	p.backends += len(ch.UpsertBackends)

@@ -45,9 +45,9 @@ type Reconciler struct {
 	// to another: when the winner lets go, they are offered it again
 	// (Stats.Reoffer). Rebuilt by full syncs. Guarded by mu.
 	losers map[datapath.Frontend]map[lb.ServiceName]struct{}
-	// syncs counts Sync calls, so Verify knows whether one ran while it
-	// read the maps. Guarded by mu.
-	syncs uint64
+	// touched collects what syncs write while Verify reads the maps; nil
+	// otherwise. Guarded by mu.
+	touched *touchedSet
 }
 
 // Stats describes one sync.
@@ -91,7 +91,6 @@ func (r *Reconciler) NeedsFull() bool {
 func (r *Reconciler) Sync(changes iter.Seq[lb.Change], full bool) (Stats, error) {
 	r.mu.Lock()
 	defer r.mu.Unlock()
-	r.syncs++
 	if r.state == nil && !full {
 		return Stats{}, fmt.Errorf("sync: a full sync is needed first (call with every Service)")
 	}
@@ -105,7 +104,11 @@ func (r *Reconciler) Sync(changes iter.Seq[lb.Change], full bool) (Stats, error)
 		r.byService = make(map[lb.ServiceName][]datapath.Frontend, max(len(r.byService), r.lastFrontends))
 	}
 
-	w := newPipeline(r.lbmap, r.chunk)
+	var seen func(*datapath.Changes)
+	if r.touched != nil {
+		seen = r.touched.add
+	}
+	w := newPipeline(r.lbmap, r.chunk, seen)
 
 	stats := Stats{Full: full}
 	for c := range changes {
