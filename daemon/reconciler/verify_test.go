@@ -1,6 +1,7 @@
 package reconciler
 
 import (
+	"fmt"
 	"strings"
 	"testing"
 
@@ -29,6 +30,16 @@ func (m *tamperedMap) Dump() (*datapath.State, error) {
 }
 
 func TestVerifyFindsDriftWithoutHoldingUpSyncs(t *testing.T) {
+	for _, chunk := range []int{1, 3, 4096} {
+		t.Run(fmt.Sprintf("chunk=%d", chunk), func(t *testing.T) {
+			defer func(old int) { verifyChunk = old }(verifyChunk)
+			verifyChunk = chunk
+			testVerify(t)
+		})
+	}
+}
+
+func testVerify(t *testing.T) {
 	m := &tamperedMap{FakeLBMap: datapath.NewFakeLBMap()}
 	r := New(m, quiet)
 	d := newDesired(r)
