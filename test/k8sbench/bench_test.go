@@ -179,7 +179,10 @@ func hivelet(b *testing.B, bin, kubeconfig string) proxy {
 	}
 	return proxy{
 		start: func(b *testing.B) *harness.Agent {
-			a = harness.StartAgent(b, bin, "--kubeconfig", kubeconfig, "--bpffs", bpffs, "--cgroup2", cg)
+			args := []string{"--kubeconfig", kubeconfig, "--bpffs", bpffs, "--cgroup2", cg}
+			// HIVELET_BENCH_AGENT_ARGS: extra agent flags, to measure a setting.
+			args = append(args, strings.Fields(os.Getenv("HIVELET_BENCH_AGENT_ARGS"))...)
+			a = harness.StartAgent(b, bin, args...)
 			b.Cleanup(func() { _, _ = harness.Run(bin, "agent", "--cleanup", "--bpffs", bpffs) })
 			return a
 		},
