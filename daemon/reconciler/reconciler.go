@@ -23,7 +23,7 @@ import (
 
 // chunkFrontends bounds one batch handed to the map writer. While the
 // writer is in the kernel with one batch, the diff of the next runs.
-const chunkFrontends = 8192
+const chunkFrontends = 1024
 
 // Reconciler owns the LB maps.
 type Reconciler struct {
