@@ -378,6 +378,12 @@ func measure(b *testing.B, p proxy, client kubernetes.Interface, ns string, n in
 	}
 	r.RSSMiB = rss
 	proc.Stop(syscall.SIGTERM)
+	// HIVELET_BENCH_AGENT_LOG: keep the proxy's log (to see where time went).
+	if f := os.Getenv("HIVELET_BENCH_AGENT_LOG"); f != "" {
+		if err := os.WriteFile(f, []byte(proc.Log()), 0o644); err != nil {
+			b.Error(err)
+		}
+	}
 
 	b.ReportMetric(float64(r.Sync.Milliseconds()), "ms-start-to-programmed")
 	b.ReportMetric(ms(r.P50), "ms-change-p50")
