@@ -13,11 +13,12 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"k8s.io/client-go/kubernetes"
 	"log/slog"
 	"net/netip"
 	"os"
 	"time"
+
+	"k8s.io/client-go/kubernetes"
 
 	"github.com/hivelet/hivelet/daemon/health"
 	"github.com/hivelet/hivelet/daemon/healthcheck"
@@ -100,6 +101,8 @@ func Run(ctx context.Context, cfg Config, log *slog.Logger) error {
 		return fmt.Errorf("--pod-routes %s needs the Node objects: pass --kubeconfig", cfg.PodRoutes)
 	case cfg.LBAlgorithm != "" && cfg.LBAlgorithm != "random" && cfg.LBAlgorithm != "maglev":
 		return fmt.Errorf("--bpf-lb-algorithm %q: want random or maglev", cfg.LBAlgorithm)
+	case cfg.SyncPeriod < 0:
+		return fmt.Errorf("--sync-period %s: want a positive duration (or 0: no periodic check)", cfg.SyncPeriod)
 	case cfg.MaglevTableSize != 0 && !isPrime(cfg.MaglevTableSize):
 		return fmt.Errorf("--bpf-lb-maglev-table-size %d: must be a prime (e.g. 251, 4093, 16381, 65521)", cfg.MaglevTableSize)
 	case cfg.ManifestsDir != "":
@@ -113,7 +116,7 @@ func Run(ctx context.Context, cfg Config, log *slog.Logger) error {
 	gcForLoad()
 	m := metrics.New()
 	setCapacity(m, cfg.MapSizes)
-	hc := health.NewTracker(2 * cfg.SyncPeriod)
+	hc := health.NewTracker(staleAfter(cfg.SyncPeriod))
 	hcs := healthcheck.New(cfg.HealthCheckAddr, log)
 	defer hcs.Close()
 	s := &syncer{metrics: m, health: hc, log: log, hcs: hcs}
@@ -196,6 +199,15 @@ func startSource(ctx context.Context, cfg Config, tr *tracker.Tracker, log *slog
 	}
 	log.Info("Waiting for the API server's Services and EndpointSlices")
 	return k8s.New(client, cfg.NodeName, tr, log).Start(ctx)
+}
+
+// staleAfter is how long a change may wait for a sync before /healthz
+// fails: two sync periods, as kube-proxy, or a minute without a period.
+func staleAfter(period time.Duration) time.Duration {
+	if period <= 0 {
+		return time.Minute
+	}
+	return 2 * period
 }
 
 func isPrime(n uint32) bool {

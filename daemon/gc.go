@@ -20,10 +20,15 @@ const (
 	steadyGCPercent = 25
 )
 
-func gcForLoad() {
+// setGCPercent sets the GC target unless the operator chose one with GOGC.
+func setGCPercent(p int) {
 	if os.Getenv("GOGC") == "" {
-		debug.SetGCPercent(loadGCPercent)
+		debug.SetGCPercent(p)
 	}
+}
+
+func gcForLoad() {
+	setGCPercent(loadGCPercent)
 	if os.Getenv("GOMEMLIMIT") == "" {
 		debug.SetMemoryLimit(loadMemoryLimit)
 	}
@@ -33,9 +38,7 @@ func gcForLoad() {
 // back to the OS, off the caller's goroutine: it takes a while and the
 // next change must not wait for it.
 func gcForSteady() {
-	if os.Getenv("GOGC") == "" {
-		debug.SetGCPercent(steadyGCPercent)
-	}
+	setGCPercent(steadyGCPercent)
 	if os.Getenv("GOMEMLIMIT") == "" {
 		debug.SetMemoryLimit(math.MaxInt64)
 	}

@@ -5,7 +5,6 @@ import (
 	"errors"
 	"iter"
 	"log/slog"
-	"os"
 	"runtime/debug"
 	"sync/atomic"
 	"time"
@@ -116,11 +115,9 @@ func (s *syncer) verifyLoop(ctx context.Context, period time.Duration, trigger f
 // changes for the CPUs, so the target is loosened for the check and the
 // garbage handed back to the OS at once after it, in one collection.
 func (s *syncer) verify() ([]string, error) {
-	if os.Getenv("GOGC") == "" {
-		debug.SetGCPercent(loadGCPercent)
-		defer debug.SetGCPercent(steadyGCPercent)
-	}
+	setGCPercent(loadGCPercent)
 	defer debug.FreeOSMemory()
+	defer setGCPercent(steadyGCPercent)
 	return s.rec.Verify()
 }
 

@@ -72,7 +72,7 @@ link it pinned, then exits.`,
 	f.StringVar(&cfg.BPFFSDir, "bpffs", datapath.DefaultBPFFSDir, "directory on a BPF filesystem for pinned maps and links (a bpffs is mounted if none covers it)")
 	f.StringVar(&cfg.Cgroup2, "cgroup2", "", "cgroup v2 directory to attach the socket hooks to (default: the cgroup2 root from /proc/mounts)")
 	f.BoolVar(&cleanup, "cleanup", false, "detach all programs, remove all pinned maps and links under --bpffs, and exit")
-	f.DurationVar(&cfg.SyncPeriod, "sync-period", 30*time.Second, "how often the LB maps are checked against what the agent wrote (a full resync runs when they differ); also the node routes resync period")
+	f.DurationVar(&cfg.SyncPeriod, "sync-period", 30*time.Second, "how often the LB maps are checked against what the agent wrote (a full resync runs when they differ; 0: never); also the node routes resync period")
 	f.DurationVar(&cfg.MinSyncInterval, "min-sync-period", 5*time.Millisecond, "minimum time between the starts of two syncs; changes arriving faster are merged into one (a partial sync costs well under a millisecond)")
 	f.Uint32Var(&cfg.MapSizes.Services, "bpf-lb-service-map-max", datapath.DefaultMapSizes.Services, "entries per services map (one per frontend plus one per backend slot)")
 	f.Uint32Var(&cfg.MapSizes.Backends, "bpf-lb-backend-map-max", datapath.DefaultMapSizes.Backends, "entries per backends map")

@@ -19,6 +19,8 @@ func main() {
 socket connects or sends, by BPF programs on the cgroup v2 hierarchy, with
 no iptables rules and no per-packet NAT.`,
 		SilenceUsage: true,
+		// main prints the error, once.
+		SilenceErrors: true,
 	}
 	root.AddCommand(newAgentCmd(), newServiceCmd(), newCNICmd(), newDatapathCmd(), kubeletcmd.New("kubelet"))
 	if err := root.Execute(); err != nil {

@@ -31,6 +31,12 @@ type backoff struct {
 	delay time.Duration
 }
 
+// grow moves to the next delay: 10 s, doubling, at most 5 min.
+func (b *backoff) grow() time.Duration {
+	b.delay = min(max(2*b.delay, backoffInitial), backoffMax)
+	return b.delay
+}
+
 // waiting is why a container is not running, for its status.
 type waiting struct{ reason, message string }
 
@@ -255,7 +261,7 @@ func (w *worker) ensure(ctx context.Context, pod *corev1.Pod, c *corev1.Containe
 			time.AfterFunc(wait, w.kick)
 			return
 		}
-		bo.delay = min(max(2*bo.delay, backoffInitial), backoffMax)
+		bo.grow()
 		w.start(ctx, pod, c, cur.Metadata.Attempt+1, sb, sbCfg, podIP, vols)
 	}
 }
@@ -334,8 +340,8 @@ func (w *worker) start(ctx context.Context, pod *corev1.Pod, c *corev1.Container
 // pullBackoff spaces the pulls of an image that failed, as the upstream
 // kubelet does: 10 s doubling up to 5 min, per container and image.
 type pullBackoff struct {
+	backoff
 	image   string
-	delay   time.Duration
 	until   time.Time
 	lastErr string
 }
@@ -370,7 +376,7 @@ func (w *worker) imageReady(ctx context.Context, pod *corev1.Pod, c *corev1.Cont
 		bo = &pullBackoff{image: c.Image}
 		w.pulls[c.Name] = bo
 	}
-	bo.delay = min(max(2*bo.delay, backoffInitial), backoffMax)
+	bo.grow()
 	bo.until, bo.lastErr = time.Now().Add(bo.delay), err.Error()
 	time.AfterFunc(bo.delay, w.kick)
 	return false

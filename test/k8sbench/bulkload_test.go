@@ -19,6 +19,7 @@ import (
 	utilruntime "k8s.io/apimachinery/pkg/util/runtime"
 	"k8s.io/apimachinery/pkg/util/uuid"
 	"k8s.io/client-go/kubernetes"
+	"k8s.io/utils/ptr"
 
 	clientv3 "go.etcd.io/etcd/client/v3"
 )
@@ -54,7 +55,7 @@ func storedObjects(ns string, i int, ip netip.Addr) (map[string][]byte, error) {
 			Ports:     []corev1.ServicePort{{Name: "http", Port: 80, Protocol: corev1.ProtocolTCP, TargetPort: intstr.FromInt32(80)}},
 			ClusterIP: ip.String(), ClusterIPs: []string{ip.String()}, Type: corev1.ServiceTypeClusterIP,
 			SessionAffinity: corev1.ServiceAffinityNone, IPFamilies: []corev1.IPFamily{corev1.IPv4Protocol},
-			IPFamilyPolicy: ptrTo(corev1.IPFamilyPolicySingleStack), InternalTrafficPolicy: ptrTo(corev1.ServiceInternalTrafficPolicyCluster),
+			IPFamilyPolicy: ptr.To(corev1.IPFamilyPolicySingleStack), InternalTrafficPolicy: ptr.To(corev1.ServiceInternalTrafficPolicyCluster),
 		}}
 	eps := slice(ns, i, 0)
 	eps.TypeMeta = metav1.TypeMeta{APIVersion: "discovery.k8s.io/v1", Kind: "EndpointSlice"}
@@ -78,8 +79,6 @@ func storedObjects(ns string, i int, ip netip.Addr) (map[string][]byte, error) {
 	}
 	return out, nil
 }
-
-func ptrTo[T any](v T) *T { return &v }
 
 // freeClusterIPs returns n addresses of the Service range (10.96.0.0/12)
 // that no Service in the cluster has.
