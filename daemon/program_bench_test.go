@@ -42,16 +42,21 @@ func model(n int) *tracker.Tracker {
 	return tr
 }
 
+// benchSetup checks for root and returns a quiet logger and map sizes that
+// hold 100k Services × 3 backends.
+func benchSetup(b *testing.B) (*slog.Logger, datapath.MapSizes) {
+	if os.Geteuid() != 0 {
+		b.Fatal("needs root: BPF maps")
+	}
+	return slog.New(slog.NewTextHandler(io.Discard, nil)), datapath.MapSizes{Services: 1 << 19, Backends: 1 << 19, RevNat: 1 << 17, SockRevNat: 1 << 10}
+}
+
 // BenchmarkProgram measures a cold full sync, model to kernel maps: n
 // Services × 3 backends computed, diffed against empty pinned maps and
 // written. Reported per sync (ms) and, for the largest n, the ratio to
 // the same work at n/10 (hack/bench.sh prints it; linear scaling is 10).
 func BenchmarkProgram(b *testing.B) {
-	if os.Geteuid() != 0 {
-		b.Fatal("needs root: BPF maps")
-	}
-	log := slog.New(slog.NewTextHandler(io.Discard, nil))
-	sizes := datapath.MapSizes{Services: 1 << 19, Backends: 1 << 19, RevNat: 1 << 17, SockRevNat: 1 << 10}
+	log, sizes := benchSetup(b)
 	for _, n := range []int{10_000, 100_000} {
 		b.Run(fmt.Sprintf("services=%d", n), func(b *testing.B) {
 			var heap runtime.MemStats
@@ -89,6 +94,37 @@ func BenchmarkProgram(b *testing.B) {
 			b.ReportMetric(float64(b.Elapsed().Milliseconds())/float64(b.N), "ms/sync")
 			// Go heap of the model, tracker and reconciler after the sync.
 			b.ReportMetric(float64(heap.HeapAlloc)/(1<<20), "MiB-heap")
+		})
+	}
+}
+
+// BenchmarkVerify measures the periodic check (Reconciler.Verify) of n
+// programmed Services × 3 backends: a read of every LB map compared with
+// the reconciler's record. It runs beside the changes, so its CPU time is
+// what they compete with.
+func BenchmarkVerify(b *testing.B) {
+	log, sizes := benchSetup(b)
+	for _, n := range []int{10_000, 100_000} {
+		b.Run(fmt.Sprintf("services=%d", n), func(b *testing.B) {
+			bpffs := filepath.Join(b.TempDir(), "bpffs")
+			dp, err := datapath.Load(datapath.Config{BPFFSDir: bpffs, Sizes: sizes})
+			if err != nil {
+				b.Fatal(err)
+			}
+			b.Cleanup(func() { dp.Close(); _ = datapath.Cleanup(bpffs) })
+			rec := reconciler.New(dp.LBMap(), log)
+			changes, _ := model(n).Take(true)
+			if _, err := rec.Sync(changes, true); err != nil {
+				b.Fatal(err)
+			}
+			b.ResetTimer()
+			for i := 0; i < b.N; i++ {
+				diffs, err := rec.Verify(nil)
+				if err != nil || len(diffs) > 0 {
+					b.Fatalf("check of an untouched sync: %v %v", diffs, err)
+				}
+			}
+			b.ReportMetric(float64(b.Elapsed().Milliseconds())/float64(b.N), "ms/check")
 		})
 	}
 }

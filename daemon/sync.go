@@ -118,7 +118,7 @@ func (s *syncer) verify() ([]string, error) {
 	setGCPercent(loadGCPercent)
 	defer debug.FreeOSMemory()
 	defer setGCPercent(steadyGCPercent)
-	return s.rec.Verify()
+	return s.rec.Verify(newPacer(checkCPUShare).pause)
 }
 
 func (s *syncer) observeUsage() {

@@ -83,7 +83,7 @@ func readConntrack(ct, nat *ebpf.Map) ([]CTEntry, error) {
 		m   *ebpf.Map
 		nat bool
 	}{{ct, false}, {nat, true}} {
-		ks, vs, err := dumpAll[sockCtKey, sockCtEntry](m.m)
+		ks, vs, err := dumpAll[sockCtKey, sockCtEntry](m.m, nil)
 		if err != nil {
 			return nil, err
 		}
@@ -116,7 +116,7 @@ func (d *Datapath) GCConntrack() (CTGCStats, error) {
 	now := MonotonicSeconds()
 	st := CTGCStats{CTMax: int(d.objs.HlCt.MaxEntries()), NATMax: int(d.objs.HlNat.MaxEntries())}
 	for _, m := range []*ebpf.Map{d.objs.HlCt, d.objs.HlNat} {
-		ks, vs, err := dumpAll[sockCtKey, sockCtEntry](m)
+		ks, vs, err := dumpAll[sockCtKey, sockCtEntry](m, nil)
 		if err != nil {
 			return st, fmt.Errorf("conntrack GC: %w", err)
 		}

@@ -14,6 +14,11 @@ type bpfLBMap struct {
 	affm       *ebpf.Map
 	srcr       *ebpf.Map
 	maglev     *ebpf.Map // nil in read-only views
+
+	// maglevIDs is the rev-NAT ids with a Maglev table, as this writer
+	// last knew them (see maglevTables); nil means read them again.
+	// Only Apply uses it, and Applies never run concurrently.
+	maglevIDs map[uint32]struct{}
 }
 
 var _ LBMap = (*bpfLBMap)(nil)
@@ -48,7 +53,14 @@ func lb6Key(f Frontend, slot int) sockLb6Key {
 	return k
 }
 
-func (m *bpfLBMap) Apply(c *Changes) error { return applyOrdered(m, c) }
+func (m *bpfLBMap) Apply(c *Changes) error {
+	err := applyOrdered(m, c)
+	if err != nil {
+		// A partial write leaves the known Maglev tables uncertain.
+		m.maglevIDs = nil
+	}
+	return err
+}
 
 func (m *bpfLBMap) putSlots(entries []slotEntry) error {
 	n4 := countV4(entries)
@@ -181,65 +193,73 @@ func (m *bpfLBMap) deleteBackendsAndRevNats(bes []BackendID, rns []RevNatID) err
 }
 
 // Dump implements LBMap.
-func (m *bpfLBMap) Dump() (*State, error) {
+func (m *bpfLBMap) Dump(pause func()) (*State, error) {
 	st := NewState()
-	if err := m.dumpServices(st); err != nil {
+	p := &pacer{pause: pause}
+	if err := m.dumpServices(st, p); err != nil {
 		return nil, err
 	}
-	bk4, bv4, err := dumpAll[uint32, sockLb4Backend](m.be4)
+	bk4, bv4, err := dumpAll[uint32, sockLb4Backend](m.be4, p)
 	if err != nil {
 		return nil, err
 	}
 	for i, id := range bk4 {
+		p.tick(1)
 		v := bv4[i]
 		st.Backends[BackendID(id)] = Backend{Addr: netip.AddrPortFrom(addr4FromMap(v.Address), ntohs(v.Port)), Proto: L4Proto(v.Proto), Local: v.Flags&backendLocal != 0}
 	}
-	bk6, bv6, err := dumpAll[uint32, sockLb6Backend](m.be6)
+	bk6, bv6, err := dumpAll[uint32, sockLb6Backend](m.be6, p)
 	if err != nil {
 		return nil, err
 	}
 	for i, id := range bk6 {
+		p.tick(1)
 		v := bv6[i]
 		st.Backends[BackendID(id)] = Backend{Addr: netip.AddrPortFrom(netip.AddrFrom16(v.Address.Addr), ntohs(v.Port)), Proto: L4Proto(v.Proto), Local: v.Flags&backendLocal != 0}
 	}
-	rk4, rv4, err := dumpAll[uint32, sockLb4ReverseNat](m.rn4)
+	rk4, rv4, err := dumpAll[uint32, sockLb4ReverseNat](m.rn4, p)
 	if err != nil {
 		return nil, err
 	}
 	for i, id := range rk4 {
+		p.tick(1)
 		st.RevNats[RevNatID(id)] = netip.AddrPortFrom(addr4FromMap(rv4[i].Address), ntohs(rv4[i].Port))
 	}
-	rk6, rv6, err := dumpAll[uint32, sockLb6ReverseNat](m.rn6)
+	rk6, rv6, err := dumpAll[uint32, sockLb6ReverseNat](m.rn6, p)
 	if err != nil {
 		return nil, err
 	}
 	for i, id := range rk6 {
+		p.tick(1)
 		st.RevNats[RevNatID(id)] = netip.AddrPortFrom(netip.AddrFrom16(rv6[i].Address.Addr), ntohs(rv6[i].Port))
 	}
-	ak, _, err := dumpAll[sockLbAffinityMatchKey, uint8](m.affm)
+	ak, _, err := dumpAll[sockLbAffinityMatchKey, uint8](m.affm, p)
 	if err != nil {
 		return nil, err
 	}
 	for _, k := range ak {
+		p.tick(1)
 		st.Affinity[AffinityMatch{Backend: BackendID(k.BackendId), RevNat: RevNatID(k.RevNatId)}] = true
 	}
 	return st, nil
 }
 
-func (m *bpfLBMap) dumpServices(st *State) error {
-	k4, v4, err := dumpAll[sockLb4Key, sockLbService](m.svc4)
+func (m *bpfLBMap) dumpServices(st *State, p *pacer) error {
+	k4, v4, err := dumpAll[sockLb4Key, sockLbService](m.svc4, p)
 	if err != nil {
 		return err
 	}
 	for i, k := range k4 {
+		p.tick(1)
 		f := Frontend{Addr: addr4FromMap(k.Address), Port: ntohs(k.Dport), Proto: L4Proto(k.Proto), Scope: Scope(k.Scope)}
 		addSlot(st, f, int(k.BackendSlot), v4[i])
 	}
-	k6, v6, err := dumpAll[sockLb6Key, sockLbService](m.svc6)
+	k6, v6, err := dumpAll[sockLb6Key, sockLbService](m.svc6, p)
 	if err != nil {
 		return err
 	}
 	for i, k := range k6 {
+		p.tick(1)
 		f := Frontend{Addr: netip.AddrFrom16(k.Address.Addr), Port: ntohs(k.Dport), Proto: L4Proto(k.Proto), Scope: Scope(k.Scope)}
 		addSlot(st, f, int(k.BackendSlot), v6[i])
 	}

@@ -61,8 +61,11 @@ func (m *FakeLBMap) Apply(c *Changes) error {
 	return applyOrdered(m, c)
 }
 
-// Dump implements LBMap.
-func (m *FakeLBMap) Dump() (*State, error) {
+// Dump implements LBMap; pause is called once, after the read.
+func (m *FakeLBMap) Dump(pause func()) (*State, error) {
+	if pause != nil {
+		defer pause()
+	}
 	m.mu.Lock()
 	defer m.mu.Unlock()
 	st := NewState()

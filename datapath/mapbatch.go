@@ -64,8 +64,25 @@ func deleteAll[K any](m *ebpf.Map, keys []K) error {
 	return nil
 }
 
-// dumpAll reads every entry of a hash map.
-func dumpAll[K, V any](m *ebpf.Map) ([]K, []V, error) {
+// pacer calls pause after every batchChunk entries of work; with a nil
+// pause it does nothing.
+type pacer struct {
+	pause func()
+	n     int
+}
+
+func (p *pacer) tick(n int) {
+	if p == nil || p.pause == nil {
+		return
+	}
+	if p.n += n; p.n >= batchChunk {
+		p.n = 0
+		p.pause()
+	}
+}
+
+// dumpAll reads every entry of a hash map, ticking p per chunk read.
+func dumpAll[K, V any](m *ebpf.Map, p *pacer) ([]K, []V, error) {
 	var (
 		allK   []K
 		allV   []V
@@ -77,6 +94,7 @@ func dumpAll[K, V any](m *ebpf.Map) ([]K, []V, error) {
 		n, err := m.BatchLookup(&cursor, keys, vals, nil)
 		allK = append(allK, keys[:n]...)
 		allV = append(allV, vals[:n]...)
+		p.tick(n)
 		if errors.Is(err, ebpf.ErrKeyNotExist) {
 			return allK, allV, nil
 		}

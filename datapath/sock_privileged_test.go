@@ -233,7 +233,7 @@ func TestPrivilegedSocketLB(t *testing.T) {
 		defer conn.Close()
 		e.dp.Close()
 		e.dp = e.load(t)
-		st, err := e.lb.Dump()
+		st, err := e.lb.Dump(nil)
 		if err != nil {
 			t.Fatal(err)
 		}

@@ -239,6 +239,8 @@ type LBMap interface {
 	// exist is not an error. On error some changes may have been applied;
 	// callers re-read the maps with Dump before the next attempt.
 	Apply(*Changes) error
-	// Dump reads every LB map.
-	Dump() (*State, error)
+	// Dump reads every LB map. pause, when not nil, is called every few
+	// thousand entries read or converted: a background reader spaces its
+	// work out there (the read of 100k Services is a second of CPU).
+	Dump(pause func()) (*State, error)
 }

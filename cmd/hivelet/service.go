@@ -35,7 +35,7 @@ ID is the frontend's reverse-NAT id.`,
 				return err
 			}
 			defer p.Close()
-			st, err := p.Dump()
+			st, err := p.Dump(nil)
 			if err != nil {
 				return err
 			}

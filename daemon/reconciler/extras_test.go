@@ -29,7 +29,7 @@ func TestMaglevAndSourceRangesFollowTheService(t *testing.T) {
 	e.Algorithm = datapath.AlgMaglev
 	e.SourceRanges = []netip.Prefix{netip.MustParsePrefix("203.0.113.0/24")}
 	syncOne(t, r, e)
-	st, _ := m.Dump()
+	st, _ := m.Dump(nil)
 	rn := st.Services[frontend(1)].RevNat
 	table := m.Maglev[rn]
 	if len(table) != 13 {
@@ -49,7 +49,7 @@ func TestMaglevAndSourceRangesFollowTheService(t *testing.T) {
 	e2 := entry(1, 1, 2)
 	e2.Flags, e2.Algorithm, e2.SourceRanges = e.Flags, e.Algorithm, []netip.Prefix{netip.MustParsePrefix("198.51.100.0/24")}
 	syncOne(t, r, e2)
-	st, _ = m.Dump()
+	st, _ = m.Dump(nil)
 	ids = st.Services[frontend(1)].Backends
 	for _, id := range m.Maglev[rn] {
 		if !slices.Contains(ids, id) {

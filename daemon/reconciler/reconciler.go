@@ -95,7 +95,7 @@ func (r *Reconciler) Sync(changes iter.Seq[lb.Change], full bool) (Stats, error)
 		return Stats{}, fmt.Errorf("sync: a full sync is needed first (call with every Service)")
 	}
 	if full {
-		st, err := r.lbmap.Dump()
+		st, err := r.lbmap.Dump(nil)
 		if err != nil {
 			return Stats{Full: true}, fmt.Errorf("read LB maps: %w", err)
 		}

@@ -43,7 +43,7 @@ func checkMaps(t *testing.T, r *Reconciler, m *datapath.FakeLBMap, want map[int]
 	if len(m.Violations) > 0 {
 		t.Fatalf("a reader could have seen inconsistent maps: %v", m.Violations[:min(3, len(m.Violations))])
 	}
-	st, err := m.Dump()
+	st, err := m.Dump(nil)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -95,7 +95,7 @@ func TestSyncProgramsAndIsIdempotent(t *testing.T) {
 		t.Fatal(err)
 	}
 	checkMaps(t, r, m, map[int][]int{1: {1, 2, 3}, 2: {3, 4}})
-	if st, _ := m.Dump(); len(st.Backends) != 4 {
+	if st, _ := m.Dump(nil); len(st.Backends) != 4 {
 		t.Errorf("%d backends, want 4 (a shared backend has one id)", len(st.Backends))
 	}
 
@@ -151,7 +151,7 @@ func TestRestartAdoptsPinnedState(t *testing.T) {
 	if _, err := first.sync(false); err != nil {
 		t.Fatal(err)
 	}
-	before, _ := m.Dump()
+	before, _ := m.Dump(nil)
 
 	// A new agent with the same desired state writes nothing at all.
 	second := newDesired(New(m, quiet))
@@ -170,7 +170,7 @@ func TestRestartAdoptsPinnedState(t *testing.T) {
 	if _, err := second.sync(false); err != nil {
 		t.Fatal(err)
 	}
-	after, _ := m.Dump()
+	after, _ := m.Dump(nil)
 	for id, b := range before.Backends {
 		if after.Backends[id] != b {
 			t.Errorf("backend id %d changed from %v to %v", id, b, after.Backends[id])
@@ -305,7 +305,7 @@ func TestMapFullIsReported(t *testing.T) {
 		t.Fatalf("err = %v, want ErrMapFull", err)
 	}
 	// What was there keeps serving.
-	st, _ := m.Dump()
+	st, _ := m.Dump(nil)
 	if s := st.Services[frontend(1)]; s == nil || len(s.Backends) != 2 {
 		t.Errorf("service 1 after a full map: %+v", s)
 	}
@@ -367,7 +367,7 @@ func TestAffinityMatchesFollowBackends(t *testing.T) {
 		return []lb.Entry{e}
 	}
 	matches := func() map[[2]int]bool {
-		st, _ := m.Dump()
+		st, _ := m.Dump(nil)
 		out := map[[2]int]bool{}
 		for k := range st.Affinity {
 			s := st.Services[frontend(1)]
@@ -399,7 +399,7 @@ func TestAffinityMatchesFollowBackends(t *testing.T) {
 			t.Errorf("step %d: %d affinity matches, want %d", i, len(got), s.want)
 		}
 		if s.entries != nil {
-			st, _ := m.Dump()
+			st, _ := m.Dump(nil)
 			if got := st.Services[frontend(1)].AffinityTimeout; got != s.entries[0].AffinityTimeout {
 				t.Errorf("step %d: timeout in the map %d, want %d", i, got, s.entries[0].AffinityTimeout)
 			}

@@ -19,7 +19,10 @@ import (
 //
 // Only what Dump reads is compared: the services, backends, reverse-NAT
 // and affinity-match maps (not Maglev tables or source ranges).
-func (r *Reconciler) Verify() ([]string, error) {
+//
+// pause, when not nil, is called every few thousand entries, never with
+// the lock held: the caller spaces the check out there.
+func (r *Reconciler) Verify(pause func()) ([]string, error) {
 	r.mu.Lock()
 	if r.state == nil {
 		r.mu.Unlock()
@@ -33,7 +36,7 @@ func (r *Reconciler) Verify() ([]string, error) {
 		r.mu.Unlock()
 	}()
 
-	st, err := r.lbmap.Dump()
+	st, err := r.lbmap.Dump(pause)
 	if err != nil {
 		return nil, fmt.Errorf("read LB maps: %w", err)
 	}
@@ -52,6 +55,9 @@ func (r *Reconciler) Verify() ([]string, error) {
 			return nil, nil // a sync failed meanwhile: a full one is due
 		} else if done {
 			return c.out, nil
+		}
+		if pause != nil {
+			pause()
 		}
 	}
 }

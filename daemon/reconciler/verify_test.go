@@ -18,8 +18,8 @@ type tamperedMap struct {
 	during func()
 }
 
-func (m *tamperedMap) Dump() (*datapath.State, error) {
-	st, err := m.FakeLBMap.Dump()
+func (m *tamperedMap) Dump(pause func()) (*datapath.State, error) {
+	st, err := m.FakeLBMap.Dump(pause)
 	if err == nil && m.tamper != nil {
 		m.tamper(st)
 	}
@@ -50,7 +50,7 @@ func testVerify(t *testing.T) {
 	}
 	check := func(what string, wantDiff string) {
 		t.Helper()
-		diffs, err := r.Verify()
+		diffs, err := r.Verify(nil)
 		if err != nil {
 			t.Fatalf("%s: %v", what, err)
 		}
@@ -92,10 +92,54 @@ func testVerify(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
-	diffs, err := r.Verify()
+	diffs, err := r.Verify(nil)
 	if err != nil || len(diffs) != 1 || !strings.Contains(diffs[0], frontend(2).String()) {
 		t.Errorf("verify racing a sync: differences %v (want only %s missing), err %v", diffs, frontend(2), err)
 	}
 	m.tamper, m.during = nil, nil
 	check("after the racing sync", "")
+}
+
+// The check pauses between pieces of work, never holding the lock there:
+// a change synced during a pause neither waits for the check nor counts
+// as drift.
+func TestVerifyPauses(t *testing.T) {
+	defer func(n int) { verifyChunk = n }(verifyChunk)
+	verifyChunk = 2
+	m := &tamperedMap{FakeLBMap: datapath.NewFakeLBMap()}
+	r := New(m, quiet)
+	d := newDesired(r)
+	for i := 1; i <= 6; i++ {
+		d.set(name(i), []lb.Entry{entry(i, i, i+10)})
+	}
+	if _, err := d.sync(true); err != nil {
+		t.Fatal(err)
+	}
+	pauses := 0
+	pause := func() {
+		pauses++
+		if !r.mu.TryLock() {
+			t.Fatal("paused with the reconciler's lock held")
+		}
+		r.mu.Unlock()
+		if pauses == 2 {
+			d.set(name(1), []lb.Entry{entry(1, 1, 42)})
+			d.set(name(7), []lb.Entry{entry(7, 7)})
+			if _, err := d.sync(false); err != nil {
+				t.Fatal(err)
+			}
+		}
+	}
+	diffs, err := r.Verify(pause)
+	if err != nil || len(diffs) > 0 {
+		t.Fatalf("check with a sync in a pause: differences %v, err %v", diffs, err)
+	}
+	// The dump pauses once (fake maps), the comparison after every
+	// step of 2 entries: 6+ frontends, backends and reverse-NATs.
+	if pauses < 6 {
+		t.Errorf("%d pauses, want one per 2 entries compared", pauses)
+	}
+	if diffs, err := r.Verify(nil); err != nil || len(diffs) > 0 {
+		t.Errorf("check after: differences %v, err %v", diffs, err)
+	}
 }

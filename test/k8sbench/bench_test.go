@@ -10,6 +10,7 @@ import (
 	"net/netip"
 	"os"
 	"path/filepath"
+	"regexp"
 	"slices"
 	"strconv"
 	"strings"
@@ -144,6 +145,9 @@ func percentile(ds []time.Duration, p float64) time.Duration {
 type proxy struct {
 	start  func(b *testing.B) *harness.Agent
 	synced func() bool // everything programmed since start
+	// fullSync is the proxy's own figure for its first full sync, read
+	// once synced reports true.
+	fullSync func(b *testing.B) time.Duration
 	// watch is called before an API write that puts want into f's
 	// backends; the function it returns blocks until that is programmed
 	// and returns the latency from t0, the write's start.
@@ -187,6 +191,17 @@ func hivelet(b *testing.B, bin, kubeconfig string) proxy {
 			return a
 		},
 		synced: func() bool { return strings.Contains(a.Log(), "msg=Synced full=true") },
+		fullSync: func(b *testing.B) time.Duration {
+			m := regexp.MustCompile(`msg=Synced full=true .*duration=(\S+)`).FindStringSubmatch(a.Log())
+			if m == nil {
+				b.Fatalf("hivelet: no duration in its first full sync's log line:\n%s", a.Log())
+			}
+			d, err := time.ParseDuration(m[1])
+			if err != nil {
+				b.Fatalf("hivelet: first full sync's duration: %v", err)
+			}
+			return d
+		},
 		watch: func(f datapath.Frontend, want netip.AddrPort) func(time.Time) time.Duration {
 			return func(t0 time.Time) time.Duration {
 				for !has(f, want) {
@@ -207,6 +222,7 @@ type result struct {
 	Proxy    string
 	Services int
 	Sync     time.Duration // start to everything programmed
+	FullSync time.Duration // the first full sync alone, as the proxy reports it
 	P50, P99 time.Duration // one EndpointSlice change, API write to programmed
 	RSSMiB   float64
 	WriteP99 time.Duration // the API write alone
@@ -333,11 +349,13 @@ func measure(b *testing.B, p proxy, client kubernetes.Interface, ns string, n in
 		time.Sleep(5 * time.Millisecond)
 	}
 	r := result{Services: n, Sync: time.Since(start)}
+	r.FullSync = p.fullSync(b)
 
 	// Steady state: let the proxy settle after its start, then edit one
 	// slice at a time.
 	time.Sleep(2 * time.Second)
 	var lat, writes []time.Duration
+	var trace []string
 	var want netip.AddrPort
 	for k := 0; k < changes; k++ {
 		time.Sleep(changeGap)
@@ -368,6 +386,14 @@ func measure(b *testing.B, p proxy, client kubernetes.Interface, ns string, n in
 		}
 		writes = append(writes, time.Since(t0))
 		lat = append(lat, wait(t0))
+		trace = append(trace, fmt.Sprintf("%d %s %.3f %.3f\n", k, t0.UTC().Format("15:04:05.000"), ms(writes[k]), ms(lat[k])))
+	}
+	// HIVELET_BENCH_TRACE: every change's start, API write and latency (ms),
+	// to line the slow ones up with the proxy's log.
+	if f := os.Getenv("HIVELET_BENCH_TRACE"); f != "" {
+		if err := os.WriteFile(f, []byte(strings.Join(trace, "")), 0o644); err != nil {
+			b.Error(err)
+		}
 	}
 	p.verify(b, want)
 	r.P50, r.P99 = percentile(lat, 0.5), percentile(lat, 0.99)
@@ -386,6 +412,7 @@ func measure(b *testing.B, p proxy, client kubernetes.Interface, ns string, n in
 	}
 
 	b.ReportMetric(float64(r.Sync.Milliseconds()), "ms-start-to-programmed")
+	b.ReportMetric(ms(r.FullSync), "ms-full-sync")
 	b.ReportMetric(ms(r.P50), "ms-change-p50")
 	b.ReportMetric(ms(r.P99), "ms-change-p99")
 	b.ReportMetric(rss, "MiB-RSS")

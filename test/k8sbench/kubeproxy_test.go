@@ -98,6 +98,19 @@ func kubeProxy(b *testing.B, name, kubeconfig string, client kubernetes.Interfac
 	p.synced = func() bool {
 		return harness.Metric(scrape(), "kubeproxy_sync_proxy_rules_last_timestamp_seconds"+v4) > 0
 	}
+	p.fullSync = func(b *testing.B) time.Duration {
+		// Observed as the sync that set the timestamp synced waits for
+		// returns: a moment after it.
+		const full = "kubeproxy_sync_full_proxy_rules_duration_seconds"
+		for deadline := time.Now().Add(10 * time.Second); time.Now().Before(deadline); time.Sleep(5 * time.Millisecond) {
+			page := scrape()
+			if n := observed(page, full+"_count"+v4); n >= 1 {
+				return time.Duration(observed(page, full+"_sum"+v4) / n * float64(time.Second))
+			}
+		}
+		b.Fatalf("%s: no %s observation after its first sync", name, full)
+		return 0
+	}
 	p.watch = func(datapath.Frontend, netip.AddrPort) func(time.Time) time.Duration {
 		page := scrape()
 		count, sum := observed(page, npd+"_count"+v4), observed(page, npd+"_sum"+v4)
