@@ -61,8 +61,7 @@ func New(client kubernetes.Interface, nodeName string, h Handler, log *slog.Logg
 // never deletes a Service only because it was not listed yet.
 func (s *Source) Start(ctx context.Context) error {
 	f := informers.NewSharedInformerFactoryWithOptions(s.client, 0, informers.WithTransform(toCached))
-	svcInf := f.Core().V1().Services().Informer()
-	epsInf := f.Discovery().V1().EndpointSlices().Informer()
+	svcInf, epsInf := fastInformers(s.client, f)
 	svcReg, err := svcInf.AddEventHandler(cache.ResourceEventHandlerFuncs{
 		AddFunc:    func(obj any) { s.onService(nil, obj) },
 		UpdateFunc: s.onService,
