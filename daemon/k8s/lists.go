@@ -13,7 +13,6 @@ import (
 	discoveryv1 "k8s.io/api/discovery/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/runtime"
-	"k8s.io/apimachinery/pkg/watch"
 	"k8s.io/client-go/informers"
 	"k8s.io/client-go/kubernetes"
 	"k8s.io/client-go/kubernetes/scheme"
@@ -46,6 +45,7 @@ const (
 // listItem is what decodeList needs of an item type.
 type listItem[T any] interface {
 	*T
+	runtime.Object
 	Unmarshal([]byte) error
 	GetObjectMeta() metav1.Object
 }
@@ -215,35 +215,34 @@ func fastInformers(client kubernetes.Interface, f informers.SharedInformerFactor
 	if !ok1 || !ok2 || core == nil || disc == nil {
 		return f.Core().V1().Services().Informer(), f.Discovery().V1().EndpointSlices().Informer()
 	}
-	svc = f.InformerFor(&corev1.Service{}, func(_ kubernetes.Interface, resync time.Duration) cache.SharedIndexInformer {
-		return cache.NewSharedIndexInformer(listsOnly{&cache.ListWatch{
-			ListWithContextFunc: func(ctx context.Context, opts metav1.ListOptions) (runtime.Object, error) {
-				l := &corev1.ServiceList{}
-				return l, list(ctx, core, "services", opts, l, func(body []byte) (err error) {
-					l.Items, err = decodeList[corev1.Service](body, &l.ListMeta)
-					return err
-				})
-			},
-			WatchFuncWithContext: func(ctx context.Context, opts metav1.ListOptions) (watch.Interface, error) {
-				return client.CoreV1().Services("").Watch(ctx, opts)
-			},
-		}}, &corev1.Service{}, resync, cache.Indexers{})
-	})
-	eps = f.InformerFor(&discoveryv1.EndpointSlice{}, func(_ kubernetes.Interface, resync time.Duration) cache.SharedIndexInformer {
-		return cache.NewSharedIndexInformer(listsOnly{&cache.ListWatch{
-			ListWithContextFunc: func(ctx context.Context, opts metav1.ListOptions) (runtime.Object, error) {
-				l := &discoveryv1.EndpointSliceList{}
-				return l, list(ctx, disc, "endpointslices", opts, l, func(body []byte) (err error) {
-					l.Items, err = decodeList[discoveryv1.EndpointSlice](body, &l.ListMeta)
-					return err
-				})
-			},
-			WatchFuncWithContext: func(ctx context.Context, opts metav1.ListOptions) (watch.Interface, error) {
-				return client.DiscoveryV1().EndpointSlices("").Watch(ctx, opts)
-			},
-		}}, &discoveryv1.EndpointSlice{}, resync, cache.Indexers{})
-	})
+	svc = fastInformer(f, core, "services", func() (runtime.Object, *metav1.ListMeta, *[]corev1.Service) {
+		l := &corev1.ServiceList{}
+		return l, &l.ListMeta, &l.Items
+	}, client.CoreV1().Services("").Watch)
+	eps = fastInformer(f, disc, "endpointslices", func() (runtime.Object, *metav1.ListMeta, *[]discoveryv1.EndpointSlice) {
+		l := &discoveryv1.EndpointSliceList{}
+		return l, &l.ListMeta, &l.Items
+	}, client.DiscoveryV1().EndpointSlices("").Watch)
 	return svc, eps
+}
+
+// fastInformer is f's informer on objects of type T: it lists resource
+// through rc into a list newList makes, decoding with decodeList, and
+// watches with watch.
+func fastInformer[T any, PT listItem[T]](f informers.SharedInformerFactory, rc rest.Interface, resource string,
+	newList func() (runtime.Object, *metav1.ListMeta, *[]T), watch cache.WatchFuncWithContext) cache.SharedIndexInformer {
+	return f.InformerFor(PT(new(T)), func(_ kubernetes.Interface, resync time.Duration) cache.SharedIndexInformer {
+		return cache.NewSharedIndexInformer(listsOnly{&cache.ListWatch{
+			ListWithContextFunc: func(ctx context.Context, opts metav1.ListOptions) (runtime.Object, error) {
+				obj, lm, items := newList()
+				return obj, list(ctx, rc, resource, opts, obj, func(body []byte) (err error) {
+					*items, err = decodeList[T, PT](body, lm)
+					return err
+				})
+			},
+			WatchFuncWithContext: watch,
+		}}, PT(new(T)), resync, cache.Indexers{})
+	})
 }
 
 // list GETs every object of resource: a protobuf body goes to fast, any
