@@ -2,9 +2,14 @@ package k8s
 
 import (
 	"bytes"
+	"context"
+	"encoding/json"
 	"fmt"
+	"net/http"
+	"net/http/httptest"
 	"reflect"
 	"testing"
+	"testing/iotest"
 
 	"google.golang.org/protobuf/encoding/protowire"
 	corev1 "k8s.io/api/core/v1"
@@ -14,6 +19,7 @@ import (
 	"k8s.io/apimachinery/pkg/runtime/serializer/protobuf"
 	"k8s.io/apimachinery/pkg/util/intstr"
 	"k8s.io/client-go/kubernetes/scheme"
+	"k8s.io/client-go/rest"
 	"k8s.io/utils/ptr"
 )
 
@@ -61,11 +67,22 @@ func withoutManaged[T any](items []T, meta func(*T) *metav1.ObjectMeta) []T {
 	return out
 }
 
+// collect decodes a list body read a few bytes at a time, as it streams
+// in, and returns copies of its items.
+func collect[T any, PT listItem[T]](body []byte, lm *metav1.ListMeta) ([]T, error) {
+	var items []T
+	err := decodeList(iotest.HalfReader(bytes.NewReader(body)), lm, func(it PT) error {
+		items = append(items, *it)
+		return nil
+	})
+	return items, err
+}
+
 // Lists decode to what the client's decoding gives, less managedFields.
 func TestDecodeList(t *testing.T) {
 	svcs := &corev1.ServiceList{ListMeta: metav1.ListMeta{ResourceVersion: "77", Continue: "next"}, Items: []corev1.Service{testService(1), testService(2)}}
 	var lm metav1.ListMeta
-	got, err := decodeList[corev1.Service](encode(t, svcs), &lm)
+	got, err := collect[corev1.Service](encode(t, svcs), &lm)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -77,7 +94,7 @@ func TestDecodeList(t *testing.T) {
 	}
 
 	slices := &discoveryv1.EndpointSliceList{Items: []discoveryv1.EndpointSlice{testSlice(1)}}
-	gotSlices, err := decodeList[discoveryv1.EndpointSlice](encode(t, slices), &lm)
+	gotSlices, err := collect[discoveryv1.EndpointSlice](encode(t, slices), &lm)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -85,7 +102,7 @@ func TestDecodeList(t *testing.T) {
 		t.Errorf("EndpointSlices decoded as\n%+v\nwant\n%+v", gotSlices, want)
 	}
 
-	empty, err := decodeList[corev1.Service](encode(t, &corev1.ServiceList{}), &lm)
+	empty, err := collect[corev1.Service](encode(t, &corev1.ServiceList{}), &lm)
 	if err != nil || len(empty) != 0 {
 		t.Errorf("empty list: %v items, err %v", len(empty), err)
 	}
@@ -121,12 +138,14 @@ func TestDecodeListRejects(t *testing.T) {
 	encoded = protowire.AppendTag(encoded, unknownContentEncoding, protowire.BytesType)
 	encoded = protowire.AppendString(encoded, "gzip")
 	for name, body := range map[string][]byte{
-		"truncated":        good[:len(good)-7],
-		"not protobuf":     []byte(`{"kind":"ServiceList"}`),
-		"content encoding": encoded,
+		"truncated":           good[:len(good)-7],
+		"cut in a varint":     append(append([]byte(nil), protobufMagic...), 0x12, 0xff),
+		"item over the limit": protowire.AppendVarint(protowire.AppendTag(protowire.AppendVarint(protowire.AppendTag(append([]byte(nil), protobufMagic...), unknownRaw, protowire.BytesType), 1<<30), listItems, protowire.BytesType), 1<<29),
+		"not protobuf":        []byte(`{"kind":"ServiceList"}`),
+		"content encoding":    encoded,
 	} {
 		var lm metav1.ListMeta
-		if items, err := decodeList[corev1.Service](body, &lm); err == nil {
+		if items, err := collect[corev1.Service](body, &lm); err == nil {
 			t.Errorf("%s: decoded %d items, want an error", name, len(items))
 		}
 	}
@@ -162,15 +181,59 @@ func BenchmarkDecodeList(b *testing.B) {
 			for b.Loop() {
 				var lm metav1.ListMeta
 				var err error
+				r := bytes.NewReader(bodies[kind])
 				if kind == "services" {
-					_, err = decodeList[corev1.Service](bodies[kind], &lm)
+					err = decodeList(r, &lm, func(*corev1.Service) error { return nil })
 				} else {
-					_, err = decodeList[discoveryv1.EndpointSlice](bodies[kind], &lm)
+					err = decodeList(r, &lm, func(*discoveryv1.EndpointSlice) error { return nil })
 				}
 				if err != nil {
 					b.Fatal(err)
 				}
 			}
 		})
+	}
+}
+
+// list streams a protobuf body and converts every item; a JSON body (an
+// API server or proxy that will not speak protobuf) takes the client's
+// decoding to the same result.
+func TestListConverts(t *testing.T) {
+	svcs := &corev1.ServiceList{ListMeta: metav1.ListMeta{ResourceVersion: "88"}, Items: []corev1.Service{testService(1), testService(2)}}
+	svcs.Kind, svcs.APIVersion = "ServiceList", "v1"
+	bodies := map[string][]byte{runtime.ContentTypeProtobuf: encode(t, svcs)}
+	js, err := json.Marshal(svcs)
+	if err != nil {
+		t.Fatal(err)
+	}
+	bodies[runtime.ContentTypeJSON] = js
+	for ct, body := range bodies {
+		srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+			if r.URL.Path != "/api/v1/services" || r.URL.Query().Get("resourceVersion") != "0" {
+				t.Errorf("%s: request %s", ct, r.URL)
+			}
+			w.Header().Set("Content-Type", ct)
+			_, _ = w.Write(body)
+		}))
+		rc, err := rest.RESTClientFor(&rest.Config{Host: srv.URL, APIPath: "/api",
+			ContentConfig: rest.ContentConfig{GroupVersion: &corev1.SchemeGroupVersion, NegotiatedSerializer: scheme.Codecs.WithoutConversion()}})
+		if err != nil {
+			t.Fatal(err)
+		}
+		obj, err := list[corev1.Service](context.Background(), rc, "services", metav1.ListOptions{ResourceVersion: "0"}, &corev1.ServiceList{})
+		srv.Close()
+		if err != nil {
+			t.Fatalf("%s: %v", ct, err)
+		}
+		l := obj.(*cachedList)
+		if l.ResourceVersion != "88" || len(l.Items) != 2 {
+			t.Fatalf("%s: list at %q with %d items, want 88 and 2", ct, l.ResourceVersion, len(l.Items))
+		}
+		for i, it := range l.Items {
+			c, ok := it.(*cachedService)
+			if !ok || c.Name != svcs.Items[i].Name || c.ResourceVersion != svcs.Items[i].ResourceVersion || c.model == nil {
+				t.Errorf("%s: item %d is %#v, want the converted %s", ct, i, it, svcs.Items[i].Name)
+			}
+		}
 	}
 }
