@@ -69,6 +69,7 @@ func BenchmarkProgram(b *testing.B) {
 					b.Fatal(err)
 				}
 				rec := reconciler.New(dp.LBMap(), log)
+				rec.ExpectFrontends(n) // as the agent's syncer does
 				b.StartTimer()
 
 				changes, _ := tr.Take(true)

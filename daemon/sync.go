@@ -36,6 +36,11 @@ type syncer struct {
 func (s *syncer) sync(full bool) error {
 	start := time.Now()
 	full = s.forceFull.Swap(false) || full || s.rec.NeedsFull()
+	if full {
+		// Each Service has one frontend or more.
+		svcs, _ := s.tracker.Counts()
+		s.rec.ExpectFrontends(svcs)
+	}
 	changes, triggers := s.tracker.Take(full)
 	seen := map[lb.ServiceName]bool{}
 	stats, err := s.rec.Sync(s.withHealth(changes, full, seen), full)

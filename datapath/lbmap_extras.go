@@ -107,7 +107,16 @@ func (m *bpfLBMap) maglevTables() (map[uint32]struct{}, error) {
 }
 
 func (m *bpfLBMap) deleteExtras(ups []ServiceUpdate, gone []RevNatID) error {
-	stale := make(map[uint32]bool, len(gone))
+	if err := m.deleteMaglev(ups, gone); err != nil {
+		return err
+	}
+	// Few services have source ranges: walking the trie is cheaper than
+	// remembering every prefix, and an empty trie needs no walk.
+	var k sockLbSrcrangeKey
+	if err := m.srcr.NextKey(nil, &k); errors.Is(err, ebpf.ErrKeyNotExist) {
+		return nil
+	}
+	stale := make(map[uint32]bool, len(gone)+len(ups))
 	for _, id := range gone {
 		stale[uint32(id)] = true
 	}
@@ -120,32 +129,11 @@ func (m *bpfLBMap) deleteExtras(ups []ServiceUpdate, gone []RevNatID) error {
 				wanted[srcRangeKey(s.RevNat, p)] = true
 			}
 		}
-		if s.Algorithm != AlgMaglev || len(s.Maglev) == 0 {
-			gone = append(gone, s.RevNat)
-		}
-	}
-	if m.maglev != nil {
-		tables, err := m.maglevTables()
-		if err != nil {
-			return err
-		}
-		for _, id := range gone {
-			if _, ok := tables[uint32(id)]; !ok {
-				continue
-			}
-			if err := m.maglev.Delete(uint32(id)); err != nil && !errors.Is(err, ebpf.ErrKeyNotExist) {
-				return fmt.Errorf("delete from %s: %w", mapName(m.maglev), err)
-			}
-			delete(tables, uint32(id))
-		}
 	}
 	if len(stale) == 0 {
 		return nil
 	}
-	// Few services have source ranges: walking the trie is cheaper than
-	// remembering every prefix.
 	var drop []sockLbSrcrangeKey
-	var k sockLbSrcrangeKey
 	var v uint8
 	it := m.srcr.Iterate()
 	for it.Next(&k, &v) {
@@ -159,6 +147,41 @@ func (m *bpfLBMap) deleteExtras(ups []ServiceUpdate, gone []RevNatID) error {
 	for i := range drop {
 		if err := m.srcr.Delete(&drop[i]); err != nil && !errors.Is(err, ebpf.ErrKeyNotExist) {
 			return fmt.Errorf("delete from %s: %w", mapName(m.srcr), err)
+		}
+	}
+	return nil
+}
+
+// deleteMaglev drops the tables of removed rev-NAT ids and of updated
+// services that no longer use Maglev.
+func (m *bpfLBMap) deleteMaglev(ups []ServiceUpdate, gone []RevNatID) error {
+	if m.maglev == nil {
+		return nil
+	}
+	tables, err := m.maglevTables()
+	if err != nil {
+		return err
+	}
+	drop := func(id RevNatID) error {
+		if _, ok := tables[uint32(id)]; !ok {
+			return nil
+		}
+		if err := m.maglev.Delete(uint32(id)); err != nil && !errors.Is(err, ebpf.ErrKeyNotExist) {
+			return fmt.Errorf("delete from %s: %w", mapName(m.maglev), err)
+		}
+		delete(tables, uint32(id))
+		return nil
+	}
+	for _, id := range gone {
+		if err := drop(id); err != nil {
+			return err
+		}
+	}
+	for i := range ups {
+		if s := &ups[i].Service; s.Algorithm != AlgMaglev || len(s.Maglev) == 0 {
+			if err := drop(s.RevNat); err != nil {
+				return err
+			}
 		}
 	}
 	return nil

@@ -67,6 +67,16 @@ func New(lbmap datapath.LBMap, log *slog.Logger) *Reconciler {
 	return &Reconciler{lbmap: lbmap, log: log, chunk: chunkFrontends, maglevSize: datapath.DefaultMaglevTableSize}
 }
 
+// ExpectFrontends says how many frontends the next full sync will likely
+// write, when the caller knows better than the last sync (the first one:
+// at 10k Services its tables would otherwise grow from empty, 11 MB of
+// rehashing garbage on the path from start to programmed).
+func (r *Reconciler) ExpectFrontends(n int) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	r.lastFrontends = max(r.lastFrontends, n)
+}
+
 // SetMaglevTableSize sets the Maglev table size (the datapath's
 // MaglevTableSize) before the first sync.
 func (r *Reconciler) SetMaglevTableSize(m int) {

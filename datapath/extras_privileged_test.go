@@ -1,6 +1,7 @@
 package datapath
 
 import (
+	"fmt"
 	"net/netip"
 	"os"
 	"path/filepath"
@@ -69,5 +70,55 @@ func TestPrivilegedMaglevTables(t *testing.T) {
 	}
 	if got := tables(w2); len(got) != 0 {
 		t.Fatalf("tables for rev-NATs %v after service 2 was deleted, want none", got)
+	}
+}
+
+// Source ranges follow their service: a narrowed list drops the prefixes
+// it no longer names, a service without ranges or gone drops all of its.
+func TestPrivilegedSourceRanges(t *testing.T) {
+	if os.Geteuid() != 0 {
+		t.Skip("needs root: BPF maps")
+	}
+	bpffs := filepath.Join(t.TempDir(), "bpffs")
+	dp, err := Load(Config{BPFFSDir: bpffs, Sizes: MapSizes{Services: 1024, Backends: 1024, RevNat: 1024, SockRevNat: 1024, SrcRanges: 64}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { dp.Close(); _ = Cleanup(bpffs) })
+	w := dp.LBMap().(*bpfLBMap)
+	p1, p2 := netip.MustParsePrefix("203.0.113.0/28"), netip.MustParsePrefix("192.0.2.128/25")
+	svc := func(rn RevNatID, ranges ...netip.Prefix) ServiceUpdate {
+		s := Service{Frontend: Frontend{Addr: netip.AddrFrom4([4]byte{10, 96, 1, byte(rn)}), Port: 443, Proto: TCP}, RevNat: rn, SourceRanges: ranges}
+		if len(ranges) > 0 {
+			s.Flags = FlagLoadBalancer | FlagSourceRanges
+		}
+		return ServiceUpdate{Service: s}
+	}
+	ranges := func() map[uint32][]string {
+		got := map[uint32][]string{}
+		var k sockLbSrcrangeKey
+		var v uint8
+		for it := w.srcr.Iterate(); it.Next(&k, &v); {
+			got[k.RevNatId] = append(got[k.RevNatId], fmt.Sprint(k.Prefixlen))
+		}
+		return got
+	}
+	apply := func(c *Changes) {
+		t.Helper()
+		if err := w.Apply(c); err != nil {
+			t.Fatal(err)
+		}
+	}
+	apply(&Changes{UpsertServices: []ServiceUpdate{svc(1, p1, p2), svc(2, p1)}})
+	if got := ranges(); len(got[1]) != 2 || len(got[2]) != 1 {
+		t.Fatalf("ranges %v, want 2 for rev-NAT 1 and 1 for 2", got)
+	}
+	apply(&Changes{UpsertServices: []ServiceUpdate{svc(1, p2)}})
+	if got := ranges(); len(got[1]) != 1 || got[1][0] != fmt.Sprint(32+96+25) || len(got[2]) != 1 {
+		t.Fatalf("ranges %v after rev-NAT 1 narrowed to %s", got, p2)
+	}
+	apply(&Changes{UpsertServices: []ServiceUpdate{svc(1)}, DeleteRevNats: []RevNatID{2}})
+	if got := ranges(); len(got) != 0 {
+		t.Fatalf("ranges %v after both services lost theirs, want none", got)
 	}
 }
