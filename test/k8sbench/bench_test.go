@@ -135,12 +135,6 @@ func ensureServices(b *testing.B, client kubernetes.Interface, etcdURL, ns strin
 	return false
 }
 
-func percentile(ds []time.Duration, p float64) time.Duration {
-	s := slices.Clone(ds)
-	slices.Sort(s)
-	return s[min(len(s)-1, int(float64(len(s))*p))]
-}
-
 // proxy is one service proxy under test.
 type proxy struct {
 	start  func(b *testing.B) *harness.Agent
@@ -310,8 +304,7 @@ func BenchmarkK8sProxies(b *testing.B) {
 					} else {
 						p = kubeProxy(b, name, kubeconfig, client)
 					}
-					r := measure(b, p, client, "hlbench", n)
-					r.Proxy = name
+					r := measure(b, name, p, client, "hlbench", n)
 					results = append(results, r)
 				}
 			})
@@ -337,7 +330,7 @@ func envList(key, def string) []string {
 	return strings.Split(s, ",")
 }
 
-func measure(b *testing.B, p proxy, client kubernetes.Interface, ns string, n int) result {
+func measure(b *testing.B, name string, p proxy, client kubernetes.Interface, ns string, n int) result {
 	ctx := context.Background()
 	start := time.Now()
 	proc := p.start(b)
@@ -348,7 +341,7 @@ func measure(b *testing.B, p proxy, client kubernetes.Interface, ns string, n in
 		}
 		time.Sleep(5 * time.Millisecond)
 	}
-	r := result{Services: n, Sync: time.Since(start)}
+	r := result{Proxy: name, Services: n, Sync: time.Since(start)}
 	r.FullSync = p.fullSync(b)
 
 	// Steady state: let the proxy settle after its start, then edit one
@@ -388,16 +381,17 @@ func measure(b *testing.B, p proxy, client kubernetes.Interface, ns string, n in
 		lat = append(lat, wait(t0))
 		trace = append(trace, fmt.Sprintf("%d %s %.3f %.3f\n", k, t0.UTC().Format("15:04:05.000"), ms(writes[k]), ms(lat[k])))
 	}
-	// HIVELET_BENCH_TRACE: every change's start, API write and latency (ms),
-	// to line the slow ones up with the proxy's log.
+	// HIVELET_BENCH_TRACE=PREFIX: every change's start, API write and
+	// latency (ms) into PREFIX.N.PROXY, to line the slow ones up with the
+	// proxy's log.
 	if f := os.Getenv("HIVELET_BENCH_TRACE"); f != "" {
-		if err := os.WriteFile(f, []byte(strings.Join(trace, "")), 0o644); err != nil {
+		if err := os.WriteFile(fmt.Sprintf("%s.%d.%s", f, n, name), []byte(strings.Join(trace, "")), 0o644); err != nil {
 			b.Error(err)
 		}
 	}
 	p.verify(b, want)
-	r.P50, r.P99 = percentile(lat, 0.5), percentile(lat, 0.99)
-	r.WriteP99 = percentile(writes, 0.99)
+	r.P50, r.P99 = harness.Percentile(lat, 0.5), harness.Percentile(lat, 0.99)
+	r.WriteP99 = harness.Percentile(writes, 0.99)
 	rss, err := harness.RSSMiB(proc.Cmd.Process.Pid)
 	if err != nil {
 		b.Fatal(err)

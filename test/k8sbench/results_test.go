@@ -49,7 +49,8 @@ func table(rs []result) string {
   pinned maps; kube-proxy: its first sync, which waits for its informers, has committed the ruleset).
 - full sync: that first full sync alone, as the proxy reports it (hivelet: the duration its "Synced full=true" log
   line gives; kube-proxy: its kubeproxy_sync_full_proxy_rules_duration_seconds observation).
-- change: one EndpointSlice edit from the start of the API write to programmed, 100 edits spaced 1.1 s apart, each proxy started on an idle machine
+- change: one EndpointSlice edit from the start of the API write to programmed, 100 edits spaced 1.1 s apart (p50 and
+  p99 by nearest rank: the 50th and 99th of the 100), each proxy started on an idle machine
   (beyond kube-proxy's default 1 s minimum sync interval). hivelet: the new backend is polled in the pinned
   maps from outside; kube-proxy: its network_programming_duration observation for the slice's
   last-change-trigger-time (set to the write's start), taken after the rules are committed; the last edit is

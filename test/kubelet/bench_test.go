@@ -5,7 +5,6 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
-	"slices"
 	"sync"
 	"testing"
 	"time"
@@ -54,12 +53,6 @@ func runningTimes(ctx context.Context, e *env, mu *sync.Mutex) (map[string]time.
 		}
 	}()
 	return seen, cancel
-}
-
-func percentile(d []time.Duration, p float64) time.Duration {
-	s := slices.Clone(d)
-	slices.Sort(s)
-	return s[min(len(s)-1, int(float64(len(s))*p))]
 }
 
 // kubeletStart measures API create → Running for pods one by one, then
@@ -165,8 +158,8 @@ func rawCRI(b *testing.B, e *env) (oneByOne []time.Duration, allAtOnce time.Dura
 // same run; RSS of each kubelet with its 60 pods.
 func BenchmarkPodStart(b *testing.B) {
 	report := func(prefix string, one []time.Duration, all time.Duration) {
-		b.ReportMetric(float64(percentile(one, 0.5).Microseconds())/1000, prefix+"-p50-ms")
-		b.ReportMetric(float64(percentile(one, 0.99).Microseconds())/1000, prefix+"-p99-ms")
+		b.ReportMetric(float64(harness.Percentile(one, 0.5).Microseconds())/1000, prefix+"-p50-ms")
+		b.ReportMetric(float64(harness.Percentile(one, 0.99).Microseconds())/1000, prefix+"-p99-ms")
 		b.ReportMetric(all.Seconds(), prefix+"-all30-s")
 	}
 	for range b.N {
@@ -176,13 +169,13 @@ func BenchmarkPodStart(b *testing.B) {
 		b.ReportMetric(rss, "kubelet-lite-MiB")
 		rone, rall := rawCRI(b, e)
 		report("raw-cri", rone, rall)
-		b.ReportMetric(float64(percentile(one, 0.5)-percentile(rone, 0.5))/1e6, "lite-minus-raw-p50-ms")
+		b.ReportMetric(float64(harness.Percentile(one, 0.5)-harness.Percentile(rone, 0.5))/1e6, "lite-minus-raw-p50-ms")
 		if up := upstreamKubelet(); up != "" {
 			eu := newBenchEnv(b, "upstream")
 			uone, uall, urss := kubeletStart(b, eu)
 			report("upstream", uone, uall)
 			b.ReportMetric(urss, "upstream-MiB")
-			b.ReportMetric(float64(percentile(one, 0.5))/float64(percentile(uone, 0.5)), "p50-lite/upstream")
+			b.ReportMetric(float64(harness.Percentile(one, 0.5))/float64(harness.Percentile(uone, 0.5)), "p50-lite/upstream")
 			b.ReportMetric(all.Seconds()/uall.Seconds(), "all30-lite/upstream")
 		}
 	}
