@@ -226,7 +226,7 @@ func decodeItem[T any, PT listItem[T]](item PT, b []byte) error {
 // reslice drops them; otherwise the other fields are copied.
 func withoutManagedFields(meta []byte) ([]byte, error) {
 	cut, tail, pos := -1, true, 0
-	if err := eachRaw(meta, func(num protowire.Number, _, raw []byte) error {
+	if err := eachRaw(meta, func(num protowire.Number, raw []byte) error {
 		switch {
 		case num == metaManagedFields && cut < 0:
 			cut = pos
@@ -245,7 +245,7 @@ func withoutManagedFields(meta []byte) ([]byte, error) {
 		return meta[:cut], nil
 	}
 	out := make([]byte, 0, len(meta))
-	err := eachRaw(meta, func(num protowire.Number, _, raw []byte) error {
+	err := eachRaw(meta, func(num protowire.Number, raw []byte) error {
 		if num != metaManagedFields {
 			out = append(out, raw...)
 		}
@@ -254,9 +254,9 @@ func withoutManagedFields(meta []byte) ([]byte, error) {
 	return out, err
 }
 
-// eachRaw calls f with every field of a message: its value when it is
-// length-delimited (nil otherwise) and its whole encoding, tag included.
-func eachRaw(b []byte, f func(num protowire.Number, v, raw []byte) error) error {
+// eachRaw calls f with every field of a message: its number and its whole
+// encoding, tag included.
+func eachRaw(b []byte, f func(num protowire.Number, raw []byte) error) error {
 	for len(b) > 0 {
 		num, typ, n := protowire.ConsumeTag(b)
 		if n < 0 {
@@ -266,14 +266,7 @@ func eachRaw(b []byte, f func(num protowire.Number, v, raw []byte) error) error 
 		if m < 0 {
 			return fmt.Errorf("decode protobuf field %d: %w", num, protowire.ParseError(m))
 		}
-		var v []byte
-		if typ == protowire.BytesType {
-			v, _ = protowire.ConsumeBytes(b[n:])
-			if v == nil {
-				v = []byte{}
-			}
-		}
-		if err := f(num, v, b[:n+m]); err != nil {
+		if err := f(num, b[:n+m]); err != nil {
 			return err
 		}
 		b = b[n+m:]
