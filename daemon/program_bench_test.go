@@ -5,7 +5,6 @@ import (
 	"io"
 	"log/slog"
 	"net/netip"
-	"os"
 	"path/filepath"
 	"runtime"
 	"testing"
@@ -14,6 +13,7 @@ import (
 	"github.com/hivelet/hivelet/daemon/reconciler"
 	"github.com/hivelet/hivelet/daemon/tracker"
 	"github.com/hivelet/hivelet/datapath"
+	"github.com/hivelet/hivelet/test/testnet"
 )
 
 // model fills a tracker with n ClusterIP Services, each with one
@@ -45,9 +45,7 @@ func model(n int) *tracker.Tracker {
 // benchSetup checks for root and returns a quiet logger and map sizes that
 // hold 100k Services × 3 backends.
 func benchSetup(b *testing.B) (*slog.Logger, datapath.MapSizes) {
-	if os.Geteuid() != 0 {
-		b.Fatal("needs root: BPF maps")
-	}
+	testnet.RequireRoot(b)
 	return slog.New(slog.NewTextHandler(io.Discard, nil)), datapath.MapSizes{Services: 1 << 19, Backends: 1 << 19, RevNat: 1 << 17, SockRevNat: 1 << 10}
 }
 
