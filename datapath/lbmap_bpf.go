@@ -195,7 +195,7 @@ func (m *bpfLBMap) deleteBackendsAndRevNats(bes []BackendID, rns []RevNatID) err
 // Dump implements LBMap.
 func (m *bpfLBMap) Dump(pause func()) (*State, error) {
 	st := NewState()
-	p := &pacer{pause: pause}
+	p := &pauseEvery{pause: pause}
 	if err := m.dumpServices(st, p); err != nil {
 		return nil, err
 	}
@@ -244,7 +244,7 @@ func (m *bpfLBMap) Dump(pause func()) (*State, error) {
 	return st, nil
 }
 
-func (m *bpfLBMap) dumpServices(st *State, p *pacer) error {
+func (m *bpfLBMap) dumpServices(st *State, p *pauseEvery) error {
 	k4, v4, err := dumpAll[sockLb4Key, sockLbService](m.svc4, p)
 	if err != nil {
 		return err

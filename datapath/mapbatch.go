@@ -64,14 +64,15 @@ func deleteAll[K any](m *ebpf.Map, keys []K) error {
 	return nil
 }
 
-// pacer calls pause after every batchChunk entries of work; with a nil
+// pauseEvery calls pause after every batchChunk entries of work (the
+// caller paces there); with a nil
 // pause it does nothing.
-type pacer struct {
+type pauseEvery struct {
 	pause func()
 	n     int
 }
 
-func (p *pacer) tick(n int) {
+func (p *pauseEvery) tick(n int) {
 	if p == nil || p.pause == nil {
 		return
 	}
@@ -82,7 +83,7 @@ func (p *pacer) tick(n int) {
 }
 
 // dumpAll reads every entry of a hash map, ticking p per chunk read.
-func dumpAll[K, V any](m *ebpf.Map, p *pacer) ([]K, []V, error) {
+func dumpAll[K, V any](m *ebpf.Map, p *pauseEvery) ([]K, []V, error) {
 	var (
 		allK   []K
 		allV   []V
