@@ -39,12 +39,14 @@ type Config struct {
 	ManifestsDir string
 	// Kubeconfig selects the Kubernetes source; "in-cluster" uses the
 	// pod's service account.
-	Kubeconfig      string
-	BPFFSDir        string
-	Cgroup2         string // empty: the cgroup2 root
-	MapSizes        datapath.MapSizes
-	SyncPeriod      time.Duration
-	MinSyncInterval time.Duration
+	Kubeconfig string
+	// KubeAPICompression asks the API server for gzip responses.
+	KubeAPICompression bool
+	BPFFSDir           string
+	Cgroup2            string // empty: the cgroup2 root
+	MapSizes           datapath.MapSizes
+	SyncPeriod         time.Duration
+	MinSyncInterval    time.Duration
 	// HealthzAddr and MetricsAddr are listen addresses; empty disables.
 	HealthzAddr string
 	MetricsAddr string
@@ -184,7 +186,7 @@ func startSource(ctx context.Context, cfg Config, tr *tracker.Tracker, log *slog
 		}
 		return nil
 	}
-	restCfg, err := kubeclient.Config(cfg.Kubeconfig, "hivelet-agent")
+	restCfg, err := kubeclient.Config(cfg.Kubeconfig, "hivelet-agent", cfg.KubeAPICompression)
 	if err != nil {
 		return err
 	}

@@ -24,15 +24,17 @@ import (
 // Config is `hivelet kubelet`'s configuration; flags keep the upstream
 // kubelet's names.
 type Config struct {
-	Kubeconfig      string
-	RuntimeEndpoint string
-	PodManifestPath string
-	NodeName        string
-	NodeIPs         []netip.Addr
-	RootDir         string
-	CgroupRoot      string
-	MaxPods         int
-	PodCIDR         string
+	Kubeconfig string
+	// KubeAPICompression asks the API server for gzip responses.
+	KubeAPICompression bool
+	RuntimeEndpoint    string
+	PodManifestPath    string
+	NodeName           string
+	NodeIPs            []netip.Addr
+	RootDir            string
+	CgroupRoot         string
+	MaxPods            int
+	PodCIDR            string
 	// HealthzAddr serves /healthz (the upstream kubelet's 127.0.0.1:10248);
 	// empty disables.
 	HealthzAddr string
@@ -106,7 +108,7 @@ func Run(ctx context.Context, cfg Config, log *slog.Logger) error {
 	defer rt.Close()
 	var client *kubeapi.Client
 	if cfg.Kubeconfig != "" {
-		restCfg, err := kubeclient.Config(cfg.Kubeconfig, "hivelet-kubelet")
+		restCfg, err := kubeclient.Config(cfg.Kubeconfig, "hivelet-kubelet", cfg.KubeAPICompression)
 		if err != nil {
 			return err
 		}

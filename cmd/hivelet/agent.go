@@ -69,6 +69,7 @@ link it pinned, then exits.`,
 	f := cmd.Flags()
 	f.StringVar(&cfg.ManifestsDir, "manifests", "", "directory of Service and EndpointSlice manifests (YAML or JSON) to serve")
 	f.StringVar(&cfg.Kubeconfig, "kubeconfig", "", "kubeconfig file of the API server to watch, or \"in-cluster\" for the pod's service account")
+	cli.KubeAPICompression(f, &cfg.KubeAPICompression)
 	f.StringVar(&cfg.BPFFSDir, "bpffs", datapath.DefaultBPFFSDir, "directory on a BPF filesystem for pinned maps and links (a bpffs is mounted if none covers it)")
 	f.StringVar(&cfg.Cgroup2, "cgroup2", "", "cgroup v2 directory to attach the socket hooks to (default: the cgroup2 root from /proc/mounts)")
 	f.BoolVar(&cleanup, "cleanup", false, "detach all programs, remove all pinned maps and links under --bpffs, and exit")

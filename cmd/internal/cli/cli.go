@@ -8,6 +8,8 @@ import (
 	"net/netip"
 	"os"
 	"strings"
+
+	"github.com/spf13/pflag"
 )
 
 // NewLogger builds the logger of --log-level and --log-format.
@@ -64,3 +66,9 @@ func (n *NodeIPs) Set(s string) error {
 }
 
 func (n *NodeIPs) Type() string { return "ips" }
+
+// KubeAPICompression adds --kube-api-compression, shared by the commands
+// that talk to an API server (kubeclient.Config's compress).
+func KubeAPICompression(f *pflag.FlagSet, v *bool) {
+	f.BoolVar(v, "kube-api-compression", false, "ask the API server for gzip-compressed responses: less traffic, more CPU on both ends; for an API server behind a slow or metered link")
+}

@@ -52,6 +52,7 @@ changes. Flags keep the upstream kubelet's names.`,
 	}
 	f := cmd.Flags()
 	f.StringVar(&cfg.Kubeconfig, "kubeconfig", "", "kubeconfig of the API server (or \"in-cluster\"); without it only static pods run")
+	cli.KubeAPICompression(f, &cfg.KubeAPICompression)
 	f.StringVar(&cfg.RuntimeEndpoint, "container-runtime-endpoint", "", "CRI socket (default "+"unix:///run/containerd/containerd.sock)")
 	f.StringVar(&cfg.PodManifestPath, "pod-manifest-path", "", "directory of static pod manifests (YAML or JSON), re-read every 5 s")
 	f.StringVar(&cfg.NodeName, "hostname-override", cli.Hostname(), "name of this node's Node object")
