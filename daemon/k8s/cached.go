@@ -11,20 +11,20 @@ import (
 	lb "github.com/hivelet/hivelet/daemon/loadbalancer"
 )
 
-// The informer caches keep these instead of the API objects: the
-// identity the cache needs for its keys, and the model the agent already
+// The stores keep these instead of the API objects: the identity the
+// store needs for its keys, and the model the agent already
 // made from the object (or the reason it was rejected). At 100k Services
 // the API objects would be most of the agent's memory, and even a bare
 // metav1.ObjectMeta is ~250 bytes: 50 MB for 200k objects.
 
-// ident is what the informer machinery reads of a cached object: its cache
-// key (namespace/name) and resource version.
+// ident is what the stores read of a cached object: its key
+// (namespace/name) and resource version.
 type ident struct {
 	Name, Namespace, ResourceVersion string
 }
 
-// GetObjectMeta makes the metadata view the cache's key functions read
-// (meta.Accessor); only they call it, once per event.
+// GetObjectMeta makes the metadata view client-go's key functions read
+// (meta.Accessor), for anything that keys a cached object through them.
 func (i *ident) GetObjectMeta() metav1.Object {
 	return &metav1.ObjectMeta{Name: i.Name, Namespace: i.Namespace, ResourceVersion: i.ResourceVersion}
 }
@@ -52,7 +52,7 @@ func identOf(m *metav1.ObjectMeta) ident {
 	return ident{Name: m.Name, Namespace: m.Namespace, ResourceVersion: m.ResourceVersion}
 }
 
-// toCached is the informers' transform: it converts once, on arrival.
+// toCached converts an object once, on arrival (handlerStore calls it).
 // Tombstones and already converted objects pass through.
 func toCached(obj any) (any, error) {
 	switch o := obj.(type) {

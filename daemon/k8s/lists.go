@@ -9,7 +9,6 @@ import (
 	"io"
 	"math"
 	"slices"
-	"time"
 
 	"google.golang.org/protobuf/encoding/protowire"
 	corev1 "k8s.io/api/core/v1"
@@ -17,7 +16,6 @@ import (
 	apimeta "k8s.io/apimachinery/pkg/api/meta"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/runtime"
-	"k8s.io/client-go/informers"
 	"k8s.io/client-go/kubernetes"
 	"k8s.io/client-go/kubernetes/scheme"
 	"k8s.io/client-go/rest"
@@ -282,38 +280,31 @@ type listsOnly struct{ *cache.ListWatch }
 
 func (listsOnly) IsWatchListSemanticsUnSupported() bool { return true }
 
-// fastInformers returns the Service and EndpointSlice informers of f,
+// listWatchers returns the list-watches of Services and EndpointSlices:
 // listing through decodeList when client is a real clientset (a fake one
-// has no REST client: its own list and watch then).
-func fastInformers(client kubernetes.Interface, f informers.SharedInformerFactory) (svc, eps cache.SharedIndexInformer) {
+// has no REST client: its own list then).
+func listWatchers(client kubernetes.Interface) (svc, eps cache.ListerWatcher) {
+	svcs, epss := client.CoreV1().Services(""), client.DiscoveryV1().EndpointSlices("")
 	core, ok1 := client.CoreV1().RESTClient().(*rest.RESTClient)
 	disc, ok2 := client.DiscoveryV1().RESTClient().(*rest.RESTClient)
 	if !ok1 || !ok2 || core == nil || disc == nil {
-		return f.Core().V1().Services().Informer(), f.Discovery().V1().EndpointSlices().Informer()
+		return listWatch(func(ctx context.Context, o metav1.ListOptions) (runtime.Object, error) { return svcs.List(ctx, o) }, svcs.Watch),
+			listWatch(func(ctx context.Context, o metav1.ListOptions) (runtime.Object, error) { return epss.List(ctx, o) }, epss.Watch)
 	}
-	svc = fastInformer[corev1.Service](f, core, "services", &corev1.ServiceList{}, client.CoreV1().Services("").Watch)
-	eps = fastInformer[discoveryv1.EndpointSlice](f, disc, "endpointslices", &discoveryv1.EndpointSliceList{}, client.DiscoveryV1().EndpointSlices("").Watch)
-	return svc, eps
+	return listWatch(func(ctx context.Context, o metav1.ListOptions) (runtime.Object, error) {
+			return list[corev1.Service](ctx, core, "services", o, &corev1.ServiceList{})
+		}, svcs.Watch),
+		listWatch(func(ctx context.Context, o metav1.ListOptions) (runtime.Object, error) {
+			return list[discoveryv1.EndpointSlice](ctx, disc, "endpointslices", o, &discoveryv1.EndpointSliceList{})
+		}, epss.Watch)
 }
 
-// fastInformer is f's informer on objects of type T: it lists resource
-// through rc, decoding with decodeList and converting each item as it
-// arrives, and watches with watch. fallback is the list type for a body
-// that is not protobuf.
-func fastInformer[T any, PT listItem[T]](f informers.SharedInformerFactory, rc rest.Interface, resource string,
-	fallback runtime.Object, watch cache.WatchFuncWithContext) cache.SharedIndexInformer {
-	return f.InformerFor(PT(new(T)), func(_ kubernetes.Interface, resync time.Duration) cache.SharedIndexInformer {
-		return cache.NewSharedIndexInformer(listsOnly{&cache.ListWatch{
-			ListWithContextFunc: func(ctx context.Context, opts metav1.ListOptions) (runtime.Object, error) {
-				return list[T, PT](ctx, rc, resource, opts, fallback.DeepCopyObject())
-			},
-			WatchFuncWithContext: watch,
-		}}, PT(new(T)), resync, cache.Indexers{})
-	})
+func listWatch(l cache.ListWithContextFunc, w cache.WatchFuncWithContext) cache.ListerWatcher {
+	return listsOnly{&cache.ListWatch{ListWithContextFunc: l, WatchFuncWithContext: w}}
 }
 
 // cachedList is a list as the reflector takes it: its metadata and the
-// items already converted (the transform passes them through).
+// items already converted (toCached passes them through).
 type cachedList struct {
 	metav1.TypeMeta
 	metav1.ListMeta

@@ -1,6 +1,7 @@
-// Package k8s is the agent's Kubernetes source: client-go informers on
-// Services and EndpointSlices, reduced to the load-balancer model and
-// handed to the change tracker as {previous, current}.
+// Package k8s is the agent's Kubernetes source: client-go reflectors on
+// Services and EndpointSlices (and an informer on this node's Node),
+// reduced to the load-balancer model and handed to the change tracker as
+// {previous, current}.
 //
 // Callbacks only convert and record. An object the model rejects is logged
 // and its last valid version stays in service, as with the manifests
@@ -56,28 +57,14 @@ func New(client kubernetes.Interface, nodeName string, h Handler, log *slog.Logg
 	return &Source{client: client, nodeName: nodeName, handler: h, log: log, rejected: map[string]lb.ServiceName{}}
 }
 
-// Start runs the informers until ctx ends and returns once every one has
-// listed, so the first sync sees the whole cluster: a restarted agent
+// Start follows the API server until ctx ends and returns once the
+// initial lists have been handed on, so the first sync sees the whole cluster: a restarted agent
 // never deletes a Service only because it was not listed yet.
 func (s *Source) Start(ctx context.Context) error {
-	f := informers.NewSharedInformerFactoryWithOptions(s.client, 0, informers.WithTransform(toCached))
-	svcInf, epsInf := fastInformers(s.client, f)
-	svcReg, err := svcInf.AddEventHandler(cache.ResourceEventHandlerFuncs{
-		AddFunc:    func(obj any) { s.onService(nil, obj) },
-		UpdateFunc: s.onService,
-		DeleteFunc: func(obj any) { s.onService(obj, nil) },
-	})
-	if err != nil {
-		return fmt.Errorf("watch Services: %w", err)
-	}
-	epsReg, err := epsInf.AddEventHandler(cache.ResourceEventHandlerFuncs{
-		AddFunc:    func(obj any) { s.onSlice(nil, obj) },
-		UpdateFunc: s.onSlice,
-		DeleteFunc: func(obj any) { s.onSlice(obj, nil) },
-	})
-	if err != nil {
-		return fmt.Errorf("watch EndpointSlices: %w", err)
-	}
+	listStart := time.Now()
+	svcLW, epsLW := listWatchers(s.client)
+	svcSynced := follow(ctx, "services", svcLW, &corev1.Service{}, s.onService)
+	epsSynced := follow(ctx, "endpointslices", epsLW, &discoveryv1.EndpointSlice{}, s.onSlice)
 	// Only this node's Node object: a field-selected watch.
 	nf := informers.NewSharedInformerFactoryWithOptions(s.client, 0, informers.WithTransform(stripManagedFields),
 		informers.WithTweakListOptions(func(o *metav1.ListOptions) { o.FieldSelector = "metadata.name=" + s.nodeName }))
@@ -94,18 +81,24 @@ func (s *Source) Start(ctx context.Context) error {
 	if err != nil {
 		return fmt.Errorf("watch Node %s: %w", s.nodeName, err)
 	}
-	f.Start(ctx.Done())
 	nf.Start(ctx.Done())
-	listStart := time.Now()
 	synced := make(chan struct{})
 	go func() {
 		defer close(synced)
-		// The handlers' checkers, not the informers': an informer is synced
-		// once its store holds the list, its handlers only once they have
-		// been handed every listed object, which is what the first sync
-		// needs. Channels, not the 100 ms polling of WaitForCacheSync:
-		// this wait is on the path from start to programmed.
-		cache.WaitFor(ctx, "", svcReg.HasSyncedChecker(), epsReg.HasSyncedChecker(), nodeReg.HasSyncedChecker())
+		// The node handler's checker, not the informer's: an informer is
+		// synced once its store holds the list, its handlers only once
+		// they have been handed every listed object, which is what the
+		// first sync needs. Channels, not the 100 ms polling of
+		// WaitForCacheSync: this wait is on the path from start to
+		// programmed.
+		for _, ch := range []<-chan struct{}{svcSynced, epsSynced} {
+			select {
+			case <-ch:
+			case <-ctx.Done():
+				return
+			}
+		}
+		cache.WaitFor(ctx, "", nodeReg.HasSyncedChecker())
 	}()
 	for {
 		select {
@@ -220,7 +213,7 @@ func (s *Source) rejectedOwner(key string, owner *lb.ServiceName) lb.ServiceName
 	return s.rejected[key]
 }
 
-// convertService reduces an informer object to the model: nil when there
+// convertService reduces an API object to the model: nil when there
 // is nothing to serve (absent, ignored), an error when it is invalid.
 func convertService(obj any) (*lb.Service, error) {
 	in, ok := obj.(*corev1.Service)
