@@ -117,3 +117,53 @@ func TestPrivilegedSourceRanges(t *testing.T) {
 		t.Fatalf("ranges %v after both services lost theirs, want none", got)
 	}
 }
+
+// Maps this Load created are known empty until written, so a cold start's
+// first full sync skips reading them; every other writer and a restart
+// on the same pins read what was written.
+func TestPrivilegedFreshMapsDump(t *testing.T) {
+	testnet.RequireRoot(t)
+	cfg := datapath.Config{BPFFSDir: filepath.Join(t.TempDir(), "bpffs"),
+		Sizes: datapath.MapSizes{Services: 1024, Backends: 1024, RevNat: 1024, SockRevNat: 1024}}
+	t.Cleanup(func() { _ = datapath.Cleanup(cfg.BPFFSDir) })
+	dump := func(w datapath.LBMap) *datapath.State {
+		t.Helper()
+		st, err := w.Dump(nil)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return st
+	}
+	dp, err := datapath.Load(cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	w := dp.LBMap()
+	if st := dump(w); len(st.Services) != 0 || len(st.Backends) != 0 || len(st.RevNats) != 0 {
+		t.Fatalf("fresh maps dump %+v, want empty", st)
+	}
+	f := datapath.Frontend{Addr: netip.MustParseAddr("10.96.0.1"), Port: 80, Proto: datapath.TCP}
+	if err := w.Apply(&datapath.Changes{
+		UpsertBackends: []datapath.BackendEntry{{ID: 1, Backend: datapath.Backend{Addr: netip.MustParseAddrPort("10.0.0.1:8080"), Proto: datapath.TCP}}},
+		UpsertRevNats:  []datapath.RevNatEntry{{ID: 1, Addr: netip.AddrPortFrom(f.Addr, f.Port)}},
+		UpsertServices: []datapath.ServiceUpdate{{Service: datapath.Service{Frontend: f, RevNat: 1, Backends: []datapath.BackendID{1}}}},
+	}); err != nil {
+		t.Fatal(err)
+	}
+	check := func(who string, st *datapath.State) {
+		t.Helper()
+		if len(st.Services) != 1 || len(st.Backends) != 1 || len(st.RevNats) != 1 {
+			t.Errorf("%s: dump has %d services, %d backends, %d rev-NATs, want 1 of each", who, len(st.Services), len(st.Backends), len(st.RevNats))
+		}
+	}
+	check("the writer", dump(w))
+	check("another writer of the same datapath", dump(dp.LBMap()))
+	dp.Close()
+
+	dp, err = datapath.Load(cfg) // a restart: the pins exist
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer dp.Close()
+	check("a writer after a restart", dump(dp.LBMap()))
+}

@@ -2,6 +2,7 @@ package datapath
 
 import (
 	"net/netip"
+	"sync/atomic"
 
 	"github.com/cilium/ebpf"
 )
@@ -19,9 +20,17 @@ type bpfLBMap struct {
 	// last knew them (see maglevTables); nil means read them again.
 	// Only Apply uses it, and Applies never run concurrently.
 	maglevIDs map[uint32]struct{}
+	// unwritten, when set and true, says the maps are still as created:
+	// empty. A cold start's first full sync then skips reading them (a
+	// read walks every bucket: ~3M at the default sizes). Shared by the
+	// datapath's writers; nil in read-only views.
+	unwritten *atomic.Bool
 }
 
 var _ LBMap = (*bpfLBMap)(nil)
+
+// fresh reports whether the maps are known to be empty.
+func (m *bpfLBMap) fresh() bool { return m.unwritten != nil && m.unwritten.Load() }
 
 func newBPFLBMap(m *sockMaps) *bpfLBMap {
 	return &bpfLBMap{
@@ -54,6 +63,12 @@ func lb6Key(f Frontend, slot int) sockLb6Key {
 }
 
 func (m *bpfLBMap) Apply(c *Changes) error {
+	if m.fresh() {
+		m.unwritten.Store(false) // before the first write: a failed one leaves entries
+		if m.maglevIDs == nil {
+			m.maglevIDs = map[uint32]struct{}{}
+		}
+	}
 	err := applyOrdered(m, c)
 	if err != nil {
 		// A partial write leaves the known Maglev tables uncertain.
@@ -195,6 +210,9 @@ func (m *bpfLBMap) deleteBackendsAndRevNats(bes []BackendID, rns []RevNatID) err
 // Dump implements LBMap.
 func (m *bpfLBMap) Dump(pause func()) (*State, error) {
 	st := NewState()
+	if m.fresh() {
+		return st, nil
+	}
 	p := &pauseEvery{pause: pause}
 	if err := m.dumpServices(st, p); err != nil {
 		return nil, err

@@ -3,7 +3,11 @@ package datapath
 import (
 	"errors"
 	"fmt"
+	"io/fs"
+	"os"
+	"path/filepath"
 	"sync"
+	"sync/atomic"
 
 	"github.com/cilium/ebpf"
 )
@@ -60,6 +64,10 @@ type Datapath struct {
 	cfg  Config
 	objs sockObjects
 
+	// lbUnwritten is set while the LB maps are known to be empty: this
+	// Load created them and no writer has applied anything since.
+	lbUnwritten atomic.Bool
+
 	tcOnce sync.Once
 	tcErr  error
 	host   hostObjects
@@ -74,9 +82,11 @@ func Load(cfg Config) (*Datapath, error) {
 		return nil, err
 	}
 	d := &Datapath{cfg: cfg}
+	created := !anyPinned(cfg.BPFFSDir, lbMapNames...)
 	if err := loadSpec("socket LB", loadSock, &d.objs, cfg); err != nil {
 		return nil, err
 	}
+	d.lbUnwritten.Store(created)
 	if err := d.initHostConfig(); err != nil {
 		d.Close()
 		return nil, err
@@ -144,7 +154,24 @@ func loadObject(what string, spec *ebpf.CollectionSpec, objs any, cfg Config) er
 }
 
 // LBMap returns the writer for the load-balancing maps.
-func (d *Datapath) LBMap() LBMap { return newBPFLBMap(&d.objs.sockMaps) }
+func (d *Datapath) LBMap() LBMap {
+	m := newBPFLBMap(&d.objs.sockMaps)
+	m.unwritten = &d.lbUnwritten
+	return m
+}
+
+// lbMapNames are the maps an LBMap reads and writes.
+var lbMapNames = []string{"hl_lb4_svc", "hl_lb6_svc", "hl_lb4_be", "hl_lb6_be", "hl_lb4_rnat", "hl_lb6_rnat", "hl_lb_affm", "hl_lb_srcr", "hl_lb_maglev"}
+
+// anyPinned reports whether dir holds a pin of any of the maps named.
+func anyPinned(dir string, names ...string) bool {
+	for _, n := range names {
+		if _, err := os.Lstat(filepath.Join(dir, n)); err == nil || !errors.Is(err, fs.ErrNotExist) {
+			return true
+		}
+	}
+	return false
+}
 
 // Close releases the agent's handles; pinned maps and links stay.
 func (d *Datapath) Close() error { return errors.Join(d.objs.Close(), d.host.Close(), d.pod.Close()) }
