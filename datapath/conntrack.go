@@ -75,7 +75,13 @@ func ctFromMap(k sockCtKey, v sockCtEntry, nat bool) CTEntry {
 }
 
 // Conntrack lists the CT and SNAT entries.
-func (d *Datapath) Conntrack() ([]CTEntry, error) { return readConntrack(d.objs.HlCt, d.objs.HlNat) }
+func (d *Datapath) Conntrack() ([]CTEntry, error) {
+	pp, err := d.perPacket()
+	if err != nil {
+		return nil, err
+	}
+	return readConntrack(pp.ct, pp.nat)
+}
 
 func readConntrack(ct, nat *ebpf.Map) ([]CTEntry, error) {
 	var out []CTEntry
@@ -113,9 +119,13 @@ type CTGCStats struct {
 // ignore expired entries; collecting them keeps the LRU maps from
 // evicting live flows to make room.
 func (d *Datapath) GCConntrack() (CTGCStats, error) {
+	pp, err := d.perPacket()
+	if err != nil {
+		return CTGCStats{}, fmt.Errorf("conntrack GC: %w", err)
+	}
 	now := MonotonicSeconds()
-	st := CTGCStats{CTMax: int(d.objs.HlCt.MaxEntries()), NATMax: int(d.objs.HlNat.MaxEntries())}
-	for _, m := range []*ebpf.Map{d.objs.HlCt, d.objs.HlNat} {
+	st := CTGCStats{CTMax: int(pp.ct.MaxEntries()), NATMax: int(pp.nat.MaxEntries())}
+	for _, m := range []*ebpf.Map{pp.ct, pp.nat} {
 		ks, vs, err := dumpAll[sockCtKey, sockCtEntry](m, nil)
 		if err != nil {
 			return st, fmt.Errorf("conntrack GC: %w", err)
@@ -130,7 +140,7 @@ func (d *Datapath) GCConntrack() (CTGCStats, error) {
 			return st, fmt.Errorf("conntrack GC: %w", err)
 		}
 		st.Deleted += len(expired)
-		if m == d.objs.HlCt {
+		if m == pp.ct {
 			st.CT = len(ks) - len(expired)
 		} else {
 			st.NAT = len(ks) - len(expired)
@@ -153,9 +163,13 @@ func (d *Datapath) PutConntrack(e CTEntry) error {
 		RevNatIndex: uint32(e.RevNat), Expires: e.Expires, Flags: e.Flags}
 	v.Saddr.Addr = v6MappedOf(e.NewSrc.Addr())
 	v.Daddr.Addr = v6MappedOf(e.NewDst.Addr())
-	m := d.objs.HlCt
+	pp, err := d.perPacket()
+	if err != nil {
+		return err
+	}
+	m := pp.ct
 	if e.NAT {
-		m = d.objs.HlNat
+		m = pp.nat
 	}
 	if err := m.Put(&k, &v); err != nil {
 		return fmt.Errorf("write %s entry %s: %w", mapName(m), e.Flow, err)

@@ -20,3 +20,6 @@ func SourceRangeLens(w LBMap) (map[uint32][]uint32, error) {
 	}
 	return got, it.Err()
 }
+
+// BPFFSDirOf is where dp keeps its pins.
+func BPFFSDirOf(dp *Datapath) string { return dp.cfg.BPFFSDir }

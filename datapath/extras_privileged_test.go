@@ -2,8 +2,11 @@ package datapath_test
 
 import (
 	"net/netip"
+	"os"
 	"path/filepath"
 	"testing"
+
+	"github.com/cilium/ebpf"
 
 	"github.com/hivelet/hivelet/datapath"
 	"github.com/hivelet/hivelet/test/testnet"
@@ -166,4 +169,48 @@ func TestPrivilegedFreshMapsDump(t *testing.T) {
 	}
 	defer dp.Close()
 	check("a writer after a restart", dump(dp.LBMap()))
+}
+
+// The conntrack, SNAT and external-affinity maps are created only when
+// something needs them (the TC datapath, the conntrack tools), at the
+// configured size; until then the CLI's view sees no flows.
+func TestPrivilegedPerPacketMapsLazy(t *testing.T) {
+	cfg := datapath.Config{Sizes: datapath.MapSizes{CT: 4096, NAT: 2048, Affinity: 1024}}
+	dp := loadExtras(t, cfg)
+	bpffs := datapath.BPFFSDirOf(dp)
+	pinned := func(name string) bool {
+		_, err := os.Stat(filepath.Join(bpffs, name))
+		return err == nil
+	}
+	for _, n := range []string{"hl_ct", "hl_nat", "hl_lb_affx"} {
+		if pinned(n) {
+			t.Errorf("%s exists after the socket LB loaded", n)
+		}
+	}
+	view, err := datapath.OpenPinnedHost(bpffs)
+	if err != nil {
+		t.Fatalf("CLI view without per-packet maps: %v", err)
+	}
+	if ct, err := view.Conntrack(); err != nil || len(ct) != 0 {
+		t.Errorf("CLI view without per-packet maps: %d entries, %v; want none", len(ct), err)
+	}
+	view.Close()
+
+	if _, err := dp.Conntrack(); err != nil {
+		t.Fatal(err)
+	}
+	for n, want := range map[string]uint32{"hl_ct": 4096, "hl_nat": 2048, "hl_lb_affx": 1024} {
+		m, err := ebpf.LoadPinnedMap(filepath.Join(bpffs, n), nil)
+		if err != nil {
+			t.Fatalf("%s after Conntrack: %v", n, err)
+		}
+		if got := m.MaxEntries(); got != want {
+			t.Errorf("%s holds %d entries, want %d", n, got, want)
+		}
+		m.Close()
+	}
+	// The per-packet programs load against the pins (side by side).
+	if _, _, err := dp.RunHost(datapath.HostIngress, 1, make([]byte, 64)); err != nil {
+		t.Fatal(err)
+	}
 }

@@ -32,7 +32,7 @@ var _ LBMap = (*bpfLBMap)(nil)
 // fresh reports whether the maps are known to be empty.
 func (m *bpfLBMap) fresh() bool { return m.unwritten != nil && m.unwritten.Load() }
 
-func newBPFLBMap(m *sockMaps) *bpfLBMap {
+func newBPFLBMap(m *sockLBMaps) *bpfLBMap {
 	return &bpfLBMap{
 		svc4: m.HlLb4Svc, svc6: m.HlLb6Svc,
 		be4: m.HlLb4Be, be6: m.HlLb6Be,

@@ -62,11 +62,15 @@ func (c Config) maglevSize() uint32 {
 // Datapath is the loaded socket LB and TC objects with their maps pinned.
 type Datapath struct {
 	cfg  Config
-	objs sockObjects
+	objs sockLB
 
 	// lbUnwritten is set while the LB maps are known to be empty: this
 	// Load created them and no writer has applied anything since.
 	lbUnwritten atomic.Bool
+
+	ppOnce sync.Once
+	pp     perPacketMaps
+	ppErr  error
 
 	tcOnce sync.Once
 	tcErr  error
@@ -94,13 +98,89 @@ func Load(cfg Config) (*Datapath, error) {
 	return d, nil
 }
 
+// sockLB is what the socket LB loads: its programs and the maps they and
+// the agent use. The maps only the per-packet programs use are left to
+// them (perPacketMaps).
+type sockLB struct {
+	sockPrograms
+	sockLBMaps
+}
+
+type sockLBMaps struct {
+	HlHostCfg  *ebpf.Map `ebpf:"hl_host_cfg"`
+	HlLb4Be    *ebpf.Map `ebpf:"hl_lb4_be"`
+	HlLb4Rnat  *ebpf.Map `ebpf:"hl_lb4_rnat"`
+	HlLb4Svc   *ebpf.Map `ebpf:"hl_lb4_svc"`
+	HlLb6Be    *ebpf.Map `ebpf:"hl_lb6_be"`
+	HlLb6Rnat  *ebpf.Map `ebpf:"hl_lb6_rnat"`
+	HlLb6Svc   *ebpf.Map `ebpf:"hl_lb6_svc"`
+	HlLbAff    *ebpf.Map `ebpf:"hl_lb_aff"`
+	HlLbAffm   *ebpf.Map `ebpf:"hl_lb_affm"`
+	HlLbMaglev *ebpf.Map `ebpf:"hl_lb_maglev"`
+	HlLbSrcr   *ebpf.Map `ebpf:"hl_lb_srcr"`
+	HlSkRnat4  *ebpf.Map `ebpf:"hl_sk_rnat4"`
+	HlSkRnat6  *ebpf.Map `ebpf:"hl_sk_rnat6"`
+	HlStats    *ebpf.Map `ebpf:"hl_stats"`
+}
+
+func (o *sockLB) Close() error {
+	m := &o.sockLBMaps
+	return _SockClose(&o.sockPrograms, m.HlHostCfg, m.HlLb4Be, m.HlLb4Rnat, m.HlLb4Svc, m.HlLb6Be, m.HlLb6Rnat, m.HlLb6Svc,
+		m.HlLbAff, m.HlLbAffm, m.HlLbMaglev, m.HlLbSrcr, m.HlSkRnat4, m.HlSkRnat6, m.HlStats)
+}
+
+// perPacketMaps are the conntrack, SNAT and external-affinity LRU maps.
+// LRU maps are preallocated: at the default sizes these ~450k entries are
+// ~50 ms of CPU to create, which a node that serves no device and no pod
+// veth never needs.
+type perPacketMaps struct {
+	ct, nat, affx *ebpf.Map
+}
+
+var perPacketMapNames = []string{"hl_ct", "hl_nat", "hl_lb_affx"}
+
+// perPacket creates (or opens the pins of) the per-packet maps, once.
+func (d *Datapath) perPacket() (perPacketMaps, error) {
+	d.ppOnce.Do(func() {
+		spec, err := loadHost()
+		if err != nil {
+			d.ppErr = fmt.Errorf("load TC datapath spec: %w", err)
+			return
+		}
+		sizeMaps(spec, d.cfg)
+		var ms [3]*ebpf.Map
+		for i, name := range perPacketMapNames {
+			if ms[i], err = ebpf.NewMapWithOptions(spec.Maps[name], ebpf.MapOptions{PinPath: d.cfg.BPFFSDir}); err != nil {
+				for _, m := range ms[:i] {
+					m.Close()
+				}
+				d.ppErr = fmt.Errorf("create map %s: %w", name, incompatibleHint(err, d.cfg))
+				return
+			}
+		}
+		d.pp = perPacketMaps{ct: ms[0], nat: ms[1], affx: ms[2]}
+	})
+	return d.pp, d.ppErr
+}
+
+func (p perPacketMaps) Close() error {
+	if p.ct == nil {
+		return nil
+	}
+	return _SockClose(p.ct, p.nat, p.affx)
+}
+
 // loadTC loads the per-packet objects the first time one is needed: a
 // node that serves no device and no pod veth never pays their verifier
-// time, which is most of a cold start. The socket LB object has created
-// and pinned every map by then, so the two only load programs, side by
-// side.
+// time, which is most of a cold start. Every map they share is pinned by
+// then (the socket LB's and perPacket's), so the two only load programs,
+// side by side.
 func (d *Datapath) loadTC() error {
 	d.tcOnce.Do(func() {
+		if _, err := d.perPacket(); err != nil {
+			d.tcErr = err
+			return
+		}
 		var wg sync.WaitGroup
 		var hostErr, podErr error
 		wg.Go(func() { hostErr = loadSpec("TC datapath", loadHost, &d.host, d.cfg) })
@@ -122,6 +202,29 @@ func loadSpec(what string, spec func() (*ebpf.CollectionSpec, error), objs any, 
 // loadObject sizes the maps of spec as cfg says and loads it into objs,
 // re-opening maps already pinned: objects share every map by name.
 func loadObject(what string, spec *ebpf.CollectionSpec, objs any, cfg Config) error {
+	sizeMaps(spec, cfg)
+	opts := &ebpf.CollectionOptions{Maps: ebpf.MapOptions{PinPath: cfg.BPFFSDir}}
+	if err := spec.LoadAndAssign(objs, opts); err != nil {
+		var verr *ebpf.VerifierError
+		if errors.As(err, &verr) {
+			return fmt.Errorf("load %s: %+v", what, verr)
+		}
+		return fmt.Errorf("load %s: %w", what, incompatibleHint(err, cfg))
+	}
+	return nil
+}
+
+// incompatibleHint adds the remedy to a pinned map's size or layout
+// mismatch.
+func incompatibleHint(err error, cfg Config) error {
+	if errors.Is(err, ebpf.ErrMapIncompatible) {
+		return fmt.Errorf("%w (a pinned map in %s has another size or layout; keep the old --bpf-*-max values or run `hivelet agent --cleanup` first)", err, cfg.BPFFSDir)
+	}
+	return err
+}
+
+// sizeMaps sets the max_entries of spec's maps as cfg says.
+func sizeMaps(spec *ebpf.CollectionSpec, cfg Config) {
 	sizes := map[string]uint32{
 		"hl_lb4_svc": cfg.Sizes.Services, "hl_lb6_svc": cfg.Sizes.Services,
 		"hl_lb4_be": cfg.Sizes.Backends, "hl_lb6_be": cfg.Sizes.Backends,
@@ -139,23 +242,11 @@ func loadObject(what string, spec *ebpf.CollectionSpec, objs any, cfg Config) er
 	if m := spec.Maps["hl_lb_maglev"]; m != nil && m.InnerMap != nil {
 		m.InnerMap.MaxEntries = cfg.maglevSize()
 	}
-	opts := &ebpf.CollectionOptions{Maps: ebpf.MapOptions{PinPath: cfg.BPFFSDir}}
-	if err := spec.LoadAndAssign(objs, opts); err != nil {
-		if errors.Is(err, ebpf.ErrMapIncompatible) {
-			return fmt.Errorf("load %s: %w (a pinned map in %s has another size or layout; keep the old --bpf-*-max values or run `hivelet agent --cleanup` first)", what, err, cfg.BPFFSDir)
-		}
-		var verr *ebpf.VerifierError
-		if errors.As(err, &verr) {
-			return fmt.Errorf("load %s: %+v", what, verr)
-		}
-		return fmt.Errorf("load %s: %w", what, err)
-	}
-	return nil
 }
 
 // LBMap returns the writer for the load-balancing maps.
 func (d *Datapath) LBMap() LBMap {
-	m := newBPFLBMap(&d.objs.sockMaps)
+	m := newBPFLBMap(&d.objs.sockLBMaps)
 	m.unwritten = &d.lbUnwritten
 	return m
 }
@@ -174,4 +265,6 @@ func anyPinned(dir string, names ...string) bool {
 }
 
 // Close releases the agent's handles; pinned maps and links stay.
-func (d *Datapath) Close() error { return errors.Join(d.objs.Close(), d.host.Close(), d.pod.Close()) }
+func (d *Datapath) Close() error {
+	return errors.Join(d.objs.Close(), d.pp.Close(), d.host.Close(), d.pod.Close())
+}

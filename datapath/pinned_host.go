@@ -17,14 +17,20 @@ type PinnedHost struct {
 }
 
 // OpenPinnedHost opens the pinned CT, SNAT and counter maps read-only.
+// The CT and SNAT maps exist once the agent has loaded the per-packet
+// programs; without them nothing is tracked.
 func OpenPinnedHost(bpffs string) (*PinnedHost, error) {
 	p := &PinnedHost{bpffs: bpffs}
 	for _, m := range []struct {
-		name string
-		to   **ebpf.Map
-	}{{"hl_ct", &p.ct}, {"hl_nat", &p.nat}, {"hl_stats", &p.stats}} {
+		name     string
+		to       **ebpf.Map
+		optional bool
+	}{{"hl_ct", &p.ct, true}, {"hl_nat", &p.nat, true}, {"hl_stats", &p.stats, false}} {
 		h, err := ebpf.LoadPinnedMap(filepath.Join(bpffs, m.name), &ebpf.LoadPinOptions{ReadOnly: true})
 		if err != nil {
+			if m.optional && errors.Is(err, os.ErrNotExist) {
+				continue
+			}
 			p.Close()
 			if errors.Is(err, os.ErrNotExist) {
 				return nil, fmt.Errorf("open %s: %w (is an agent running with --bpffs %s?)", m.name, ErrNotLoaded, bpffs)
@@ -51,7 +57,12 @@ func (p *PinnedHost) Close() error {
 func (p *PinnedHost) Stats() (map[Stat]uint64, error) { return readStats(p.stats) }
 
 // Conntrack lists the CT and SNAT entries.
-func (p *PinnedHost) Conntrack() ([]CTEntry, error) { return readConntrack(p.ct, p.nat) }
+func (p *PinnedHost) Conntrack() ([]CTEntry, error) {
+	if p.ct == nil || p.nat == nil {
+		return nil, nil
+	}
+	return readConntrack(p.ct, p.nat)
+}
 
 // Devices lists the node devices and pod veths with programs attached.
 func (p *PinnedHost) Devices() (devices, pods []string, err error) {

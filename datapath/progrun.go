@@ -93,7 +93,11 @@ func putU32(b []byte, v uint32) {
 // FlushConntrack empties the CT and SNAT maps: every tracked flow picks
 // a backend again on its next packet.
 func (d *Datapath) FlushConntrack() error {
-	for _, m := range []*ebpf.Map{d.objs.HlCt, d.objs.HlNat, d.objs.HlLbAffx} {
+	pp, err := d.perPacket()
+	if err != nil {
+		return err
+	}
+	for _, m := range []*ebpf.Map{pp.ct, pp.nat, pp.affx} {
 		var k []byte
 		keys := [][]byte{}
 		it := m.Iterate()
