@@ -1,6 +1,7 @@
 package datapath
 
 import (
+	"errors"
 	"net/netip"
 	"sync/atomic"
 
@@ -28,6 +29,11 @@ type bpfLBMap struct {
 }
 
 var _ LBMap = (*bpfLBMap)(nil)
+
+// IDLimits implements LBMap: the array sizes.
+func (m *bpfLBMap) IDLimits() (backends, revnats uint32) {
+	return m.be4.MaxEntries(), m.rn4.MaxEntries()
+}
 
 // fresh reports whether the maps are known to be empty.
 func (m *bpfLBMap) fresh() bool { return m.unwritten != nil && m.unwritten.Load() }
@@ -185,8 +191,8 @@ func (m *bpfLBMap) deleteAffinity(ms []AffinityMatch) error {
 	return deleteAll(m.affm, affinityKeys(ms))
 }
 
-// deleteBackendsAndRevNats removes ids from both families' maps: an id
-// lives in exactly one of them and deleting a missing key is a no-op.
+// deleteBackendsAndRevNats empties ids in both families' arrays (an id
+// lives in one of them; emptying the other's entry changes nothing).
 func (m *bpfLBMap) deleteBackendsAndRevNats(bes []BackendID, rns []RevNatID) error {
 	beKeys := make([]uint32, len(bes))
 	for i, id := range bes {
@@ -196,15 +202,12 @@ func (m *bpfLBMap) deleteBackendsAndRevNats(bes []BackendID, rns []RevNatID) err
 	for i, id := range rns {
 		rnKeys[i] = uint32(id)
 	}
-	for _, step := range []struct {
-		m    *ebpf.Map
-		keys []uint32
-	}{{m.be4, beKeys}, {m.be6, beKeys}, {m.rn4, rnKeys}, {m.rn6, rnKeys}} {
-		if err := deleteAll(step.m, step.keys); err != nil {
-			return err
-		}
-	}
-	return nil
+	return errors.Join(
+		putAll(m.be4, beKeys, make([]sockLb4Backend, len(beKeys))),
+		putAll(m.be6, beKeys, make([]sockLb6Backend, len(beKeys))),
+		putAll(m.rn4, rnKeys, make([]sockLb4ReverseNat, len(rnKeys))),
+		putAll(m.rn6, rnKeys, make([]sockLb6ReverseNat, len(rnKeys))),
+	)
 }
 
 // Dump implements LBMap.
@@ -224,6 +227,9 @@ func (m *bpfLBMap) Dump(pause func()) (*State, error) {
 	for i, id := range bk4 {
 		p.tick(1)
 		v := bv4[i]
+		if v.Port == 0 {
+			continue // empty array entry
+		}
 		st.Backends[BackendID(id)] = Backend{Addr: netip.AddrPortFrom(addr4FromMap(v.Address), ntohs(v.Port)), Proto: L4Proto(v.Proto), Local: v.Flags&backendLocal != 0}
 	}
 	bk6, bv6, err := dumpAll[uint32, sockLb6Backend](m.be6, p)
@@ -233,6 +239,9 @@ func (m *bpfLBMap) Dump(pause func()) (*State, error) {
 	for i, id := range bk6 {
 		p.tick(1)
 		v := bv6[i]
+		if v.Port == 0 {
+			continue
+		}
 		st.Backends[BackendID(id)] = Backend{Addr: netip.AddrPortFrom(netip.AddrFrom16(v.Address.Addr), ntohs(v.Port)), Proto: L4Proto(v.Proto), Local: v.Flags&backendLocal != 0}
 	}
 	rk4, rv4, err := dumpAll[uint32, sockLb4ReverseNat](m.rn4, p)
@@ -241,6 +250,9 @@ func (m *bpfLBMap) Dump(pause func()) (*State, error) {
 	}
 	for i, id := range rk4 {
 		p.tick(1)
+		if rv4[i].Port == 0 {
+			continue
+		}
 		st.RevNats[RevNatID(id)] = netip.AddrPortFrom(addr4FromMap(rv4[i].Address), ntohs(rv4[i].Port))
 	}
 	rk6, rv6, err := dumpAll[uint32, sockLb6ReverseNat](m.rn6, p)
@@ -249,6 +261,9 @@ func (m *bpfLBMap) Dump(pause func()) (*State, error) {
 	}
 	for i, id := range rk6 {
 		p.tick(1)
+		if rv6[i].Port == 0 {
+			continue
+		}
 		st.RevNats[RevNatID(id)] = netip.AddrPortFrom(netip.AddrFrom16(rv6[i].Address.Addr), ntohs(rv6[i].Port))
 	}
 	ak, _, err := dumpAll[sockLbAffinityMatchKey, uint8](m.affm, p)

@@ -3,6 +3,7 @@ package datapath
 import (
 	"errors"
 	"fmt"
+	"math"
 	"net/netip"
 	"sync"
 )
@@ -20,6 +21,9 @@ type FakeLBMap struct {
 	// Maglev and SourceRanges hold the per-packet extras by rev-NAT id.
 	Maglev       map[RevNatID][]BackendID    // guarded by mu
 	SourceRanges map[RevNatID][]netip.Prefix // guarded by mu
+
+	// BackendLimit and RevNatLimit are IDLimits; unlimited when 0.
+	BackendLimit, RevNatLimit uint32
 
 	// FailAfter, when > 0, makes the write after that many successful
 	// entry writes fail (and every one after it until reset).
@@ -62,6 +66,18 @@ func (m *FakeLBMap) Apply(c *Changes) error {
 }
 
 // Dump implements LBMap; pause is called once, after the read.
+// IDLimits implements LBMap.
+func (m *FakeLBMap) IDLimits() (backends, revnats uint32) {
+	backends, revnats = m.BackendLimit, m.RevNatLimit
+	if backends == 0 {
+		backends = math.MaxUint32
+	}
+	if revnats == 0 {
+		revnats = math.MaxUint32
+	}
+	return backends, revnats
+}
+
 func (m *FakeLBMap) Dump(pause func()) (*State, error) {
 	if pause != nil {
 		defer pause()
@@ -101,9 +117,13 @@ func (m *FakeLBMap) write() error {
 }
 
 func (m *FakeLBMap) putBackends(bes []BackendEntry) error {
+	limit, _ := m.IDLimits()
 	for _, b := range bes {
 		if err := m.write(); err != nil {
 			return err
+		}
+		if uint32(b.ID) >= limit || b.ID == 0 {
+			return fmt.Errorf("update backends: id %d outside the array: %w", b.ID, ErrMapFull)
 		}
 		m.backends[b.ID] = b.Backend
 	}
@@ -111,9 +131,13 @@ func (m *FakeLBMap) putBackends(bes []BackendEntry) error {
 }
 
 func (m *FakeLBMap) putRevNats(rns []RevNatEntry) error {
+	_, limit := m.IDLimits()
 	for _, rn := range rns {
 		if err := m.write(); err != nil {
 			return err
+		}
+		if uint32(rn.ID) >= limit || rn.ID == 0 {
+			return fmt.Errorf("update reverse NATs: id %d outside the array: %w", rn.ID, ErrMapFull)
 		}
 		m.revnats[rn.ID] = rn.Addr
 	}

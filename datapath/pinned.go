@@ -80,17 +80,25 @@ func (p *PinnedLB) Lookup(f Frontend) ([]Backend, error) {
 		}
 		if f.Addr.Is4() {
 			var be sockLb4Backend
-			if err := m.be4.Lookup(v.BackendId, &be); err != nil {
-				return nil, fmt.Errorf("look up backend %d: %w", v.BackendId, err)
+			if err := m.be4.Lookup(v.BackendId, &be); err != nil || be.Port == 0 {
+				return nil, fmt.Errorf("look up backend %d: %w", v.BackendId, emptyAsMissing(err))
 			}
 			out = append(out, Backend{Addr: netip.AddrPortFrom(addr4FromMap(be.Address), ntohs(be.Port)), Proto: L4Proto(be.Proto), Local: be.Flags&backendLocal != 0})
 		} else {
 			var be sockLb6Backend
-			if err := m.be6.Lookup(v.BackendId, &be); err != nil {
-				return nil, fmt.Errorf("look up backend %d: %w", v.BackendId, err)
+			if err := m.be6.Lookup(v.BackendId, &be); err != nil || be.Port == 0 {
+				return nil, fmt.Errorf("look up backend %d: %w", v.BackendId, emptyAsMissing(err))
 			}
 			out = append(out, Backend{Addr: netip.AddrPortFrom(netip.AddrFrom16(be.Address.Addr), ntohs(be.Port)), Proto: L4Proto(be.Proto), Local: be.Flags&backendLocal != 0})
 		}
 	}
 	return out, nil
+}
+
+// emptyAsMissing reports an empty array entry (err nil) as a missing key.
+func emptyAsMissing(err error) error {
+	if err == nil {
+		return ebpf.ErrKeyNotExist
+	}
+	return err
 }

@@ -67,7 +67,7 @@ func (e *sockEnv) program(t *testing.T, revnat datapath.RevNatID, f datapath.Fro
 		if f.Addr.Is6() {
 			addr = p.IPv6
 		}
-		id := datapath.BackendID(uint32(revnat)*100 + uint32(i) + 1)
+		id := datapath.BackendID(uint32(revnat)*10 + uint32(i) + 1) // below the array size (1024)
 		ch.UpsertBackends = append(ch.UpsertBackends, datapath.BackendEntry{ID: id, Backend: datapath.Backend{Addr: netip.AddrPortFrom(addr, backendPort), Proto: f.Proto}})
 		svc.Backends = append(svc.Backends, id)
 	}

@@ -243,4 +243,7 @@ type LBMap interface {
 	// thousand entries read or converted: a background reader spaces its
 	// work out there (the read of 100k Services is a second of CPU).
 	Dump(pause func()) (*State, error)
+	// IDLimits bounds the ids: backend and reverse-NAT ids index arrays
+	// and must be below these.
+	IDLimits() (backends, revnats uint32)
 }

@@ -64,11 +64,11 @@ static __always_inline bool ct_is_new_syn(const struct ct_entry *e, const struct
 static __always_inline bool ct_backend_alive(const struct ct_entry *e, __u8 family)
 {
 	if (family == AF_INET) {
-		const struct lb4_backend *be = bpf_map_lookup_elem(&hl_lb4_be, &e->backend_id);
+		const struct lb4_backend *be = lb4_backend(e->backend_id);
 
 		return be && be->address == e->daddr.p[3] && be->port == e->dport;
 	} else {
-		const struct lb6_backend *be = bpf_map_lookup_elem(&hl_lb6_be, &e->backend_id);
+		const struct lb6_backend *be = lb6_backend(e->backend_id);
 
 		return be && be->port == e->dport && v6addr_eq(&be->address, &e->daddr);
 	}

@@ -76,7 +76,7 @@ lb4_select_backend(struct lb4_key *key, const struct lb_service *svc, __u32 *bac
 	if (!slot)
 		return NULL;
 	*backend_id = slot->backend_id;
-	return bpf_map_lookup_elem(&hl_lb4_be, backend_id);
+	return lb4_backend(*backend_id);
 }
 
 static __always_inline const struct lb6_backend *
@@ -89,5 +89,5 @@ lb6_select_backend(struct lb6_key *key, const struct lb_service *svc, __u32 *bac
 	if (!slot)
 		return NULL;
 	*backend_id = slot->backend_id;
-	return bpf_map_lookup_elem(&hl_lb6_be, backend_id);
+	return lb6_backend(*backend_id);
 }

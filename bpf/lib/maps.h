@@ -119,39 +119,39 @@ struct {
 	__uint(pinning, LIBBPF_PIN_BY_NAME);
 } hl_lb6_svc SEC(".maps");
 
+/* Backends and reverse-NAT entries are indexed by the ids the agent
+ * allocates densely from 1, so they are arrays: a write is a copy, not an
+ * allocation (a third of a hash insert). An entry with port 0 is empty
+ * (id 0 is never used); read backends through lb4_backend/lb6_backend. */
 struct {
-	__uint(type, BPF_MAP_TYPE_HASH);
+	__uint(type, BPF_MAP_TYPE_ARRAY);
 	__type(key, __u32);
 	__type(value, struct lb4_backend);
 	__uint(max_entries, LB_BACKEND_MAP_MAX);
-	__uint(map_flags, BPF_F_NO_PREALLOC);
 	__uint(pinning, LIBBPF_PIN_BY_NAME);
 } hl_lb4_be SEC(".maps");
 
 struct {
-	__uint(type, BPF_MAP_TYPE_HASH);
+	__uint(type, BPF_MAP_TYPE_ARRAY);
 	__type(key, __u32);
 	__type(value, struct lb6_backend);
 	__uint(max_entries, LB_BACKEND_MAP_MAX);
-	__uint(map_flags, BPF_F_NO_PREALLOC);
 	__uint(pinning, LIBBPF_PIN_BY_NAME);
 } hl_lb6_be SEC(".maps");
 
 struct {
-	__uint(type, BPF_MAP_TYPE_HASH);
+	__uint(type, BPF_MAP_TYPE_ARRAY);
 	__type(key, __u32);
 	__type(value, struct lb4_reverse_nat);
 	__uint(max_entries, LB_REVNAT_MAP_MAX);
-	__uint(map_flags, BPF_F_NO_PREALLOC);
 	__uint(pinning, LIBBPF_PIN_BY_NAME);
 } hl_lb4_rnat SEC(".maps");
 
 struct {
-	__uint(type, BPF_MAP_TYPE_HASH);
+	__uint(type, BPF_MAP_TYPE_ARRAY);
 	__type(key, __u32);
 	__type(value, struct lb6_reverse_nat);
 	__uint(max_entries, LB_REVNAT_MAP_MAX);
-	__uint(map_flags, BPF_F_NO_PREALLOC);
 	__uint(pinning, LIBBPF_PIN_BY_NAME);
 } hl_lb6_rnat SEC(".maps");
 
@@ -259,4 +259,18 @@ __noinline int hl_abi_enums(enum lb_svc_flags flags, enum lb_scope scope, enum l
 			    enum lb_backend_flags bf)
 {
 	return flags + scope + alg + bf;
+}
+
+static __always_inline const struct lb4_backend *lb4_backend(__u32 id)
+{
+	const struct lb4_backend *be = bpf_map_lookup_elem(&hl_lb4_be, &id);
+
+	return be && be->port ? be : NULL;
+}
+
+static __always_inline const struct lb6_backend *lb6_backend(__u32 id)
+{
+	const struct lb6_backend *be = bpf_map_lookup_elem(&hl_lb6_be, &id);
+
+	return be && be->port ? be : NULL;
 }

@@ -62,7 +62,7 @@ static __always_inline __u32 lb_ext_slot_backend(const struct pkt *p, __u8 scope
 static __always_inline int lb_backend_addr(__u8 family, __u32 id, struct ct_entry *e)
 {
 	if (family == AF_INET) {
-		const struct lb4_backend *be = bpf_map_lookup_elem(&hl_lb4_be, &id);
+		const struct lb4_backend *be = lb4_backend(id);
 
 		if (!be)
 			return -1;
@@ -70,7 +70,7 @@ static __always_inline int lb_backend_addr(__u8 family, __u32 id, struct ct_entr
 		e->dport = be->port;
 		return be->flags;
 	} else {
-		const struct lb6_backend *be = bpf_map_lookup_elem(&hl_lb6_be, &id);
+		const struct lb6_backend *be = lb6_backend(id);
 
 		if (!be)
 			return -1;

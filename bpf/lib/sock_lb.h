@@ -57,7 +57,7 @@ sock4_xlate_fwd(__u64 cookie, __u64 netns, __u8 proto, __be32 *addr, __be16 *por
 	if (svc->flags & LB_SVC_AFFINITY) {
 		backend_id = lb_affinity_backend(netns, svc);
 		if (backend_id)
-			be = bpf_map_lookup_elem(&hl_lb4_be, &backend_id);
+			be = lb4_backend(backend_id);
 	}
 	if (!be)
 		be = lb4_select_backend(&key, svc, &backend_id);
@@ -131,7 +131,7 @@ sock6_xlate_fwd(__u64 cookie, __u64 netns, __u8 proto, union v6addr *addr, __be1
 	if (svc->flags & LB_SVC_AFFINITY) {
 		backend_id = lb_affinity_backend(netns, svc);
 		if (backend_id)
-			be = bpf_map_lookup_elem(&hl_lb6_be, &backend_id);
+			be = lb6_backend(backend_id);
 	}
 	if (!be)
 		be = lb6_select_backend(&key, svc, &backend_id);

@@ -1,6 +1,7 @@
 package reconciler
 
 import (
+	"fmt"
 	"net/netip"
 	"slices"
 
@@ -25,8 +26,17 @@ type realized struct {
 	// affm is the affinity-match map's content.
 	affm map[datapath.AffinityMatch]bool
 
-	nextBackend uint32
-	nextRevNat  uint32
+	// Ids are allocated from next* below limit* (array sizes); ids above
+	// high* were never handed out, so they are free without a look-up
+	// (a cold start allocates every id that way).
+	nextBackend, limitBackend, highBackend uint32
+	nextRevNat, limitRevNat, highRevNat    uint32
+	// exhausted is set when an id could not be allocated: the sync fails
+	// with it.
+	exhausted error
+	// freedRevNats are reverse-NAT ids a sync deletes (at the end of its
+	// batch): not reused before the next sync.
+	freedRevNats map[datapath.RevNatID]struct{}
 }
 
 // feState is what the maps hold for one frontend, and who claims it.
@@ -86,7 +96,7 @@ func keyOf(b datapath.Backend) beKey {
 // fromDump adopts what the maps hold: ids are reused, never reassigned,
 // so a restart rewrites nothing that is already right. sizeHint is the
 // expected number of frontends.
-func fromDump(st *datapath.State, sizeHint int) *realized {
+func fromDump(st *datapath.State, sizeHint int, limitBackend, limitRevNat uint32) *realized {
 	nf := max(sizeHint, len(st.Services))
 	nb := max(3*sizeHint, len(st.Backends))
 	r := &realized{
@@ -96,8 +106,8 @@ func fromDump(st *datapath.State, sizeHint int) *realized {
 		unused:        map[datapath.BackendID]struct{}{},
 		revnats:       make(map[datapath.RevNatID]netip.AddrPort, nf),
 		affm:          st.Affinity,
-		nextBackend:   1,
-		nextRevNat:    1,
+		limitBackend:  limitBackend,
+		limitRevNat:   limitRevNat,
 	}
 	for id, b := range st.Backends {
 		k := keyOf(b)
@@ -107,12 +117,14 @@ func fromDump(st *datapath.State, sizeHint int) *realized {
 		if cur, ok := r.backendByAddr[k]; !ok || id < cur {
 			r.backendByAddr[k] = id
 		}
-		r.nextBackend = max(r.nextBackend, uint32(id)+1)
+		r.highBackend = max(r.highBackend, uint32(id))
 	}
 	for id, ap := range st.RevNats {
 		r.revnats[id] = ap
-		r.nextRevNat = max(r.nextRevNat, uint32(id)+1)
+		r.highRevNat = max(r.highRevNat, uint32(id))
 	}
+	// Allocation goes on after the highest id in use.
+	r.nextBackend, r.nextRevNat = nextAfter(r.highBackend, limitBackend), nextAfter(r.highRevNat, limitRevNat)
 	for f, ds := range st.Services {
 		fe := feState{slots: max(len(ds.Backends), ds.MaxSlot)}
 		if !ds.Incomplete {
@@ -147,7 +159,13 @@ func (r *realized) acquireBackend(b datapath.Backend, ch *datapath.Changes) data
 		r.backends[id] = ref
 		return id
 	}
-	id := datapath.BackendID(allocate(&r.nextBackend, func(v uint32) bool { _, used := r.backends[datapath.BackendID(v)]; return used }))
+	v, ok := allocate(&r.nextBackend, r.limitBackend, &r.highBackend, len(r.backends),
+		func(v uint32) bool { _, used := r.backends[datapath.BackendID(v)]; return used })
+	if !ok {
+		r.exhausted = fmt.Errorf("allocate a backend id: all %d in use: %w", r.limitBackend-1, datapath.ErrMapFull)
+		return 0 // an empty entry: the datapath finds no backend there
+	}
+	id := datapath.BackendID(v)
 	r.backends[id] = backendRef{k: k, refs: 1}
 	r.backendByAddr[k] = id
 	ch.UpsertBackends = append(ch.UpsertBackends, datapath.BackendEntry{ID: id, Backend: b})
@@ -172,22 +190,49 @@ func (r *realized) revNatFor(f datapath.Frontend, have feState, ch *datapath.Cha
 	if have.complete && have.revnat != 0 && r.revnats[have.revnat] == ap {
 		return have.revnat
 	}
-	id := datapath.RevNatID(allocate(&r.nextRevNat, func(v uint32) bool { _, used := r.revnats[datapath.RevNatID(v)]; return used }))
+	v, ok := allocate(&r.nextRevNat, r.limitRevNat, &r.highRevNat, len(r.revnats),
+		func(v uint32) bool {
+			_, used := r.revnats[datapath.RevNatID(v)]
+			_, freed := r.freedRevNats[datapath.RevNatID(v)]
+			return used || freed
+		})
+	if !ok {
+		r.exhausted = fmt.Errorf("allocate a reverse-NAT id: all %d in use: %w", r.limitRevNat-1, datapath.ErrMapFull)
+		return 0
+	}
+	id := datapath.RevNatID(v)
 	r.revnats[id] = ap
 	ch.UpsertRevNats = append(ch.UpsertRevNats, datapath.RevNatEntry{ID: id, Addr: ap})
 	return id
 }
 
-// allocate returns the next unused id from *next, skipping 0 on wrap.
-func allocate(next *uint32, used func(uint32) bool) uint32 {
+func nextAfter(high, limit uint32) uint32 {
+	if uint64(high)+1 >= uint64(limit) {
+		return 1
+	}
+	return high + 1
+}
+
+// allocate returns the next unused id in [1, limit) from *next, wrapping
+// around; inUse ids are taken, none above *high. ok is false when every
+// id is taken.
+func allocate(next *uint32, limit uint32, high *uint32, inUse int, used func(uint32) bool) (id uint32, ok bool) {
+	if uint64(inUse) >= uint64(limit)-1 {
+		return 0, false
+	}
 	for {
 		v := *next
 		*next++
-		if *next == 0 {
+		if *next >= limit {
 			*next = 1
 		}
-		if v != 0 && !used(v) {
-			return v
+		switch {
+		case v == 0 || v >= limit:
+		case v > *high:
+			*high = v
+			return v, true
+		case !used(v):
+			return v, true
 		}
 	}
 }

@@ -10,6 +10,7 @@ package reconciler
 
 import (
 	"cmp"
+	"errors"
 	"fmt"
 	"iter"
 	"log/slog"
@@ -109,7 +110,8 @@ func (r *Reconciler) Sync(changes iter.Seq[lb.Change], full bool) (Stats, error)
 		if err != nil {
 			return Stats{Full: true}, fmt.Errorf("read LB maps: %w", err)
 		}
-		r.state = fromDump(st, r.lastFrontends)
+		bl, rl := r.lbmap.IDLimits()
+		r.state = fromDump(st, r.lastFrontends, bl, rl)
 		r.losers = nil
 		r.byService = make(map[lb.ServiceName][]datapath.Frontend, max(len(r.byService), r.lastFrontends))
 	}
@@ -133,8 +135,9 @@ func (r *Reconciler) Sync(changes iter.Seq[lb.Change], full bool) (Stats, error)
 		}
 	}
 	r.collectUnused(w.ch, full)
+	r.state.freedRevNats = nil
 	r.lastFrontends = len(r.state.fes)
-	err := w.finish()
+	err := errors.Join(w.finish(), r.state.exhausted)
 	stats.Upserts, stats.Deletes, stats.Backends = w.upserts, w.deletes, w.backends
 	if err != nil {
 		r.state = nil // the maps are in an unknown state: re-read them next time
@@ -212,6 +215,9 @@ func (r *Reconciler) upsert(owner lb.ServiceName, e *lb.Entry, ch *datapath.Chan
 		ids = append(ids, s.acquireBackend(b, ch))
 	}
 	revnat := s.revNatFor(f, have, ch)
+	if s.exhausted != nil {
+		return // out of ids: the frontend keeps what it has; the sync fails
+	}
 	s.releaseBackends(have.backends)
 	var affine []datapath.BackendID
 	if e.AffinityTimeout > 0 {
@@ -254,6 +260,10 @@ func (r *Reconciler) remove(f datapath.Frontend, ch *datapath.Changes) {
 	if have.complete && have.revnat != 0 {
 		ch.DeleteRevNats = append(ch.DeleteRevNats, have.revnat)
 		delete(s.revnats, have.revnat)
+		if s.freedRevNats == nil {
+			s.freedRevNats = map[datapath.RevNatID]struct{}{}
+		}
+		s.freedRevNats[have.revnat] = struct{}{}
 	}
 	delete(s.fes, f)
 	s.entries -= 1 + have.slots

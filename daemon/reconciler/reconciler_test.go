@@ -311,6 +311,87 @@ func TestMapFullIsReported(t *testing.T) {
 	}
 }
 
+// Backend and reverse-NAT ids index arrays: they stay below the array
+// sizes through churn (freed ids are reused after a wrap-around), running
+// out fails the sync with ErrMapFull, and freeing ids recovers.
+func TestIDsStayInTheArrays(t *testing.T) {
+	m := datapath.NewFakeLBMap()
+	// ids 1..9 and 1..3: a replacement holds old and new backends until
+	// the sync ends, 2+3+3 here.
+	m.BackendLimit, m.RevNatLimit = 10, 4
+	r := New(m, quiet)
+	d := newDesired(r)
+	d.set(name(1), []lb.Entry{entry(1, 1, 2)})
+	for round := range 20 {
+		b := 10 + 3*round // three backends never seen before
+		d.set(name(2), []lb.Entry{entry(2, b, b+1, b+2)})
+		if _, err := d.sync(round%5 == 4); err != nil {
+			t.Fatalf("round %d: %v", round, err)
+		}
+		checkMaps(t, r, m, map[int][]int{1: {1, 2}, 2: {b, b + 1, b + 2}})
+	}
+
+	d.set(name(3), []lb.Entry{entry(3, 100, 101, 102, 103, 104)}) // 2+3+5 backends > 9
+	if _, err := d.sync(false); !errors.Is(err, datapath.ErrMapFull) {
+		t.Fatalf("10 backends in 9 ids: err = %v, want ErrMapFull", err)
+	}
+	// The failed sync wrote a reverse-NAT entry nothing names yet; the
+	// next full sync deletes it, the one after reuses the id.
+	d.set(name(3), []lb.Entry{entry(3, 100)})
+	if _, err := d.sync(true); err == nil {
+		t.Log("recovered in one sync")
+	} else if _, err := d.sync(true); err != nil {
+		t.Fatalf("after shrinking to 6 backends: %v", err)
+	}
+	d.set(name(4), []lb.Entry{entry(4, 1)}) // a fourth frontend: 3 reverse-NAT ids only
+	if _, err := d.sync(false); !errors.Is(err, datapath.ErrMapFull) {
+		t.Fatalf("4 frontends in 3 reverse-NAT ids: err = %v, want ErrMapFull", err)
+	}
+	// Ids freed by a sync are reused by the next one.
+	d.set(name(4), nil)
+	d.set(name(1), nil)
+	if _, err := d.sync(true); err != nil {
+		t.Fatal(err)
+	}
+	d.set(name(4), []lb.Entry{entry(4, 1)})
+	if _, err := d.sync(false); err != nil {
+		t.Fatalf("after freeing a frontend: %v", err)
+	}
+	checkMaps(t, r, m, map[int][]int{2: {67, 68, 69}, 3: {100}, 4: {1}})
+}
+
+// A reverse-NAT id a sync frees is not reused by that sync: its delete
+// goes out at the end of the batch and would empty the new entry.
+func TestRevNatIDFreedBySyncNotReusedByIt(t *testing.T) {
+	m := datapath.NewFakeLBMap()
+	m.RevNatLimit = 5 // ids 1..4
+	r := New(m, quiet)
+	d := newDesired(r)
+	steps := []struct {
+		del, add []int
+		want     map[int][]int
+	}{
+		{add: []int{1}, want: map[int][]int{1: {1}}},                                // id 1
+		{add: []int{2}, want: map[int][]int{1: {1}, 2: {2}}},                        // id 2
+		{add: []int{3}, want: map[int][]int{1: {1}, 2: {2}, 3: {3}}},                // id 3
+		{del: []int{3}, add: []int{4}, want: map[int][]int{1: {1}, 2: {2}, 4: {4}}}, // id 4; the next is 1 again
+		// 1 is taken and 2 is freed by this very sync: 5 must get 3.
+		{del: []int{2, 4}, add: []int{5}, want: map[int][]int{1: {1}, 5: {5}}},
+	}
+	for i, st := range steps {
+		for _, f := range st.del {
+			d.set(name(f), nil)
+		}
+		for _, f := range st.add {
+			d.set(name(f), []lb.Entry{entry(f, f)})
+		}
+		if _, err := d.sync(false); err != nil {
+			t.Fatalf("step %d: %v", i, err)
+		}
+		checkMaps(t, r, m, st.want)
+	}
+}
+
 func TestFrontendConflictGoesToFirstName(t *testing.T) {
 	for _, order := range [][]int{{1, 2}, {2, 1}} {
 		m := datapath.NewFakeLBMap()
