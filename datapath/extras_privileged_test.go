@@ -168,7 +168,21 @@ func TestPrivilegedFreshMapsDump(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer dp.Close()
-	check("a writer after a restart", dump(dp.LBMap()))
+	w = dp.LBMap()
+	check("a writer after a restart", dump(w))
+
+	// Backends and reverse-NAT entries live in arrays: a delete empties
+	// the entry, and empty entries are not read back.
+	if err := w.Apply(&datapath.Changes{
+		DeleteServices: []datapath.ServiceDelete{{Frontend: f, PrevSlots: 1}},
+		DeleteBackends: []datapath.BackendID{1},
+		DeleteRevNats:  []datapath.RevNatID{1},
+	}); err != nil {
+		t.Fatal(err)
+	}
+	if st := dump(w); len(st.Services) != 0 || len(st.Backends) != 0 || len(st.RevNats) != 0 {
+		t.Errorf("after deleting everything: %d services, %d backends, %d rev-NATs", len(st.Services), len(st.Backends), len(st.RevNats))
+	}
 }
 
 // The conntrack, SNAT and external-affinity maps are created only when

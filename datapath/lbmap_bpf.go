@@ -220,50 +220,38 @@ func (m *bpfLBMap) Dump(pause func()) (*State, error) {
 	if err := m.dumpServices(st, p); err != nil {
 		return nil, err
 	}
-	bk4, bv4, err := dumpAll[uint32, sockLb4Backend](m.be4, p)
+	bk4, bv4, err := dumpArray(m.be4, p, func(v *sockLb4Backend) bool { return v.Port != 0 })
 	if err != nil {
 		return nil, err
 	}
 	for i, id := range bk4 {
 		p.tick(1)
 		v := bv4[i]
-		if v.Port == 0 {
-			continue // empty array entry
-		}
 		st.Backends[BackendID(id)] = Backend{Addr: netip.AddrPortFrom(addr4FromMap(v.Address), ntohs(v.Port)), Proto: L4Proto(v.Proto), Local: v.Flags&backendLocal != 0}
 	}
-	bk6, bv6, err := dumpAll[uint32, sockLb6Backend](m.be6, p)
+	bk6, bv6, err := dumpArray(m.be6, p, func(v *sockLb6Backend) bool { return v.Port != 0 })
 	if err != nil {
 		return nil, err
 	}
 	for i, id := range bk6 {
 		p.tick(1)
 		v := bv6[i]
-		if v.Port == 0 {
-			continue
-		}
 		st.Backends[BackendID(id)] = Backend{Addr: netip.AddrPortFrom(netip.AddrFrom16(v.Address.Addr), ntohs(v.Port)), Proto: L4Proto(v.Proto), Local: v.Flags&backendLocal != 0}
 	}
-	rk4, rv4, err := dumpAll[uint32, sockLb4ReverseNat](m.rn4, p)
+	rk4, rv4, err := dumpArray(m.rn4, p, func(v *sockLb4ReverseNat) bool { return v.Port != 0 })
 	if err != nil {
 		return nil, err
 	}
 	for i, id := range rk4 {
 		p.tick(1)
-		if rv4[i].Port == 0 {
-			continue
-		}
 		st.RevNats[RevNatID(id)] = netip.AddrPortFrom(addr4FromMap(rv4[i].Address), ntohs(rv4[i].Port))
 	}
-	rk6, rv6, err := dumpAll[uint32, sockLb6ReverseNat](m.rn6, p)
+	rk6, rv6, err := dumpArray(m.rn6, p, func(v *sockLb6ReverseNat) bool { return v.Port != 0 })
 	if err != nil {
 		return nil, err
 	}
 	for i, id := range rk6 {
 		p.tick(1)
-		if rv6[i].Port == 0 {
-			continue
-		}
 		st.RevNats[RevNatID(id)] = netip.AddrPortFrom(netip.AddrFrom16(rv6[i].Address.Addr), ntohs(rv6[i].Port))
 	}
 	ak, _, err := dumpAll[sockLbAffinityMatchKey, uint8](m.affm, p)
