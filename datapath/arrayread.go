@@ -25,7 +25,9 @@ func dumpArray[V any](m *ebpf.Map, p *pauseEvery, keep func(*V) bool) ([]uint32,
 	pg := unix.Getpagesize()
 	b, err := unix.Mmap(m.FD(), 0, (n*stride+pg-1)/pg*pg, unix.PROT_READ, unix.MAP_SHARED)
 	if err != nil {
-		return nil, nil, fmt.Errorf("dump %s: map it: %w", mapName(m), err)
+		// A read-only handle (the CLI's pinned views) cannot be mapped
+		// shared: read through the syscall instead.
+		return dumpArraySlow(m, p, keep)
 	}
 	defer unix.Munmap(b)
 	var (
@@ -41,6 +43,23 @@ func dumpArray[V any](m *ebpf.Map, p *pauseEvery, keep func(*V) bool) ([]uint32,
 		}
 		if i%batchChunk == batchChunk-1 {
 			p.tick(batchChunk)
+		}
+	}
+	return keys, vals, nil
+}
+
+func dumpArraySlow[V any](m *ebpf.Map, p *pauseEvery, keep func(*V) bool) ([]uint32, []V, error) {
+	ks, vs, err := dumpAll[uint32, V](m, p)
+	if err != nil {
+		return nil, nil, err
+	}
+	var (
+		keys []uint32
+		vals []V
+	)
+	for i := range ks {
+		if keep(&vs[i]) {
+			keys, vals = append(keys, ks[i]), append(vals, vs[i])
 		}
 	}
 	return keys, vals, nil

@@ -1,5 +1,11 @@
 package datapath
 
+import (
+	"path/filepath"
+
+	"github.com/cilium/ebpf"
+)
+
 // What the kernel maps hold, for the external tests.
 
 // MaglevTableIDs reads the rev-NAT ids with a Maglev table from the
@@ -23,3 +29,23 @@ func SourceRangeLens(w LBMap) (map[uint32][]uint32, error) {
 
 // BPFFSDirOf is where dp keeps its pins.
 func BPFFSDirOf(dp *Datapath) string { return dp.cfg.BPFFSDir }
+
+// ReadOnlyLBMap opens the pinned LB maps read-only, all of them (the
+// arrays then cannot be mapped: Dump reads them through the syscall).
+func ReadOnlyLBMap(bpffs string) (LBMap, func(), error) {
+	var ms []*ebpf.Map
+	closeAll := func() {
+		for _, m := range ms {
+			m.Close()
+		}
+	}
+	for _, n := range []string{sockMapHlLb4Svc, sockMapHlLb6Svc, sockMapHlLb4Be, sockMapHlLb6Be, sockMapHlLb4Rnat, sockMapHlLb6Rnat, sockMapHlLbAffm} {
+		m, err := ebpf.LoadPinnedMap(filepath.Join(bpffs, n), &ebpf.LoadPinOptions{ReadOnly: true})
+		if err != nil {
+			closeAll()
+			return nil, nil, err
+		}
+		ms = append(ms, m)
+	}
+	return &bpfLBMap{svc4: ms[0], svc6: ms[1], be4: ms[2], be6: ms[3], rn4: ms[4], rn6: ms[5], affm: ms[6]}, closeAll, nil
+}

@@ -170,6 +170,12 @@ func TestPrivilegedFreshMapsDump(t *testing.T) {
 	defer dp.Close()
 	w = dp.LBMap()
 	check("a writer after a restart", dump(w))
+	ro, closeRO, err := datapath.ReadOnlyLBMap(cfg.BPFFSDir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	check("a read-only view", dump(ro))
+	closeRO()
 
 	// Backends and reverse-NAT entries live in arrays: a delete empties
 	// the entry, and empty entries are not read back.

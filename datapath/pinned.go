@@ -20,13 +20,17 @@ type PinnedLB struct {
 	maps []*ebpf.Map
 }
 
-// OpenPinnedLB opens the LB maps pinned under bpffs read-only. It returns
+// OpenPinnedLB opens the LB maps pinned under bpffs for reading. It returns
 // an error wrapping ErrNotLoaded when they are not there.
 func OpenPinnedLB(bpffs string) (*PinnedLB, error) {
 	names := []string{sockMapHlLb4Svc, sockMapHlLb6Svc, sockMapHlLb4Be, sockMapHlLb6Be, sockMapHlLb4Rnat, sockMapHlLb6Rnat, sockMapHlLbAffm}
 	p := &PinnedLB{}
 	for _, n := range names {
-		m, err := ebpf.LoadPinnedMap(filepath.Join(bpffs, n), &ebpf.LoadPinOptions{ReadOnly: true})
+		// The backend and reverse-NAT arrays are opened writable only
+		// because the kernel maps no read-only handle shared, and Dump
+		// reads them through a (read-only) mapping; the view writes nothing.
+		array := n == sockMapHlLb4Be || n == sockMapHlLb6Be || n == sockMapHlLb4Rnat || n == sockMapHlLb6Rnat
+		m, err := ebpf.LoadPinnedMap(filepath.Join(bpffs, n), &ebpf.LoadPinOptions{ReadOnly: !array})
 		if err != nil {
 			p.Close()
 			if errors.Is(err, os.ErrNotExist) {
