@@ -10,6 +10,7 @@ import (
 	"reflect"
 	"testing"
 	"testing/iotest"
+	"time"
 
 	"google.golang.org/protobuf/encoding/protowire"
 	corev1 "k8s.io/api/core/v1"
@@ -17,6 +18,7 @@ import (
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/runtime"
 	"k8s.io/apimachinery/pkg/runtime/serializer/protobuf"
+	"k8s.io/apimachinery/pkg/types"
 	"k8s.io/apimachinery/pkg/util/intstr"
 	"k8s.io/client-go/kubernetes/scheme"
 	"k8s.io/client-go/rest"
@@ -28,9 +30,16 @@ func managed() []metav1.ManagedFieldsEntry {
 		FieldsType: "FieldsV1", FieldsV1: &metav1.FieldsV1{Raw: []byte(`{"f:spec":{"f:ports":{}}}`)}}}
 }
 
+// uid is a UID as the API server makes them.
+func uid(i int) types.UID { return types.UID(fmt.Sprintf("0f3c2a4e-7d1b-4c59-9e8a-%012d", i)) }
+
+var created = metav1.Date(2026, 11, 27, 10, 0, 0, 0, time.UTC)
+
+// testService and testSlice carry the metadata the API server and the
+// EndpointSlice controller write, read by the agent or not.
 func testService(i int) corev1.Service {
 	return corev1.Service{
-		ObjectMeta: metav1.ObjectMeta{Name: fmt.Sprintf("svc-%d", i), Namespace: "ns", UID: "u", ResourceVersion: fmt.Sprint(100 + i),
+		ObjectMeta: metav1.ObjectMeta{Name: fmt.Sprintf("svc-%d", i), Namespace: "ns", UID: uid(i), ResourceVersion: fmt.Sprint(100 + i), CreationTimestamp: created,
 			Labels: map[string]string{"app": "web"}, Annotations: map[string]string{corev1.EndpointsLastChangeTriggerTime: "t"},
 			ManagedFields: managed()},
 		Spec: corev1.ServiceSpec{Type: corev1.ServiceTypeLoadBalancer, ClusterIP: "10.96.0.1", ClusterIPs: []string{"10.96.0.1"},
@@ -43,7 +52,11 @@ func testService(i int) corev1.Service {
 
 func testSlice(i int) discoveryv1.EndpointSlice {
 	return discoveryv1.EndpointSlice{
-		ObjectMeta:  metav1.ObjectMeta{Name: fmt.Sprintf("svc-%d-1", i), Namespace: "ns", Labels: map[string]string{discoveryv1.LabelServiceName: "svc"}, ManagedFields: managed()},
+		ObjectMeta: metav1.ObjectMeta{Name: fmt.Sprintf("svc-%d-1", i), Namespace: "ns", UID: uid(i), CreationTimestamp: created, Generation: 1,
+			Labels: map[string]string{discoveryv1.LabelServiceName: "svc", "endpointslice.kubernetes.io/managed-by": "endpointslice-controller.k8s.io"},
+			OwnerReferences: []metav1.OwnerReference{{APIVersion: "v1", Kind: "Service", Name: fmt.Sprintf("svc-%d", i), UID: uid(i),
+				Controller: ptr.To(true), BlockOwnerDeletion: ptr.To(true)}},
+			ManagedFields: managed()},
 		AddressType: discoveryv1.AddressTypeIPv4,
 		Endpoints: []discoveryv1.Endpoint{{Addresses: []string{"10.0.0.1"}, Conditions: discoveryv1.EndpointConditions{Ready: ptr.To(true)},
 			NodeName: ptr.To("n1"), Zone: ptr.To("z"), Hints: &discoveryv1.EndpointHints{ForZones: []discoveryv1.ForZone{{Name: "z"}}}}},
@@ -59,10 +72,12 @@ func encode(t testing.TB, obj runtime.Object) []byte {
 	return buf.Bytes()
 }
 
-func withoutManaged[T any](items []T, meta func(*T) *metav1.ObjectMeta) []T {
+// keptOnly is items with only the metadata the agent reads.
+func keptOnly[T any](items []T, meta func(*T) *metav1.ObjectMeta) []T {
 	out := append([]T(nil), items...)
 	for i := range out {
-		meta(&out[i]).ManagedFields = nil
+		m := meta(&out[i])
+		*m = metav1.ObjectMeta{Name: m.Name, Namespace: m.Namespace, ResourceVersion: m.ResourceVersion, Labels: m.Labels, Annotations: m.Annotations}
 	}
 	return out
 }
@@ -78,7 +93,8 @@ func collect[T any, PT listItem[T]](body []byte, lm *metav1.ListMeta) ([]T, erro
 	return items, err
 }
 
-// Lists decode to what the client's decoding gives, less managedFields.
+// Lists decode to what the client's decoding gives, with only the metadata
+// the agent reads.
 func TestDecodeList(t *testing.T) {
 	svcs := &corev1.ServiceList{ListMeta: metav1.ListMeta{ResourceVersion: "77", Continue: "next"}, Items: []corev1.Service{testService(1), testService(2)}}
 	var lm metav1.ListMeta
@@ -86,7 +102,7 @@ func TestDecodeList(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if want := withoutManaged(svcs.Items, func(s *corev1.Service) *metav1.ObjectMeta { return &s.ObjectMeta }); !reflect.DeepEqual(got, want) {
+	if want := keptOnly(svcs.Items, func(s *corev1.Service) *metav1.ObjectMeta { return &s.ObjectMeta }); !reflect.DeepEqual(got, want) {
 		t.Errorf("Services decoded as\n%+v\nwant\n%+v", got, want)
 	}
 	if lm.ResourceVersion != "77" || lm.Continue != "next" {
@@ -98,7 +114,7 @@ func TestDecodeList(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if want := withoutManaged(slices.Items, func(s *discoveryv1.EndpointSlice) *metav1.ObjectMeta { return &s.ObjectMeta }); !reflect.DeepEqual(gotSlices, want) {
+	if want := keptOnly(slices.Items, func(s *discoveryv1.EndpointSlice) *metav1.ObjectMeta { return &s.ObjectMeta }); !reflect.DeepEqual(gotSlices, want) {
 		t.Errorf("EndpointSlices decoded as\n%+v\nwant\n%+v", gotSlices, want)
 	}
 
@@ -108,9 +124,12 @@ func TestDecodeList(t *testing.T) {
 	}
 }
 
-// managedFields anywhere in the metadata are left out, and only they.
-func TestWithoutManagedFields(t *testing.T) {
-	meta := metav1.ObjectMeta{Name: "a", ManagedFields: managed()}
+// Only name, namespace, resourceVersion, labels and annotations are kept,
+// wherever the fields sit.
+func TestKeepMeta(t *testing.T) {
+	meta := metav1.ObjectMeta{Name: "a", UID: "u-1", ResourceVersion: "7", Generation: 3, Labels: map[string]string{"l": "1"},
+		Annotations: map[string]string{"n": "2"}, Finalizers: []string{"f"}, ManagedFields: managed(),
+		OwnerReferences: []metav1.OwnerReference{{APIVersion: "v1", Kind: "Service", Name: "a", UID: "u-2"}}}
 	b, err := meta.Marshal()
 	if err != nil {
 		t.Fatal(err)
@@ -118,16 +137,21 @@ func TestWithoutManagedFields(t *testing.T) {
 	// A field after managedFields (as another encoder may write it).
 	b = protowire.AppendTag(b, 3, protowire.BytesType)
 	b = protowire.AppendString(b, "ns")
-	trimmed, err := withoutManagedFields(b)
+	kept, scratch, err := keepMeta(b, nil)
 	if err != nil {
 		t.Fatal(err)
 	}
 	var got metav1.ObjectMeta
-	if err := got.Unmarshal(trimmed); err != nil {
+	if err := got.Unmarshal(kept); err != nil {
 		t.Fatal(err)
 	}
-	if got.Name != "a" || got.Namespace != "ns" || got.ManagedFields != nil {
-		t.Errorf("got %+v, want name a, namespace ns and no managedFields", got)
+	want := metav1.ObjectMeta{Name: "a", Namespace: "ns", ResourceVersion: "7", Labels: meta.Labels, Annotations: meta.Annotations}
+	if !reflect.DeepEqual(got, want) {
+		t.Errorf("got %+v, want %+v", got, want)
+	}
+	// The scratch buffer is reused.
+	if kept2, _, err := keepMeta(b, scratch); err != nil || &kept2[0] != &scratch[:1][0] {
+		t.Errorf("scratch buffer not reused (err %v)", err)
 	}
 }
 

@@ -130,7 +130,17 @@ type candidate struct {
 // selectBackends picks the backends of one service port and family; local
 // keeps only this node's endpoints.
 func selectBackends(sp ServicePort, eps []*EndpointSlice, ipv6 bool, node *Node, local bool) []datapath.Backend {
-	var ready, fallback []candidate
+	n := 0
+	for _, s := range eps {
+		if s.IPv6 == ipv6 {
+			n += len(s.Endpoints)
+		}
+	}
+	if n == 0 {
+		return nil
+	}
+	// Usually every endpoint is ready: one allocation instead of growing.
+	ready, fallback := make([]candidate, 0, n), []candidate(nil)
 	for _, s := range eps {
 		if s.IPv6 != ipv6 {
 			continue
