@@ -190,7 +190,8 @@ func (r *realized) revNatFor(f datapath.Frontend, have feState, ch *datapath.Cha
 	if have.complete && have.revnat != 0 && r.revnats[have.revnat] == ap {
 		return have.revnat
 	}
-	v, ok := allocate(&r.nextRevNat, r.limitRevNat, &r.highRevNat, len(r.revnats),
+	// Freed ids count as taken until the sync ends.
+	v, ok := allocate(&r.nextRevNat, r.limitRevNat, &r.highRevNat, len(r.revnats)+len(r.freedRevNats),
 		func(v uint32) bool {
 			_, used := r.revnats[datapath.RevNatID(v)]
 			_, freed := r.freedRevNats[datapath.RevNatID(v)]

@@ -9,6 +9,7 @@ import (
 	"net/netip"
 	"slices"
 	"testing"
+	"time"
 
 	lb "github.com/hivelet/hivelet/daemon/loadbalancer"
 	"github.com/hivelet/hivelet/datapath"
@@ -390,6 +391,30 @@ func TestRevNatIDFreedBySyncNotReusedByIt(t *testing.T) {
 		}
 		checkMaps(t, r, m, st.want)
 	}
+
+	// With every other id taken, the freed one is not handed out: the
+	// sync fails, and the next one (after the delete) takes it.
+	d.set(name(2), []lb.Entry{entry(2, 2)})
+	d.set(name(3), []lb.Entry{entry(3, 3)})
+	if _, err := d.sync(false); err != nil {
+		t.Fatal(err)
+	}
+	d.set(name(5), nil)
+	d.set(name(6), []lb.Entry{entry(6, 6)})
+	done := make(chan error, 1)
+	go func() { _, err := d.sync(false); done <- err }()
+	select {
+	case err := <-done:
+		if !errors.Is(err, datapath.ErrMapFull) {
+			t.Fatalf("the only free id freed by this sync: err = %v, want ErrMapFull", err)
+		}
+	case <-time.After(10 * time.Second):
+		t.Fatal("allocation never returned with the only free id freed by this sync")
+	}
+	if _, err := d.sync(true); err != nil {
+		t.Fatalf("the sync after: %v", err)
+	}
+	checkMaps(t, r, m, map[int][]int{1: {1}, 2: {2}, 3: {3}, 6: {6}})
 }
 
 func TestFrontendConflictGoesToFirstName(t *testing.T) {
