@@ -39,7 +39,7 @@ func ReadOnlyLBMap(bpffs string) (LBMap, func(), error) {
 			m.Close()
 		}
 	}
-	for _, n := range []string{sockMapHlLb4Svc, sockMapHlLb6Svc, sockMapHlLb4Be, sockMapHlLb6Be, sockMapHlLb4Rnat, sockMapHlLb6Rnat, sockMapHlLbAffm} {
+	for _, n := range lbViewMaps {
 		m, err := ebpf.LoadPinnedMap(filepath.Join(bpffs, n), &ebpf.LoadPinOptions{ReadOnly: true})
 		if err != nil {
 			closeAll()
@@ -47,5 +47,5 @@ func ReadOnlyLBMap(bpffs string) (LBMap, func(), error) {
 		}
 		ms = append(ms, m)
 	}
-	return &bpfLBMap{svc4: ms[0], svc6: ms[1], be4: ms[2], be6: ms[3], rn4: ms[4], rn6: ms[5], affm: ms[6]}, closeAll, nil
+	return lbView(ms), closeAll, nil
 }

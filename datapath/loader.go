@@ -137,7 +137,7 @@ type perPacketMaps struct {
 	ct, nat, affx *ebpf.Map
 }
 
-var perPacketMapNames = []string{"hl_ct", "hl_nat", "hl_lb_affx"}
+var perPacketMapNames = []string{sockMapHlCt, sockMapHlNat, sockMapHlLbAffx}
 
 // perPacket creates (or opens the pins of) the per-packet maps, once.
 func (d *Datapath) perPacket() (perPacketMaps, error) {
@@ -252,7 +252,7 @@ func (d *Datapath) LBMap() LBMap {
 }
 
 // lbMapNames are the maps an LBMap reads and writes.
-var lbMapNames = []string{"hl_lb4_svc", "hl_lb6_svc", "hl_lb4_be", "hl_lb6_be", "hl_lb4_rnat", "hl_lb6_rnat", "hl_lb_affm", "hl_lb_srcr", "hl_lb_maglev"}
+var lbMapNames = append([]string{sockMapHlLbSrcr, sockMapHlLbMaglev}, lbViewMaps...)
 
 // anyPinned reports whether dir holds a pin of any of the maps named.
 func anyPinned(dir string, names ...string) bool {

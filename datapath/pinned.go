@@ -23,9 +23,8 @@ type PinnedLB struct {
 // OpenPinnedLB opens the LB maps pinned under bpffs for reading. It returns
 // an error wrapping ErrNotLoaded when they are not there.
 func OpenPinnedLB(bpffs string) (*PinnedLB, error) {
-	names := []string{sockMapHlLb4Svc, sockMapHlLb6Svc, sockMapHlLb4Be, sockMapHlLb6Be, sockMapHlLb4Rnat, sockMapHlLb6Rnat, sockMapHlLbAffm}
 	p := &PinnedLB{}
-	for _, n := range names {
+	for _, n := range lbViewMaps {
 		// The backend and reverse-NAT arrays are opened writable only
 		// because the kernel maps no read-only handle shared, and Dump
 		// reads them through a (read-only) mapping; the view writes nothing.
@@ -40,8 +39,16 @@ func OpenPinnedLB(bpffs string) (*PinnedLB, error) {
 		}
 		p.maps = append(p.maps, m)
 	}
-	p.LBMap = &bpfLBMap{svc4: p.maps[0], svc6: p.maps[1], be4: p.maps[2], be6: p.maps[3], rn4: p.maps[4], rn6: p.maps[5], affm: p.maps[6]}
+	p.LBMap = lbView(p.maps)
 	return p, nil
+}
+
+// lbViewMaps are the maps a view of the LB maps opens, in lbView's order.
+var lbViewMaps = []string{sockMapHlLb4Svc, sockMapHlLb6Svc, sockMapHlLb4Be, sockMapHlLb6Be, sockMapHlLb4Rnat, sockMapHlLb6Rnat, sockMapHlLbAffm}
+
+// lbView is a reader of the LB maps opened as lbViewMaps lists them.
+func lbView(ms []*ebpf.Map) *bpfLBMap {
+	return &bpfLBMap{svc4: ms[0], svc6: ms[1], be4: ms[2], be6: ms[3], rn4: ms[4], rn6: ms[5], affm: ms[6]}
 }
 
 // Close releases the map handles.

@@ -34,32 +34,28 @@ func newHandlerStore(on func(prev, cur any)) *handlerStore {
 	return &handlerStore{on: on, objs: map[string]any{}, synced: make(chan struct{})}
 }
 
+// identOfCached is a converted object's identity; nil for anything else.
+func identOfCached(obj any) *ident {
+	switch o := obj.(type) {
+	case *cachedService:
+		return &o.ident
+	case *cachedSlice:
+		return &o.ident
+	}
+	return nil
+}
+
 // cachedKey is namespace/name of a converted object, read without the
 // metadata accessor (which allocates).
 func cachedKey(obj any) (string, bool) {
-	var id *ident
-	switch o := obj.(type) {
-	case *cachedService:
-		id = &o.ident
-	case *cachedSlice:
-		id = &o.ident
-	default:
+	id := identOfCached(obj)
+	if id == nil {
 		return "", false
 	}
 	if id.Namespace == "" {
 		return id.Name, true
 	}
 	return id.Namespace + "/" + id.Name, true
-}
-
-func resourceVersion(obj any) string {
-	switch o := obj.(type) {
-	case *cachedService:
-		return o.ResourceVersion
-	case *cachedSlice:
-		return o.ResourceVersion
-	}
-	return ""
 }
 
 func (s *handlerStore) Add(obj any) error    { return s.put(obj) }
@@ -111,7 +107,7 @@ func (s *handlerStore) Replace(list []any, _ string) error {
 			continue
 		}
 		prev, had := old[key]
-		if had && resourceVersion(prev) == resourceVersion(cur) && resourceVersion(cur) != "" {
+		if rv := identOfCached(cur).ResourceVersion; had && rv != "" && identOfCached(prev).ResourceVersion == rv {
 			next[key] = prev
 			continue
 		}
