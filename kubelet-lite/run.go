@@ -44,6 +44,10 @@ type Config struct {
 	Address      string
 	Port         int
 	ClientCAFile string
+	// SeccompDefault and AllowedUnsafeSysctls are the upstream
+	// seccompDefault and allowedUnsafeSysctls.
+	SeccompDefault       bool
+	AllowedUnsafeSysctls []string
 }
 
 // fileConfig is the part of a KubeletConfiguration (kubelet.config.k8s.io)
@@ -54,7 +58,9 @@ type fileConfig struct {
 	MaxPods                  int    `json:"maxPods"`
 	CgroupRoot               string `json:"cgroupRoot"`
 	PodCIDR                  string `json:"podCIDR"`
-	ContainerRuntimeEndpoint string `json:"containerRuntimeEndpoint"`
+	ContainerRuntimeEndpoint string   `json:"containerRuntimeEndpoint"`
+	SeccompDefault           bool     `json:"seccompDefault"`
+	AllowedUnsafeSysctls     []string `json:"allowedUnsafeSysctls"`
 }
 
 // LoadFile fills the fields the command line left empty from a
@@ -86,6 +92,10 @@ func (c *Config) LoadFile(path string) error {
 	if c.RuntimeEndpoint == "" {
 		c.RuntimeEndpoint = f.ContainerRuntimeEndpoint
 	}
+	c.SeccompDefault = c.SeccompDefault || f.SeccompDefault
+	if c.AllowedUnsafeSysctls == nil {
+		c.AllowedUnsafeSysctls = f.AllowedUnsafeSysctls
+	}
 	return nil
 }
 
@@ -116,7 +126,8 @@ func Run(ctx context.Context, cfg Config, log *slog.Logger) error {
 			return err
 		}
 	}
-	m := pods.NewManager(pods.Config{NodeName: cfg.NodeName, NodeIPs: cfg.NodeIPs, RootDir: cfg.RootDir, CgroupRoot: cfg.CgroupRoot}, rt, client, log)
+	m := pods.NewManager(pods.Config{NodeName: cfg.NodeName, NodeIPs: cfg.NodeIPs, RootDir: cfg.RootDir, CgroupRoot: cfg.CgroupRoot,
+		SeccompDefault: cfg.SeccompDefault, AllowedUnsafeSysctls: cfg.AllowedUnsafeSysctls, Allocatable: node.Allocatable(cfg.RootDir)}, rt, client, log)
 	if client != nil {
 		keeper := node.New(client, node.Config{Name: cfg.NodeName, IPs: cfg.NodeIPs, RootDir: cfg.RootDir, PodCIDR: cfg.PodCIDR,
 			MaxPods: cfg.MaxPods, RuntimeReady: rt.Ready}, log)

@@ -161,6 +161,19 @@ func (k *Keeper) renewLeaseOnce(ctx context.Context) error {
 	return err
 }
 
+// capacity is the machine's CPUs, memory and root-dir file system.
+func (m Measurement) capacity() corev1.ResourceList {
+	return corev1.ResourceList{
+		corev1.ResourceCPU:              *resource.NewQuantity(int64(runtime.NumCPU()), resource.DecimalSI),
+		corev1.ResourceMemory:           *resource.NewQuantity(int64(m.MemTotal), resource.BinarySI),
+		corev1.ResourceEphemeralStorage: *resource.NewQuantity(int64(m.DiskTotal), resource.BinarySI),
+	}
+}
+
+// Allocatable is what the node offers pods (CPU, memory, ephemeral
+// storage), as the Node's status.allocatable reports it.
+func Allocatable(rootDir string) corev1.ResourceList { return Measure(rootDir).capacity() }
+
 // updateStatus writes addresses, capacity and conditions.
 func (k *Keeper) updateStatus(ctx context.Context) error {
 	node, err := k.client.CoreV1().Nodes().Get(ctx, k.cfg.Name, metav1.GetOptions{})
@@ -168,12 +181,8 @@ func (k *Keeper) updateStatus(ctx context.Context) error {
 		return fmt.Errorf("read node %s: %w", k.cfg.Name, err)
 	}
 	m := Measure(k.cfg.RootDir)
-	capacity := corev1.ResourceList{
-		corev1.ResourceCPU:              *resource.NewQuantity(int64(runtime.NumCPU()), resource.DecimalSI),
-		corev1.ResourceMemory:           *resource.NewQuantity(int64(m.MemTotal), resource.BinarySI),
-		corev1.ResourcePods:             *resource.NewQuantity(int64(k.cfg.MaxPods), resource.DecimalSI),
-		corev1.ResourceEphemeralStorage: *resource.NewQuantity(int64(m.DiskTotal), resource.BinarySI),
-	}
+	capacity := m.capacity()
+	capacity[corev1.ResourcePods] = *resource.NewQuantity(int64(k.cfg.MaxPods), resource.DecimalSI)
 	node.Status.Capacity = capacity
 	node.Status.Allocatable = capacity.DeepCopy()
 	node.Status.Addresses = []corev1.NodeAddress{{Type: corev1.NodeHostName, Address: k.cfg.Name}}

@@ -23,6 +23,7 @@ import (
 
 	"github.com/hivelet/hivelet/kubelet-lite/cri"
 	"github.com/hivelet/hivelet/kubelet-lite/kubeapi"
+	"github.com/hivelet/hivelet/kubelet-lite/volumes"
 )
 
 // Config is what the pod manager needs to know about the node.
@@ -31,6 +32,16 @@ type Config struct {
 	NodeIPs    []netip.Addr
 	RootDir    string
 	CgroupRoot string
+	// SeccompDefault runs containers that ask for no seccomp profile
+	// under the runtime's default one (KubeletConfiguration
+	// seccompDefault) instead of unconfined.
+	SeccompDefault bool
+	// AllowedUnsafeSysctls are sysctls (or prefixes ending in "*") pods
+	// may set beyond the safe set.
+	AllowedUnsafeSysctls []string
+	// Allocatable is what the node offers pods: a container's limit it
+	// does not set reads as this in the downward API.
+	Allocatable corev1.ResourceList
 }
 
 // Manager owns the pod workers.
@@ -44,6 +55,7 @@ type Manager struct {
 	workers map[types.UID]*worker // guarded by mu
 	sources map[string]bool       // guarded by mu: source name → has listed everything
 	probes  *prober
+	writer  *volumes.Writer
 	// lastRelist is when the runtime was last listed; guarded by mu.
 	lastRelist time.Time
 }
@@ -53,7 +65,8 @@ func NewManager(cfg Config, rt *cri.Client, client *kubeapi.Client, log *slog.Lo
 	if cfg.CgroupRoot == "" {
 		cfg.CgroupRoot = "/"
 	}
-	m := &Manager{cfg: cfg, rt: rt, client: client, log: log, workers: map[types.UID]*worker{}, sources: map[string]bool{}}
+	m := &Manager{cfg: cfg, rt: rt, client: client, log: log, workers: map[types.UID]*worker{}, sources: map[string]bool{},
+		writer: volumes.NewWriter()}
 	m.probes = newProber(m)
 	return m
 }

@@ -8,9 +8,9 @@ import (
 	"regexp"
 	"slices"
 	"strconv"
+	"strings"
 
 	corev1 "k8s.io/api/core/v1"
-	"k8s.io/apimachinery/pkg/api/resource"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	runtimeapi "k8s.io/cri-api/pkg/apis/runtime/v1"
 )
@@ -79,19 +79,19 @@ func podLabels(pod *corev1.Pod) map[string]string {
 func (m *Manager) SandboxConfig(pod *corev1.Pod, attempt uint32) *runtimeapi.PodSandboxConfig {
 	cfg := &runtimeapi.PodSandboxConfig{
 		Metadata:     &runtimeapi.PodSandboxMetadata{Name: pod.Name, Namespace: pod.Namespace, Uid: string(pod.UID), Attempt: attempt},
-		Hostname:     pod.Name,
 		LogDirectory: m.logDir(pod),
 		Labels:       podLabels(pod),
 		Annotations:  pod.Annotations,
 		Linux: &runtimeapi.LinuxPodSandboxConfig{
-			CgroupParent: CgroupParent(m.cfg.CgroupRoot, pod),
-			SecurityContext: &runtimeapi.LinuxSandboxSecurityContext{
-				NamespaceOptions: &runtimeapi.NamespaceOption{Network: netMode(pod)},
-			},
+			CgroupParent:    CgroupParent(m.cfg.CgroupRoot, pod),
+			SecurityContext: m.sandboxSecurity(pod),
+			Sysctls:         sandboxSysctls(pod),
 		},
 	}
-	if pod.Spec.Hostname != "" {
-		cfg.Hostname = pod.Spec.Hostname
+	// A pod on the node's network shares the node's UTS namespace too: it
+	// keeps the node's hostname (the runtime refuses to set one there).
+	if !pod.Spec.HostNetwork {
+		cfg.Hostname = podHostname(pod)
 	}
 	for _, c := range pod.Spec.Containers {
 		for _, p := range c.Ports {
@@ -108,11 +108,17 @@ func (m *Manager) SandboxConfig(pod *corev1.Pod, attempt uint32) *runtimeapi.Pod
 	return cfg
 }
 
-func netMode(pod *corev1.Pod) runtimeapi.NamespaceMode {
-	if pod.Spec.HostNetwork {
-		return runtimeapi.NamespaceMode_NODE
+// podHostname is spec.hostname, else the pod's name cut to 63
+// characters without a trailing '-' or '.', as the upstream kubelet.
+func podHostname(pod *corev1.Pod) string {
+	if pod.Spec.Hostname != "" {
+		return pod.Spec.Hostname
 	}
-	return runtimeapi.NamespaceMode_POD
+	h := pod.Name
+	if len(h) > 63 {
+		h = strings.TrimRight(h[:63], "-.")
+	}
+	return h
 }
 
 func protocol(p corev1.Protocol) runtimeapi.Protocol {
@@ -130,17 +136,22 @@ func (m *Manager) logDir(pod *corev1.Pod) string {
 }
 
 // ContainerConfig is the CRI container for spec c of pod; env references
-// to ConfigMaps and Secrets are read through the API.
-func (m *Manager) ContainerConfig(ctx context.Context, pod *corev1.Pod, c *corev1.Container, attempt uint32, podIP string, volumes map[string]string) (*runtimeapi.ContainerConfig, error) {
-	env, err := m.resolveEnv(ctx, pod, c, podIP)
+// to ConfigMaps and Secrets are read through the API. podIPs are the
+// sandbox's addresses.
+func (m *Manager) ContainerConfig(ctx context.Context, pod *corev1.Pod, c *corev1.Container, attempt uint32, podIPs []string, vols map[string]podVolume) (*runtimeapi.ContainerConfig, error) {
+	env, err := m.resolveEnv(ctx, pod, c, podIPs)
 	if err != nil {
 		return nil, err
 	}
-	mnts, err := mounts(c, volumes)
+	vars := make(map[string]string, len(env))
+	for _, e := range env {
+		vars[e.Key] = string(e.Value)
+	}
+	mnts, err := m.mounts(pod, c, vols, vars)
 	if err != nil {
 		return nil, err
 	}
-	vars := map[string]string{}
+	res := linuxResources(c)
 	cfg := &runtimeapi.ContainerConfig{
 		Metadata:    &runtimeapi.ContainerMetadata{Name: c.Name, Attempt: attempt},
 		Image:       &runtimeapi.ImageSpec{Image: c.Image},
@@ -148,14 +159,12 @@ func (m *Manager) ContainerConfig(ctx context.Context, pod *corev1.Pod, c *corev
 		LogPath:     filepath.Join(c.Name, strconv.Itoa(int(attempt))+".log"),
 		Labels:      map[string]string{LabelPodUID: string(pod.UID), LabelPodName: pod.Name, LabelPodNamespace: pod.Namespace, LabelContainer: c.Name},
 		Annotations: map[string]string{annotationHash: specHash(c)},
-		Linux:       &runtimeapi.LinuxContainerConfig{Resources: linuxResources(c)},
+		Linux:       &runtimeapi.LinuxContainerConfig{Resources: res, SecurityContext: m.containerSecurity(pod, c)},
 		Stdin:       c.Stdin,
+		StdinOnce:   c.StdinOnce,
 		Tty:         c.TTY,
 		Mounts:      mnts,
-	}
-	for _, e := range env {
-		vars[e.Key] = string(e.Value)
-		cfg.Envs = append(cfg.Envs, e)
+		Envs:        env,
 	}
 	cfg.Command = expandAll(c.Command, vars)
 	cfg.Args = expandAll(c.Args, vars)
@@ -164,7 +173,7 @@ func (m *Manager) ContainerConfig(ctx context.Context, pod *corev1.Pod, c *corev
 
 // resolveEnv computes the container's environment, expanding $(VAR)
 // references to earlier variables as Kubernetes does.
-func (m *Manager) resolveEnv(ctx context.Context, pod *corev1.Pod, c *corev1.Container, podIP string) ([]*runtimeapi.KeyValue, error) {
+func (m *Manager) resolveEnv(ctx context.Context, pod *corev1.Pod, c *corev1.Container, podIPs []string) ([]*runtimeapi.KeyValue, error) {
 	var out []*runtimeapi.KeyValue
 	vars := map[string]string{}
 	for _, e := range c.Env {
@@ -173,13 +182,18 @@ func (m *Manager) resolveEnv(ctx context.Context, pod *corev1.Pod, c *corev1.Con
 			var err error
 			switch {
 			case src.FieldRef != nil:
-				v, err = m.fieldValue(pod, src.FieldRef.FieldPath, podIP)
+				v, err = m.fieldValue(pod, src.FieldRef.FieldPath, podIPs)
 			case src.ConfigMapKeyRef != nil:
 				v, err = m.configMapKey(ctx, pod.Namespace, src.ConfigMapKeyRef)
 			case src.SecretKeyRef != nil:
 				v, err = m.secretKey(ctx, pod.Namespace, src.SecretKeyRef)
 			case src.ResourceFieldRef != nil:
-				v, err = resourceValue(c, src.ResourceFieldRef)
+				ref := src.ResourceFieldRef
+				if ref.ContainerName != "" && ref.ContainerName != c.Name {
+					v, err = resourceFor(pod, ref, m.cfg.Allocatable)
+				} else {
+					v, err = resourceValue(c, ref, m.cfg.Allocatable)
+				}
 			}
 			if err != nil {
 				return nil, fmt.Errorf("env %s: %w", e.Name, err)
@@ -191,7 +205,33 @@ func (m *Manager) resolveEnv(ctx context.Context, pod *corev1.Pod, c *corev1.Con
 	return out, nil
 }
 
-func (m *Manager) fieldValue(pod *corev1.Pod, field, podIP string) (string, error) {
+// fieldValue is a fieldRef for the environment: the pod's metadata, the
+// node it runs on and the addresses of both.
+func (m *Manager) fieldValue(pod *corev1.Pod, field string, podIPs []string) (string, error) {
+	switch field {
+	case "spec.nodeName":
+		return m.cfg.NodeName, nil
+	case "spec.serviceAccountName":
+		return pod.Spec.ServiceAccountName, nil
+	case "status.podIP":
+		return firstOr(podIPs), nil
+	case "status.podIPs":
+		return strings.Join(podIPs, ","), nil
+	case "status.hostIP":
+		return m.hostIP(), nil
+	case "status.hostIPs":
+		ips := make([]string, len(m.cfg.NodeIPs))
+		for i, ip := range m.cfg.NodeIPs {
+			ips[i] = ip.String()
+		}
+		return strings.Join(ips, ","), nil
+	}
+	return podFieldValue(pod, field)
+}
+
+// podFieldValue is one of the pod's own fields, for the environment and
+// for volumes: name, namespace, uid, one label or one annotation.
+func podFieldValue(pod *corev1.Pod, field string) (string, error) {
 	switch field {
 	case "metadata.name":
 		return pod.Name, nil
@@ -199,37 +239,15 @@ func (m *Manager) fieldValue(pod *corev1.Pod, field, podIP string) (string, erro
 		return pod.Namespace, nil
 	case "metadata.uid":
 		return string(pod.UID), nil
-	case "spec.nodeName":
-		return m.cfg.NodeName, nil
-	case "spec.serviceAccountName":
-		return pod.Spec.ServiceAccountName, nil
-	case "status.podIP", "status.podIPs":
-		return podIP, nil
-	case "status.hostIP", "status.hostIPs":
-		return m.hostIP(), nil
 	}
-	return "", fmt.Errorf("fieldRef %q is not supported by kubelet-lite", field)
-}
-
-func resourceValue(c *corev1.Container, ref *corev1.ResourceFieldSelector) (string, error) {
-	var q resource.Quantity
-	switch ref.Resource {
-	case "limits.cpu":
-		q = c.Resources.Limits[corev1.ResourceCPU]
-	case "limits.memory":
-		q = c.Resources.Limits[corev1.ResourceMemory]
-	case "requests.cpu":
-		q = c.Resources.Requests[corev1.ResourceCPU]
-	case "requests.memory":
-		q = c.Resources.Requests[corev1.ResourceMemory]
-	default:
-		return "", fmt.Errorf("resourceFieldRef %q is not supported", ref.Resource)
+	for prefix, m := range map[string]map[string]string{"metadata.labels": pod.Labels, "metadata.annotations": pod.Annotations} {
+		if rest, ok := strings.CutPrefix(field, prefix+"['"); ok {
+			if key, ok := strings.CutSuffix(rest, "']"); ok {
+				return m[key], nil
+			}
+		}
 	}
-	div := ref.Divisor
-	if div.IsZero() {
-		div = resource.MustParse("1")
-	}
-	return strconv.FormatInt((q.MilliValue()+div.MilliValue()-1)/div.MilliValue(), 10), nil
+	return "", fmt.Errorf("fieldRef %q is not supported", field)
 }
 
 func (m *Manager) configMapKey(ctx context.Context, ns string, ref *corev1.ConfigMapKeySelector) (string, error) {

@@ -108,6 +108,10 @@ func readStatic(dir, node string) ([]*corev1.Pod, []error) {
 		}
 		pod.Annotations[AnnotationSource] = staticSource
 		pod.Annotations[AnnotationHash] = hash
+		if err := validatePod(&pod); err != nil {
+			errs = append(errs, fmt.Errorf("%s: %w", path, err))
+			continue
+		}
 		pods = append(pods, &pod)
 	}
 	return pods, errs

@@ -10,11 +10,12 @@ import (
 	"strings"
 	"time"
 
-	"golang.org/x/sys/unix"
 	authenticationv1 "k8s.io/api/authentication/v1"
 	corev1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	runtimeapi "k8s.io/cri-api/pkg/apis/runtime/v1"
+
+	"github.com/hivelet/hivelet/kubelet-lite/volumes"
 )
 
 // tokenRefreshAt is the share of a projected token's lifetime after which
@@ -27,35 +28,55 @@ func (m *Manager) volumeDir(uid, name string) string {
 	return filepath.Join(m.podDir(uid), "volumes", name)
 }
 
+// podVolume is a volume ready on the node: where it is, and whether the
+// kubelet mounts it read-only whatever the container asks.
+type podVolume struct {
+	path     string
+	readOnly bool
+}
+
+// Volume files are 0644 unless the pod says otherwise, as the API server
+// defaults defaultMode.
+const defaultFileMode = 0o644
+
 // setupVolumes makes every volume of the pod ready on the node and
-// returns the host path of each by name. Volumes read from the API
-// (configMap, secret, projected tokens) are rewritten on every call, so
-// their content follows the objects and tokens are renewed.
-func (m *Manager) setupVolumes(ctx context.Context, pod *corev1.Pod) (map[string]string, error) {
-	paths := map[string]string{}
+// returns each by name. Volumes read from the API (configMap, secret,
+// projected tokens) are rewritten when their content changed, so they
+// follow their objects and tokens are renewed. The kubelet's views of
+// API objects (configMap, secret, downwardAPI, projected) are always
+// mounted read-only; secret and projected ones live on tmpfs.
+func (m *Manager) setupVolumes(ctx context.Context, pod *corev1.Pod) (map[string]podVolume, error) {
+	out := map[string]podVolume{}
+	gid := -1
+	if sc := pod.Spec.SecurityContext; sc != nil && sc.FSGroup != nil {
+		gid = int(*sc.FSGroup)
+	}
 	for i := range pod.Spec.Volumes {
 		v := &pod.Spec.Volumes[i]
 		dir := m.volumeDir(string(pod.UID), v.Name)
 		var err error
+		ro := true
 		switch {
 		case v.EmptyDir != nil:
-			err = m.emptyDir(dir, v.EmptyDir)
+			ro = false
+			err = m.emptyDir(dir, v.EmptyDir, gid)
 		case v.HostPath != nil:
+			ro = false
 			dir, err = hostPath(v.HostPath)
 		case v.ConfigMap != nil:
-			err = m.writeFiles(dir, v.ConfigMap.DefaultMode, func() (map[string][]byte, error) {
-				return m.configMapFiles(ctx, pod.Namespace, v.ConfigMap.Name, v.ConfigMap.Items, v.ConfigMap.Optional)
+			err = m.publish(dir, false, gid, func() (map[string]volumes.File, error) {
+				return m.configMapFiles(ctx, pod.Namespace, v.ConfigMap.Name, v.ConfigMap.Items, v.ConfigMap.Optional, fileMode(v.ConfigMap.DefaultMode))
 			})
 		case v.Secret != nil:
-			err = m.writeFiles(dir, v.Secret.DefaultMode, func() (map[string][]byte, error) {
-				return m.secretFiles(ctx, pod.Namespace, v.Secret.SecretName, v.Secret.Items, v.Secret.Optional)
+			err = m.publish(dir, true, gid, func() (map[string]volumes.File, error) {
+				return m.secretFiles(ctx, pod.Namespace, v.Secret.SecretName, v.Secret.Items, v.Secret.Optional, fileMode(v.Secret.DefaultMode))
 			})
 		case v.DownwardAPI != nil:
-			err = m.writeFiles(dir, v.DownwardAPI.DefaultMode, func() (map[string][]byte, error) {
-				return downwardFiles(pod, v.DownwardAPI.Items)
+			err = m.publish(dir, false, gid, func() (map[string]volumes.File, error) {
+				return m.downwardFiles(pod, v.DownwardAPI.Items, fileMode(v.DownwardAPI.DefaultMode))
 			})
 		case v.Projected != nil:
-			err = m.writeFiles(dir, v.Projected.DefaultMode, func() (map[string][]byte, error) {
+			err = m.publish(dir, true, gid, func() (map[string]volumes.File, error) {
 				return m.projectedFiles(ctx, pod, dir, v.Projected)
 			})
 		default:
@@ -64,30 +85,67 @@ func (m *Manager) setupVolumes(ctx context.Context, pod *corev1.Pod) (map[string
 		if err != nil {
 			return nil, fmt.Errorf("volume %s: %w", v.Name, err)
 		}
-		paths[v.Name] = dir
+		out[v.Name] = podVolume{path: dir, readOnly: ro}
 	}
-	return paths, nil
+	return out, nil
 }
 
-func (m *Manager) emptyDir(dir string, e *corev1.EmptyDirVolumeSource) error {
-	if err := os.MkdirAll(dir, 0o777); err != nil {
+func fileMode(m *int32) os.FileMode {
+	if m == nil {
+		return defaultFileMode
+	}
+	return os.FileMode(*m) & 0o777
+}
+
+// publish writes a volume's files with the atomic writer, on a tmpfs
+// first for secret content.
+func (m *Manager) publish(dir string, memory bool, gid int, files func() (map[string]volumes.File, error)) error {
+	content, err := files()
+	if err != nil {
 		return err
 	}
-	if e.Medium != corev1.StorageMediumMemory {
+	if memory {
+		mounted, err := volumes.EnsureTmpfs(dir, 0, 0o755)
+		if err != nil {
+			return err
+		}
+		if mounted {
+			m.writer.Forget(dir) // the mount hides anything written before
+		}
+	}
+	_, err = m.writer.Write(dir, content, gid)
+	return err
+}
+
+func (m *Manager) emptyDir(dir string, e *corev1.EmptyDirVolumeSource, gid int) error {
+	_, err := os.Lstat(dir)
+	fresh := errors.Is(err, os.ErrNotExist)
+	if e.Medium == corev1.StorageMediumMemory {
+		var size int64
+		if e.SizeLimit != nil && e.SizeLimit.Sign() > 0 {
+			size = e.SizeLimit.Value()
+		}
+		mounted, err := volumes.EnsureTmpfs(dir, size, 0o777)
+		if err != nil {
+			return err
+		}
+		fresh = fresh || mounted
+	} else if err := os.MkdirAll(dir, 0o777); err != nil {
+		return err
+	}
+	if !fresh {
 		return nil
 	}
-	var st unix.Statfs_t
-	if err := unix.Statfs(dir, &st); err == nil && st.Type == unix.TMPFS_MAGIC {
-		return nil // mounted by an earlier sync or kubelet run
+	// Past the umask: every user of the pod may write an emptyDir; with
+	// an fsGroup the directory is that group's, and new files inherit it.
+	mode := os.FileMode(0o777)
+	if gid >= 0 {
+		if err := os.Lchown(dir, -1, gid); err != nil {
+			return fmt.Errorf("fsGroup: %w", err)
+		}
+		mode |= os.ModeSetgid
 	}
-	opts := "mode=0777"
-	if e.SizeLimit != nil && !e.SizeLimit.IsZero() {
-		opts += ",size=" + strconv.FormatInt(e.SizeLimit.Value(), 10)
-	}
-	if err := unix.Mount("tmpfs", dir, "tmpfs", unix.MS_NOSUID|unix.MS_NODEV, opts); err != nil {
-		return fmt.Errorf("mount tmpfs: %w", err)
-	}
-	return nil
+	return os.Chmod(dir, mode)
 }
 
 func hostPath(h *corev1.HostPathVolumeSource) (string, error) {
@@ -125,78 +183,11 @@ func hostPath(h *corev1.HostPathVolumeSource) (string, error) {
 	return h.Path, nil
 }
 
-// writeFiles replaces the volume's files with what files returns:
-// written to a fresh directory, then swapped in by renaming a symlink, so
-// a container never reads half an update (the kubelet's atomic writer
-// layout: ..data → ..timestamp, and a link per file).
-func (m *Manager) writeFiles(dir string, mode *int32, files func() (map[string][]byte, error)) error {
-	content, err := files()
-	if err != nil {
-		return err
-	}
-	perm := os.FileMode(0o644)
-	if mode != nil {
-		perm = os.FileMode(*mode) & 0o777
-	}
-	if err := os.MkdirAll(dir, 0o755); err != nil {
-		return err
-	}
-	if same(dir, content) {
-		return nil
-	}
-	ts := "..data_" + strconv.FormatInt(time.Now().UnixNano(), 10)
-	for name, data := range content {
-		p := filepath.Join(dir, ts, name)
-		if err := os.MkdirAll(filepath.Dir(p), 0o755); err != nil {
-			return err
-		}
-		if err := os.WriteFile(p, data, perm); err != nil {
-			return err
-		}
-	}
-	if err := os.MkdirAll(filepath.Join(dir, ts), 0o755); err != nil {
-		return err
-	}
-	tmp := filepath.Join(dir, "..data_tmp")
-	_ = os.Remove(tmp)
-	if err := os.Symlink(ts, tmp); err != nil {
-		return err
-	}
-	old, _ := os.Readlink(filepath.Join(dir, "..data"))
-	if err := os.Rename(tmp, filepath.Join(dir, "..data")); err != nil {
-		return err
-	}
-	for name := range content {
-		top := strings.SplitN(name, "/", 2)[0]
-		link := filepath.Join(dir, top)
-		if _, err := os.Lstat(link); errors.Is(err, os.ErrNotExist) {
-			if err := os.Symlink(filepath.Join("..data", top), link); err != nil {
-				return err
-			}
-		}
-	}
-	if old != "" && old != ts {
-		_ = os.RemoveAll(filepath.Join(dir, old))
-	}
-	return nil
-}
-
-// same reports whether the volume already holds exactly content.
-func same(dir string, content map[string][]byte) bool {
-	for name, data := range content {
-		cur, err := os.ReadFile(filepath.Join(dir, "..data", name))
-		if err != nil || string(cur) != string(data) {
-			return false
-		}
-	}
-	return len(content) > 0
-}
-
-func keysToFiles(data map[string][]byte, items []corev1.KeyToPath) (map[string][]byte, error) {
-	out := map[string][]byte{}
+func keysToFiles(data map[string][]byte, items []corev1.KeyToPath, mode os.FileMode) (map[string]volumes.File, error) {
+	out := map[string]volumes.File{}
 	if len(items) == 0 {
 		for k, v := range data {
-			out[k] = v
+			out[k] = volumes.File{Data: v, Mode: mode}
 		}
 		return out, nil
 	}
@@ -205,19 +196,26 @@ func keysToFiles(data map[string][]byte, items []corev1.KeyToPath) (map[string][
 		if !ok {
 			return nil, fmt.Errorf("no key %q", it.Key)
 		}
-		out[it.Path] = v
+		out[it.Path] = volumes.File{Data: v, Mode: itemMode(it.Mode, mode)}
 	}
 	return out, nil
 }
 
-func (m *Manager) configMapFiles(ctx context.Context, ns, name string, items []corev1.KeyToPath, optional *bool) (map[string][]byte, error) {
+func itemMode(m *int32, def os.FileMode) os.FileMode {
+	if m == nil {
+		return def
+	}
+	return os.FileMode(*m) & 0o777
+}
+
+func (m *Manager) configMapFiles(ctx context.Context, ns, name string, items []corev1.KeyToPath, optional *bool, mode os.FileMode) (map[string]volumes.File, error) {
 	if m.client == nil {
 		return nil, fmt.Errorf("configMap %s needs an API server", name)
 	}
 	cm, err := m.client.CoreV1().ConfigMaps(ns).Get(ctx, name, metav1.GetOptions{})
 	if err != nil {
 		if optional != nil && *optional {
-			return map[string][]byte{}, nil
+			return map[string]volumes.File{}, nil
 		}
 		return nil, fmt.Errorf("configmap %s/%s: %w", ns, name, err)
 	}
@@ -228,47 +226,56 @@ func (m *Manager) configMapFiles(ctx context.Context, ns, name string, items []c
 	for k, v := range cm.BinaryData {
 		data[k] = v
 	}
-	return keysToFiles(data, items)
+	return keysToFiles(data, items, mode)
 }
 
-func (m *Manager) secretFiles(ctx context.Context, ns, name string, items []corev1.KeyToPath, optional *bool) (map[string][]byte, error) {
+func (m *Manager) secretFiles(ctx context.Context, ns, name string, items []corev1.KeyToPath, optional *bool, mode os.FileMode) (map[string]volumes.File, error) {
 	if m.client == nil {
 		return nil, fmt.Errorf("secret %s needs an API server", name)
 	}
 	s, err := m.client.CoreV1().Secrets(ns).Get(ctx, name, metav1.GetOptions{})
 	if err != nil {
 		if optional != nil && *optional {
-			return map[string][]byte{}, nil
+			return map[string]volumes.File{}, nil
 		}
 		return nil, fmt.Errorf("secret %s/%s: %w", ns, name, err)
 	}
-	return keysToFiles(s.Data, items)
+	return keysToFiles(s.Data, items, mode)
 }
 
-func downwardFiles(pod *corev1.Pod, items []corev1.DownwardAPIVolumeFile) (map[string][]byte, error) {
-	out := map[string][]byte{}
+// downwardFiles renders a downward API volume: pod metadata and
+// container resources (the fields the API server allows in volumes).
+func (m *Manager) downwardFiles(pod *corev1.Pod, items []corev1.DownwardAPIVolumeFile, mode os.FileMode) (map[string]volumes.File, error) {
+	out := map[string]volumes.File{}
 	for _, it := range items {
-		if it.FieldRef == nil {
-			return nil, fmt.Errorf("downwardAPI %s: only fieldRef is supported", it.Path)
-		}
 		var v string
-		switch it.FieldRef.FieldPath {
-		case "metadata.name":
-			v = pod.Name
-		case "metadata.namespace":
-			v = pod.Namespace
-		case "metadata.uid":
-			v = string(pod.UID)
-		case "metadata.labels":
-			v = formatMap(pod.Labels)
-		case "metadata.annotations":
-			v = formatMap(pod.Annotations)
+		var err error
+		switch {
+		case it.FieldRef != nil:
+			v, err = volumeFieldValue(pod, it.FieldRef.FieldPath)
+		case it.ResourceFieldRef != nil:
+			v, err = resourceFor(pod, it.ResourceFieldRef, m.cfg.Allocatable)
 		default:
-			return nil, fmt.Errorf("downwardAPI %s: field %q is not supported", it.Path, it.FieldRef.FieldPath)
+			err = errors.New("needs fieldRef or resourceFieldRef")
 		}
-		out[it.Path] = []byte(v)
+		if err != nil {
+			return nil, fmt.Errorf("downwardAPI %s: %w", it.Path, err)
+		}
+		out[it.Path] = volumes.File{Data: []byte(v), Mode: itemMode(it.Mode, mode)}
 	}
 	return out, nil
+}
+
+// volumeFieldValue is a pod field for a downward API volume: labels and
+// annotations whole (one key="value" per line, sorted) or by key.
+func volumeFieldValue(pod *corev1.Pod, field string) (string, error) {
+	switch field {
+	case "metadata.labels":
+		return formatMap(pod.Labels), nil
+	case "metadata.annotations":
+		return formatMap(pod.Annotations), nil
+	}
+	return podFieldValue(pod, field)
 }
 
 func formatMap(m map[string]string) string {
@@ -283,20 +290,21 @@ func formatMap(m map[string]string) string {
 // projectedFiles merges a projected volume's sources; a service-account
 // token is requested from the TokenRequest API, bound to the pod, and
 // requested again once 80% of its lifetime has passed.
-func (m *Manager) projectedFiles(ctx context.Context, pod *corev1.Pod, dir string, p *corev1.ProjectedVolumeSource) (map[string][]byte, error) {
-	out := map[string][]byte{}
+func (m *Manager) projectedFiles(ctx context.Context, pod *corev1.Pod, dir string, p *corev1.ProjectedVolumeSource) (map[string]volumes.File, error) {
+	mode := fileMode(p.DefaultMode)
+	out := map[string]volumes.File{}
 	for _, src := range p.Sources {
-		var files map[string][]byte
+		var files map[string]volumes.File
 		var err error
 		switch {
 		case src.ServiceAccountToken != nil:
-			files, err = m.tokenFile(ctx, pod, dir, src.ServiceAccountToken)
+			files, err = m.tokenFile(ctx, pod, dir, src.ServiceAccountToken, mode)
 		case src.ConfigMap != nil:
-			files, err = m.configMapFiles(ctx, pod.Namespace, src.ConfigMap.Name, src.ConfigMap.Items, src.ConfigMap.Optional)
+			files, err = m.configMapFiles(ctx, pod.Namespace, src.ConfigMap.Name, src.ConfigMap.Items, src.ConfigMap.Optional, mode)
 		case src.Secret != nil:
-			files, err = m.secretFiles(ctx, pod.Namespace, src.Secret.Name, src.Secret.Items, src.Secret.Optional)
+			files, err = m.secretFiles(ctx, pod.Namespace, src.Secret.Name, src.Secret.Items, src.Secret.Optional, mode)
 		case src.DownwardAPI != nil:
-			files, err = downwardFiles(pod, src.DownwardAPI.Items)
+			files, err = m.downwardFiles(pod, src.DownwardAPI.Items, mode)
 		default:
 			err = errors.New("projected source type not supported by kubelet-lite")
 		}
@@ -310,7 +318,9 @@ func (m *Manager) projectedFiles(ctx context.Context, pod *corev1.Pod, dir strin
 	return out, nil
 }
 
-func (m *Manager) tokenFile(ctx context.Context, pod *corev1.Pod, dir string, t *corev1.ServiceAccountTokenProjection) (map[string][]byte, error) {
+// tokenFile returns the pod's service-account token: the one written
+// before while it is younger than 80% of its life, else a new one.
+func (m *Manager) tokenFile(ctx context.Context, pod *corev1.Pod, dir string, t *corev1.ServiceAccountTokenProjection, mode os.FileMode) (map[string]volumes.File, error) {
 	if m.client == nil {
 		return nil, errors.New("a service-account token needs an API server")
 	}
@@ -318,12 +328,8 @@ func (m *Manager) tokenFile(ctx context.Context, pod *corev1.Pod, dir string, t 
 	if t.ExpirationSeconds != nil {
 		ttl = *t.ExpirationSeconds
 	}
-	path := filepath.Join(dir, "..data", t.Path)
-	if st, err := os.Stat(path); err == nil && time.Since(st.ModTime()) < time.Duration(float64(ttl)*tokenRefreshAt)*time.Second {
-		cur, err := os.ReadFile(path)
-		if err == nil {
-			return map[string][]byte{t.Path: cur}, nil
-		}
+	if cur, since, ok := m.writer.Current(dir, t.Path); ok && time.Since(since) < time.Duration(float64(ttl)*tokenRefreshAt)*time.Second {
+		return map[string]volumes.File{t.Path: {Data: cur, Mode: mode}}, nil
 	}
 	sa := pod.Spec.ServiceAccountName
 	if sa == "" {
@@ -340,42 +346,53 @@ func (m *Manager) tokenFile(ctx context.Context, pod *corev1.Pod, dir string, t 
 	if err != nil {
 		return nil, fmt.Errorf("request a token for service account %s/%s: %w", pod.Namespace, sa, err)
 	}
-	return map[string][]byte{t.Path: []byte(tr.Status.Token)}, nil
+	return map[string]volumes.File{t.Path: {Data: []byte(tr.Status.Token), Mode: mode}}, nil
 }
 
-// mounts turns a container's volumeMounts into CRI mounts.
-func mounts(c *corev1.Container, paths map[string]string) ([]*runtimeapi.Mount, error) {
+func (m *Manager) subPathDir(uid, volume, container string, index int) string {
+	return filepath.Join(m.podDir(uid), "volume-subpaths", volume, container, strconv.Itoa(index))
+}
+
+// mounts turns a container's volumeMounts into CRI mounts. A subPath
+// (or subPathExpr, expanded with the container's environment) is opened
+// beneath its volume and bind-mounted under the pod's directory, and
+// that bind is what the runtime mounts: a link in the volume cannot
+// point the runtime anywhere else.
+func (m *Manager) mounts(pod *corev1.Pod, c *corev1.Container, vols map[string]podVolume, env map[string]string) ([]*runtimeapi.Mount, error) {
 	var out []*runtimeapi.Mount
-	for _, vm := range c.VolumeMounts {
-		host, ok := paths[vm.Name]
+	for i, vm := range c.VolumeMounts {
+		v, ok := vols[vm.Name]
 		if !ok {
 			return nil, fmt.Errorf("volumeMount %s: no volume of that name", vm.Name)
 		}
-		if vm.SubPath != "" {
-			host = filepath.Join(host, vm.SubPath)
-			if err := os.MkdirAll(host, 0o755); err != nil && !errors.Is(err, os.ErrExist) {
-				return nil, err
+		host := v.path
+		sub := vm.SubPath
+		if vm.SubPathExpr != "" {
+			sub = expand(vm.SubPathExpr, env)
+		}
+		if sub != "" {
+			f, err := volumes.OpenSubPath(v.path, sub)
+			if err != nil {
+				return nil, fmt.Errorf("volumeMount %s: %w", vm.Name, err)
+			}
+			host = m.subPathDir(string(pod.UID), vm.Name, c.Name, i)
+			err = volumes.BindSubPath(f, host)
+			f.Close()
+			if err != nil {
+				return nil, fmt.Errorf("volumeMount %s: %w", vm.Name, err)
 			}
 		}
-		out = append(out, &runtimeapi.Mount{ContainerPath: vm.MountPath, HostPath: host, Readonly: vm.ReadOnly})
+		out = append(out, &runtimeapi.Mount{ContainerPath: vm.MountPath, HostPath: host, Readonly: vm.ReadOnly || v.readOnly})
 	}
 	return out, nil
 }
 
-// cleanupVolumes unmounts memory-backed volumes and removes the pod's
-// directory once its containers are gone.
+// cleanupVolumes unmounts the pod's tmpfs volumes and subPath binds and
+// removes the pod's directory, never descending into a mount.
 func (m *Manager) cleanupVolumes(uid string) {
-	vols, _ := filepath.Glob(filepath.Join(m.podDir(uid), "volumes", "*"))
-	for _, v := range vols {
-		var st unix.Statfs_t
-		if unix.Statfs(v, &st) != nil || st.Type != unix.TMPFS_MAGIC {
-			continue
-		}
-		if err := unix.Unmount(v, unix.MNT_DETACH); err != nil {
-			m.log.Warn("Unmounting a pod volume failed", "path", v, "error", err)
-		}
-	}
-	if err := os.RemoveAll(m.podDir(uid)); err != nil {
+	dir := m.podDir(uid)
+	m.writer.Forget(dir)
+	if err := volumes.RemovePodDir(dir); err != nil {
 		m.log.Warn("Removing a pod's directory failed", "uid", uid, "error", err)
 	}
 }

@@ -98,7 +98,7 @@ func (w *worker) run() {
 	t := time.NewTicker(resyncPeriod)
 	defer t.Stop()
 	for {
-		if w.sync(context.Background()) {
+		if w.safeSync(context.Background()) {
 			w.m.forget(w.uid)
 			return
 		}
@@ -154,6 +154,12 @@ func (w *worker) sync(ctx context.Context) bool {
 		w.m.log.Warn("Container runtime unavailable; retrying", "pod", pod.Namespace+"/"+pod.Name, "error", err)
 		return false
 	}
+	if !w.terminal() && len(rp.sandboxes) == 0 {
+		if reason, err := w.m.admit(pod); err != nil {
+			w.reject(ctx, pod, reason, err)
+			return false
+		}
+	}
 	if !w.terminal() {
 		w.converge(ctx, pod, rp)
 		w.reportWaiting(pod)
@@ -163,7 +169,7 @@ func (w *worker) sync(ctx context.Context) bool {
 	}
 	var ips []string
 	if sb := rp.readySandbox(); sb != nil {
-		ips = w.m.sandboxIPs(ctx, sb.Id)
+		ips = w.m.podIPs(ctx, pod, sb.Id)
 		w.m.probes.sync(w, pod, rp, firstOr(ips))
 	}
 	w.writeStatus(ctx, pod, w.status(pod, rp, ips))
@@ -196,7 +202,7 @@ func (w *worker) converge(ctx context.Context, pod *corev1.Pod, rp *runtimePod) 
 		sb = &runtimeapi.PodSandbox{Id: id}
 	}
 	sbCfg := w.m.SandboxConfig(pod, sb.GetMetadata().GetAttempt())
-	podIP := w.m.sandboxIP(ctx, sb.Id)
+	podIPs := w.m.podIPs(ctx, pod, sb.Id)
 	vols, err := w.m.setupVolumes(ctx, pod)
 	if err != nil {
 		w.m.log.Warn("Pod volumes not ready; retrying", "pod", pod.Namespace+"/"+pod.Name, "error", err)
@@ -212,23 +218,23 @@ func (w *worker) converge(ctx context.Context, pod *corev1.Pod, rp *runtimePod) 
 		if cur != nil && cur.State == runtimeapi.ContainerState_CONTAINER_EXITED && cur.ExitCode == 0 {
 			continue
 		}
-		w.ensure(ctx, pod, c, cur, sb.Id, sbCfg, podIP, vols)
+		w.ensure(ctx, pod, c, cur, sb.Id, sbCfg, podIPs, vols)
 		return // the next init container waits for this one
 	}
 	for i := range pod.Spec.Containers {
 		c := &pod.Spec.Containers[i]
 		cur, _ := rp.latest(c.Name, sb.Id)
-		w.ensure(ctx, pod, c, cur, sb.Id, sbCfg, podIP, vols)
+		w.ensure(ctx, pod, c, cur, sb.Id, sbCfg, podIPs, vols)
 	}
 }
 
 // ensure starts, restarts (policy and back-off permitting) or leaves
 // alone one container.
 func (w *worker) ensure(ctx context.Context, pod *corev1.Pod, c *corev1.Container, cur *runtimeapi.ContainerStatus,
-	sb string, sbCfg *runtimeapi.PodSandboxConfig, podIP string, vols map[string]string) {
+	sb string, sbCfg *runtimeapi.PodSandboxConfig, podIPs []string, vols map[string]podVolume) {
 	switch {
 	case cur == nil:
-		w.start(ctx, pod, c, 0, sb, sbCfg, podIP, vols)
+		w.start(ctx, pod, c, 0, sb, sbCfg, podIPs, vols)
 	case cur.State == runtimeapi.ContainerState_CONTAINER_RUNNING && cur.Annotations[annotationHash] != "" &&
 		cur.Annotations[annotationHash] != specHash(c):
 		// The pod was updated (a new image): like the kubelet, replace
@@ -236,7 +242,7 @@ func (w *worker) ensure(ctx context.Context, pod *corev1.Pod, c *corev1.Containe
 		w.m.log.Info("Container spec changed; restarting it", "pod", pod.Namespace+"/"+pod.Name, "container", c.Name)
 		w.m.event(pod, corev1.EventTypeNormal, "Killing", fmt.Sprintf("container %s definition changed, will be restarted", c.Name))
 		w.m.stopContainer(ctx, pod, cur, gracePeriod(pod))
-		w.start(ctx, pod, c, cur.Metadata.Attempt+1, sb, sbCfg, podIP, vols)
+		w.start(ctx, pod, c, cur.Metadata.Attempt+1, sb, sbCfg, podIPs, vols)
 	case cur.State == runtimeapi.ContainerState_CONTAINER_CREATED:
 		cctx, cancel := cri.Ctx(ctx)
 		defer cancel()
@@ -262,7 +268,7 @@ func (w *worker) ensure(ctx context.Context, pod *corev1.Pod, c *corev1.Containe
 			return
 		}
 		bo.grow()
-		w.start(ctx, pod, c, cur.Metadata.Attempt+1, sb, sbCfg, podIP, vols)
+		w.start(ctx, pod, c, cur.Metadata.Attempt+1, sb, sbCfg, podIPs, vols)
 	}
 }
 
@@ -276,8 +282,17 @@ func shouldRestart(policy corev1.RestartPolicy, exitCode int32) bool {
 	return true
 }
 
-func (m *Manager) sandboxIP(ctx context.Context, sb string) string {
-	return firstOr(m.sandboxIPs(ctx, sb))
+// podIPs are the pod's addresses: the sandbox's, or the node's for a pod
+// on the node's network (as the upstream kubelet reports them).
+func (m *Manager) podIPs(ctx context.Context, pod *corev1.Pod, sb string) []string {
+	if pod.Spec.HostNetwork {
+		ips := make([]string, len(m.cfg.NodeIPs))
+		for i, ip := range m.cfg.NodeIPs {
+			ips[i] = ip.String()
+		}
+		return ips
+	}
+	return m.sandboxIPs(ctx, sb)
 }
 
 func firstOr(ips []string) string {
@@ -314,11 +329,15 @@ func (w *worker) runSandbox(ctx context.Context, pod *corev1.Pod, attempt uint32
 // start pulls the image as the pull policy says, then creates and starts
 // the container; a failure is kept as the container's waiting reason.
 func (w *worker) start(ctx context.Context, pod *corev1.Pod, c *corev1.Container, attempt uint32, sb string,
-	sbCfg *runtimeapi.PodSandboxConfig, podIP string, vols map[string]string) {
+	sbCfg *runtimeapi.PodSandboxConfig, podIPs []string, vols map[string]podVolume) {
 	if !w.imageReady(ctx, pod, c) {
 		return
 	}
-	cfg, err := w.m.ContainerConfig(ctx, pod, c, attempt, podIP, vols)
+	if err := w.m.checkImageUser(ctx, pod, c); err != nil {
+		w.waiting[c.Name] = waiting{"CreateContainerConfigError", err.Error()}
+		return
+	}
+	cfg, err := w.m.ContainerConfig(ctx, pod, c, attempt, podIPs, vols)
 	if err != nil {
 		w.waiting[c.Name] = waiting{"CreateContainerConfigError", err.Error()}
 		return

@@ -65,6 +65,8 @@ changes. Flags keep the upstream kubelet's names.`,
 	f.StringVar(&cfg.Address, "address", "0.0.0.0", "IP address the kubelet API (container logs for `kubectl logs`, TLS) listens on")
 	f.IntVar(&cfg.Port, "port", 10250, "port of the kubelet API; 0 disables it")
 	f.StringVar(&cfg.ClientCAFile, "client-ca-file", "", "CA of the client certificates the kubelet API accepts (the API server's kubelet client); without it the kubelet API is off")
+	f.BoolVar(&cfg.SeccompDefault, "seccomp-default", false, "run containers that ask for no seccomp profile under the runtime's default profile instead of unconfined")
+	f.StringSliceVar(&cfg.AllowedUnsafeSysctls, "allowed-unsafe-sysctls", nil, "namespaced sysctls (or prefixes ending in *) pods may set beyond the safe set, comma-separated")
 	f.StringVar(&configFile, "config", "", "a KubeletConfiguration file (staticPodPath, maxPods, cgroupRoot, podCIDR, containerRuntimeEndpoint); flags win")
 	f.StringVar(&logLevel, "log-level", "info", "log level: debug, info, warn, error")
 	f.StringVar(&logForm, "log-format", "text", "log format: text or json")
