@@ -43,6 +43,11 @@ k8s-harness: deps
 test: deps lint k8s-harness
 	@echo ">> go test (unit + privileged + e2e + real API server, needs root)"
 	$(GO) test -p 1 -count=1 -timeout 20m ./...
+	@echo ">> fuzz: random pod specs through kubelet-lite's admission and CRI conversion ($(FUZZTIME))"
+	$(GO) test -run '^$$' -fuzz '^FuzzPodSpec$$' -fuzztime $(FUZZTIME) ./kubelet-lite/pods
+
+# Budget of the fuzz targets in `make test` (the corpus is committed).
+FUZZTIME ?= 20s
 
 test-k8s: deps k8s-harness
 	@echo ">> go test ./test/k8s (agent against a real API server)"
