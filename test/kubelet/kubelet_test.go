@@ -300,7 +300,9 @@ func TestPrivilegedKubeletLite(t *testing.T) {
 
 	t.Run("a static pod shows in the API server as a mirror pod with its status", func(t *testing.T) {
 		file := filepath.Join(manifests, "static.yaml")
-		body := fmt.Sprintf("apiVersion: v1\nkind: Pod\nmetadata: {name: mirrored, namespace: %s}\nspec:\n  containers:\n  - {name: main, image: %s, imagePullPolicy: IfNotPresent, command: [sleep, \"3600\"]}\n",
+		// sleep is its container's PID 1 and ignores SIGTERM: a short
+		// grace period, so the kill comes soon.
+		body := fmt.Sprintf("apiVersion: v1\nkind: Pod\nmetadata: {name: mirrored, namespace: %s}\nspec:\n  terminationGracePeriodSeconds: 1\n  containers:\n  - {name: main, image: %s, imagePullPolicy: IfNotPresent, command: [sleep, \"3600\"]}\n",
 			e.ns, containerd.BusyboxRef)
 		if err := os.WriteFile(file, []byte(body), 0o644); err != nil {
 			t.Fatal(err)
@@ -589,6 +591,7 @@ func TestPrivilegedKubeletLiteStaticPod(t *testing.T) {
 kind: Pod
 metadata: {name: static}
 spec:
+  terminationGracePeriodSeconds: 1
   containers:
   - {name: main, image: %s, imagePullPolicy: IfNotPresent, command: [sleep, "3600"]}
 `, containerd.BusyboxRef)

@@ -1,0 +1,78 @@
+package pods
+
+import (
+	"context"
+	"errors"
+	"io"
+	"log/slog"
+	"strings"
+	"sync/atomic"
+	"testing"
+
+	"google.golang.org/grpc"
+	corev1 "k8s.io/api/core/v1"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	runtimeapi "k8s.io/cri-api/pkg/apis/runtime/v1"
+
+	"github.com/hivelet/hivelet/kubelet-lite/cri"
+)
+
+// flakyRuntime panics in its first sandbox listing, standing for any bug
+// a pod's spec or the runtime's answers could trip in a sync; later
+// calls answer an empty runtime.
+type flakyRuntime struct {
+	runtimeapi.RuntimeServiceClient
+	calls atomic.Int32
+}
+
+func (f *flakyRuntime) ListPodSandbox(context.Context, *runtimeapi.ListPodSandboxRequest, ...grpc.CallOption) (*runtimeapi.ListPodSandboxResponse, error) {
+	if f.calls.Add(1) == 1 {
+		var sb *runtimeapi.PodSandbox
+		_ = sb.Metadata.Name // a nil dereference, as a bug would make it
+	}
+	return &runtimeapi.ListPodSandboxResponse{}, nil
+}
+
+func (f *flakyRuntime) ListContainers(context.Context, *runtimeapi.ListContainersRequest, ...grpc.CallOption) (*runtimeapi.ListContainersResponse, error) {
+	return &runtimeapi.ListContainersResponse{}, nil
+}
+
+func TestWorkerSurvivesAPanic(t *testing.T) {
+	m := NewManager(Config{NodeName: "n", RootDir: t.TempDir()}, &cri.Client{Runtime: &flakyRuntime{}}, nil, slog.New(slog.NewTextHandler(io.Discard, nil)))
+	pod := &corev1.Pod{ObjectMeta: metav1.ObjectMeta{Name: "p", Namespace: "ns", UID: "u1"},
+		Spec: corev1.PodSpec{Containers: []corev1.Container{{Name: "c", Image: "busybox"}}}}
+	w := newWorker(m, pod)
+	if gone := w.safeSync(context.Background()); gone {
+		t.Fatal("a panicking sync reported the pod gone")
+	}
+	if w.lastStatus == nil || len(w.lastStatus.ContainerStatuses) != 1 {
+		t.Fatalf("no status after the panic: %+v", w.lastStatus)
+	}
+	wt := w.lastStatus.ContainerStatuses[0].State.Waiting
+	if wt == nil || wt.Reason != "CreateContainerError" || !strings.Contains(wt.Message, "internal error") {
+		t.Errorf("container state after the panic: %+v", w.lastStatus.ContainerStatuses[0].State)
+	}
+	if !w.reported[reasonFailedSync+"kubelet-lite internal error syncing this pod: runtime error: invalid memory address or nil pointer dereference"] {
+		t.Errorf("no FailedSync event recorded: %v", w.reported)
+	}
+}
+
+func TestAdmitRejects(t *testing.T) {
+	m := NewManager(Config{NodeName: "n", RootDir: t.TempDir()}, &cri.Client{}, nil, slog.New(slog.NewTextHandler(io.Discard, nil)))
+	pod := &corev1.Pod{ObjectMeta: metav1.ObjectMeta{Name: "p", Namespace: "ns", UID: "u1"},
+		Spec: corev1.PodSpec{SecurityContext: &corev1.PodSecurityContext{Sysctls: []corev1.Sysctl{{Name: "net.core.somaxconn", Value: "1"}}},
+			Containers: []corev1.Container{{Name: "c", Image: "busybox"}}}}
+	if reason, err := m.admit(pod); reason != SysctlForbidden || err == nil {
+		t.Errorf("unsafe sysctl: %q %v", reason, err)
+	}
+	w := newWorker(m, pod)
+	w.reject(context.Background(), pod, SysctlForbidden, errors.New("x"))
+	if !w.terminal() || w.lastStatus.Reason != SysctlForbidden {
+		t.Errorf("a rejected pod is not Failed for good: %+v", w.lastStatus)
+	}
+	pod.Name = "Bad_Name"
+	pod.Spec.SecurityContext = nil
+	if reason, err := m.admit(pod); reason != reasonInvalidPod || err == nil {
+		t.Errorf("invalid name: %q %v", reason, err)
+	}
+}

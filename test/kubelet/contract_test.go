@@ -1,0 +1,273 @@
+package kubelet
+
+import (
+	"fmt"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	corev1 "k8s.io/api/core/v1"
+	"k8s.io/apimachinery/pkg/api/resource"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/types"
+	"k8s.io/utils/ptr"
+
+	"github.com/hivelet/hivelet/test/containerd"
+	"github.com/hivelet/hivelet/test/harness"
+)
+
+// runPod creates a pod bound to this node from spec (busybox images,
+// no token, a short grace period), each container sleeping unless it
+// says otherwise.
+func (e *env) runPod(t *testing.T, name string, labels map[string]string, spec corev1.PodSpec) {
+	t.Helper()
+	spec.NodeName = e.node
+	spec.AutomountServiceAccountToken = ptr.To(false)
+	spec.TerminationGracePeriodSeconds = ptr.To(int64(0))
+	for _, cs := range [][]corev1.Container{spec.InitContainers, spec.Containers} {
+		for i := range cs {
+			cs[i].Image, cs[i].ImagePullPolicy = containerd.BusyboxRef, corev1.PullIfNotPresent
+			if cs[i].Command == nil {
+				cs[i].Command = []string{"sleep", "3600"}
+			}
+		}
+	}
+	p := &corev1.Pod{ObjectMeta: metav1.ObjectMeta{Name: name, Namespace: e.ns, Labels: labels}, Spec: spec}
+	if _, err := e.client.CoreV1().Pods(e.ns).Create(e.ctx, p, metav1.CreateOptions{}); err != nil {
+		t.Fatal(err)
+	}
+}
+
+func running(p *corev1.Pod) bool { return p.Status.Phase == corev1.PodRunning }
+
+// waitingWith matches a pod whose container name waits for reason with
+// text in its message.
+func waitingWith(name, reason, text string) func(*corev1.Pod) bool {
+	return func(p *corev1.Pod) bool {
+		for _, cs := range p.Status.ContainerStatuses {
+			if cs.Name == name && cs.State.Waiting != nil && cs.State.Waiting.Reason == reason && strings.Contains(cs.State.Waiting.Message, text) {
+				return true
+			}
+		}
+		return false
+	}
+}
+
+func containerID(p *corev1.Pod, name string) string {
+	for _, cs := range p.Status.ContainerStatuses {
+		if cs.Name == name {
+			return cs.ContainerID
+		}
+	}
+	return ""
+}
+
+// rootDir is the kubelet's --root-dir.
+func (e *env) rootDir() string {
+	for i, a := range e.args {
+		if a == "--root-dir" && i+1 < len(e.args) {
+			return e.args[i+1]
+		}
+	}
+	return ""
+}
+
+func emptyDir(name string) corev1.Volume {
+	return corev1.Volume{Name: name, VolumeSource: corev1.VolumeSource{EmptyDir: &corev1.EmptyDirVolumeSource{}}}
+}
+
+// TestPrivilegedKubeletLitePodContract runs hostile and security-minded
+// pods on real containerd + runc: nothing may leave a volume, delete or
+// read a host file, or take the kubelet down, and what the pod asks of
+// its security context is what its processes get.
+func TestPrivilegedKubeletLitePodContract(t *testing.T) {
+	manifests := t.TempDir()
+	e := newEnv(t, true, manifests)
+	marker := fmt.Sprintf("hivelet-escape-%d", time.Now().UnixNano())
+	t.Cleanup(func() { os.Remove(filepath.Join("/tmp", marker)) })
+
+	t.Run("a subPath link out of its volume is refused; inside, and naming a file, a subPath works", func(t *testing.T) {
+		e.runPod(t, "escape", nil, corev1.PodSpec{RestartPolicy: corev1.RestartPolicyNever, Volumes: []corev1.Volume{emptyDir("data")},
+			InitContainers: []corev1.Container{{Name: "plant", Command: []string{"sh", "-c", "ln -s / /data/escape && ln -s /tmp /data/tmp"},
+				VolumeMounts: []corev1.VolumeMount{{Name: "data", MountPath: "/data"}}}},
+			Containers: []corev1.Container{
+				{Name: "root", Command: []string{"sh", "-c", "touch /host/tmp/" + marker + "; sleep 3600"},
+					VolumeMounts: []corev1.VolumeMount{{Name: "data", MountPath: "/host", SubPath: "escape"}}},
+				{Name: "tmp", Command: []string{"sh", "-c", "touch /host-tmp/" + marker + "; sleep 3600"},
+					VolumeMounts: []corev1.VolumeMount{{Name: "data", MountPath: "/host-tmp", SubPath: "tmp/deeper"}}},
+			}})
+		e.waitPod(t, "escape", "both containers refused: the subPath leaves its volume", func(p *corev1.Pod) bool {
+			return waitingWith("root", "CreateContainerConfigError", "leaves its volume")(p) &&
+				waitingWith("tmp", "CreateContainerConfigError", "leaves its volume")(p)
+		})
+		for _, p := range []string{filepath.Join("/tmp", marker), "/tmp/deeper"} {
+			if _, err := os.Stat(p); err == nil {
+				t.Errorf("the pod wrote %s on the host", p)
+			}
+		}
+
+		e.runPod(t, "subpaths", nil, corev1.PodSpec{Volumes: []corev1.Volume{emptyDir("data")},
+			InitContainers: []corev1.Container{{Name: "fill", Command: []string{"sh", "-c", "mkdir -p /data/real && echo in-volume > /data/real/file && ln -s real /data/alias"},
+				VolumeMounts: []corev1.VolumeMount{{Name: "data", MountPath: "/data"}}}},
+			Containers: []corev1.Container{{Name: "main",
+				Env: []corev1.EnvVar{{Name: "POD_NAME", ValueFrom: &corev1.EnvVarSource{FieldRef: &corev1.ObjectFieldSelector{FieldPath: "metadata.name"}}}},
+				VolumeMounts: []corev1.VolumeMount{
+					{Name: "data", MountPath: "/all"},
+					{Name: "data", MountPath: "/dir", SubPath: "alias"}, // a link that stays inside
+					{Name: "data", MountPath: "/etc/file.conf", SubPath: "real/file"},
+					{Name: "data", MountPath: "/mine", SubPathExpr: "per-pod/$(POD_NAME)"},
+				}}}})
+		p := e.waitPod(t, "subpaths", "Running", running)
+		out := e.exec(t, containerID(p, "main"), "sh", "-c", "cat /dir/file /etc/file.conf && touch /mine/x && ls /all/per-pod/subpaths")
+		if out != "in-volume\nin-volume\nx" {
+			t.Errorf("subPaths as the container sees them: %q", out)
+		}
+	})
+
+	t.Run("API volumes are read-only; a re-pointed ..data deletes nothing on the next refresh", func(t *testing.T) {
+		hostDir := t.TempDir()
+		if err := os.WriteFile(filepath.Join(hostDir, "keep"), []byte("host"), 0o644); err != nil {
+			t.Fatal(err)
+		}
+		e.runPod(t, "dapi", map[string]string{"rev": "1"}, corev1.PodSpec{
+			Volumes: []corev1.Volume{{Name: "info", VolumeSource: corev1.VolumeSource{DownwardAPI: &corev1.DownwardAPIVolumeSource{
+				Items: []corev1.DownwardAPIVolumeFile{{Path: "labels", FieldRef: &corev1.ObjectFieldSelector{FieldPath: "metadata.labels"}}}}}}},
+			Containers: []corev1.Container{{Name: "main", VolumeMounts: []corev1.VolumeMount{{Name: "info", MountPath: "/etc/info"}}}}})
+		p := e.waitPod(t, "dapi", "Running", running)
+		id := containerID(p, "main")
+		if out := e.exec(t, id, "sh", "-c", "ln -sfn "+hostDir+" /etc/info/..data 2>&1; echo rc=$?"); !strings.Contains(out, "Read-only file system") {
+			t.Errorf("re-pointing ..data from the container: %q, want a read-only refusal", out)
+		}
+		// What a container could do before the volume was read-only, done
+		// on the host: ..data and the published name point at a host dir.
+		vol := filepath.Join(e.rootDir(), "pods", string(p.UID), "volumes", "info")
+		for name, target := range map[string]string{"..data": hostDir, "labels": filepath.Join(hostDir, "keep")} {
+			if err := os.Remove(filepath.Join(vol, name)); err != nil {
+				t.Fatal(err)
+			}
+			if err := os.Symlink(target, filepath.Join(vol, name)); err != nil {
+				t.Fatal(err)
+			}
+		}
+		if _, err := e.client.CoreV1().Pods(e.ns).Patch(e.ctx, "dapi", types.MergePatchType, []byte(`{"metadata":{"labels":{"rev":"2"}}}`), metav1.PatchOptions{}); err != nil {
+			t.Fatal(err)
+		}
+		harness.WaitFor(t, "the volume refreshed with the new label", func() bool {
+			return e.exec(t, id, "cat", "/etc/info/labels") == `rev="2"`
+		})
+		if b, err := os.ReadFile(filepath.Join(hostDir, "keep")); err != nil || string(b) != "host" {
+			t.Errorf("the host dir behind the re-pointed link was touched: %q %v", b, err)
+		}
+	})
+
+	t.Run("secrets on tmpfs with their modes; fsGroup owns the volumes", func(t *testing.T) {
+		if _, err := e.client.CoreV1().Secrets(e.ns).Create(e.ctx, &corev1.Secret{ObjectMeta: metav1.ObjectMeta{Name: "modes"},
+			Data: map[string][]byte{"a": []byte("1"), "b": []byte("2")}}, metav1.CreateOptions{}); err != nil {
+			t.Fatal(err)
+		}
+		e.runPod(t, "owned", nil, corev1.PodSpec{SecurityContext: &corev1.PodSecurityContext{FSGroup: ptr.To(int64(2000))},
+			Volumes: []corev1.Volume{emptyDir("scratch"), {Name: "sec", VolumeSource: corev1.VolumeSource{Secret: &corev1.SecretVolumeSource{
+				SecretName: "modes", DefaultMode: ptr.To(int32(0o400)), Items: []corev1.KeyToPath{{Key: "a", Path: "a"}, {Key: "b", Path: "sub/b", Mode: ptr.To(int32(0o600))}}}}}},
+			Containers: []corev1.Container{{Name: "main", VolumeMounts: []corev1.VolumeMount{{Name: "sec", MountPath: "/etc/sec"}, {Name: "scratch", MountPath: "/scratch"}}}}})
+		p := e.waitPod(t, "owned", "Running", running)
+		out := e.exec(t, containerID(p, "main"), "sh", "-c",
+			"stat -L -c '%a %g' /etc/sec/a /etc/sec/sub/b; stat -c '%g %A' /scratch; grep ' /etc/sec ' /proc/mounts | cut -d' ' -f3,4 | cut -d, -f1; touch /etc/sec/new 2>&1 | grep -c Read-only")
+		want := "440 2000\n640 2000\n2000 drwxrwsrwx\ntmpfs ro\n1"
+		if out != want {
+			t.Errorf("secret and emptyDir as the container sees them:\n%s\nwant:\n%s", out, want)
+		}
+	})
+
+	t.Run("resourceFieldRef with divisor 1E runs, and the kubelet stays up", func(t *testing.T) {
+		e.runPod(t, "divisor", nil, corev1.PodSpec{Containers: []corev1.Container{{Name: "main",
+			Resources: corev1.ResourceRequirements{Limits: corev1.ResourceList{corev1.ResourceCPU: resource.MustParse("500m"), corev1.ResourceMemory: resource.MustParse("64Mi")}},
+			Env: []corev1.EnvVar{
+				{Name: "MEM", ValueFrom: &corev1.EnvVarSource{ResourceFieldRef: &corev1.ResourceFieldSelector{Resource: "limits.memory", Divisor: resource.MustParse("1E")}}},
+				{Name: "CPU", ValueFrom: &corev1.EnvVarSource{ResourceFieldRef: &corev1.ResourceFieldSelector{Resource: "limits.cpu", Divisor: resource.MustParse("1E")}}},
+				{Name: "MCPU", ValueFrom: &corev1.EnvVarSource{ResourceFieldRef: &corev1.ResourceFieldSelector{Resource: "limits.cpu", Divisor: resource.MustParse("1m")}}},
+			}}}})
+		p := e.waitPod(t, "divisor", "Running", running)
+		if out := e.exec(t, containerID(p, "main"), "sh", "-c", "echo $MEM $CPU $MCPU"); out != "1 1 500" {
+			t.Errorf("resource env: %q, want \"1 1 500\"", out)
+		}
+		if e.kubelet.Exited() {
+			t.Fatalf("kubelet exited:\n%s", tail(e.kubelet.Log(), 30))
+		}
+		e.waitPod(t, "subpaths", "another pod still Running", running)
+	})
+
+	t.Run("the security context is what the container's processes get", func(t *testing.T) {
+		status := "id -u; id -g; id -G; grep -E '^(CapEff|NoNewPrivs|Seccomp):' /proc/1/status | tr -d '\\t'; touch /rootfs 2>/dev/null && echo rw || echo ro"
+		e.runPod(t, "locked", nil, corev1.PodSpec{
+			SecurityContext: &corev1.PodSecurityContext{RunAsUser: ptr.To(int64(1000)), RunAsGroup: ptr.To(int64(3000)), SupplementalGroups: []int64{4000},
+				SeccompProfile: &corev1.SeccompProfile{Type: corev1.SeccompProfileTypeRuntimeDefault}},
+			Containers: []corev1.Container{{Name: "main", SecurityContext: &corev1.SecurityContext{
+				ReadOnlyRootFilesystem: ptr.To(true), AllowPrivilegeEscalation: ptr.To(false),
+				Capabilities: &corev1.Capabilities{Drop: []corev1.Capability{"ALL"}}}}}})
+		e.runPod(t, "open", nil, corev1.PodSpec{Containers: []corev1.Container{{Name: "main"}}})
+		locked := e.waitPod(t, "locked", "Running", running)
+		open := e.waitPod(t, "open", "Running", running)
+		if out := e.exec(t, containerID(locked, "main"), "sh", "-c", status); out != "1000\n3000\n3000 4000\nCapEff:0000000000000000\nNoNewPrivs:1\nSeccomp:2\nro" {
+			t.Errorf("locked-down container:\n%s", out)
+		}
+		out := e.exec(t, containerID(open, "main"), "sh", "-c", status)
+		if !strings.HasPrefix(out, "0\n0\n") || strings.Contains(out, "CapEff:0000000000000000") || !strings.Contains(out, "NoNewPrivs:0\nSeccomp:0\nrw") {
+			t.Errorf("a container that asks for nothing (the control):\n%s", out)
+		}
+
+		e.runPod(t, "nonroot", nil, corev1.PodSpec{SecurityContext: &corev1.PodSecurityContext{RunAsNonRoot: ptr.To(true)},
+			Containers: []corev1.Container{{Name: "main"}}})
+		e.waitPod(t, "nonroot", "refused: the image runs as root", waitingWith("main", "CreateContainerConfigError", "image will run as root"))
+
+		e.runPod(t, "priv", nil, corev1.PodSpec{ShareProcessNamespace: ptr.To(true), Containers: []corev1.Container{
+			{Name: "main", SecurityContext: &corev1.SecurityContext{Privileged: ptr.To(true)}},
+			{Name: "other", Command: []string{"sleep", "7777"}}}})
+		p := e.waitPod(t, "priv", "Running", func(p *corev1.Pod) bool { return running(p) && len(p.Status.ContainerStatuses) == 2 && p.Status.ContainerStatuses[1].State.Running != nil })
+		out = e.exec(t, containerID(p, "main"), "sh", "-c", "grep ^CapEff: /proc/self/status | tr -d '\\t'; ps -o args | grep -c '^sleep 7777'")
+		if !strings.HasPrefix(out, "CapEff:000001ff") || !strings.HasSuffix(out, "\n1") {
+			t.Errorf("privileged, sharing the pod's PID namespace:\n%s", out)
+		}
+	})
+
+	t.Run("sysctls: the safe set applies, an unsafe one fails the pod", func(t *testing.T) {
+		e.runPod(t, "sysctl", nil, corev1.PodSpec{SecurityContext: &corev1.PodSecurityContext{Sysctls: []corev1.Sysctl{{Name: "net.ipv4.ip_unprivileged_port_start", Value: "80"}}},
+			Containers: []corev1.Container{{Name: "main"}}})
+		p := e.waitPod(t, "sysctl", "Running", running)
+		if out := e.exec(t, containerID(p, "main"), "cat", "/proc/sys/net/ipv4/ip_unprivileged_port_start"); out != "80" {
+			t.Errorf("sysctl in the pod: %q", out)
+		}
+		e.runPod(t, "unsafe", nil, corev1.PodSpec{SecurityContext: &corev1.PodSecurityContext{Sysctls: []corev1.Sysctl{{Name: "net.core.somaxconn", Value: "1024"}}},
+			Containers: []corev1.Container{{Name: "main"}}})
+		e.waitPod(t, "unsafe", "Failed with SysctlForbidden", func(p *corev1.Pod) bool {
+			return p.Status.Phase == corev1.PodFailed && p.Status.Reason == "SysctlForbidden" && strings.Contains(p.Status.Message, "net.core.somaxconn")
+		})
+		harness.WaitFor(t, "a SysctlForbidden event", func() bool { return e.hasEvent("unsafe", "SysctlForbidden", "not allowlisted") })
+	})
+
+	t.Run("a hostNetwork pod runs with the node's address and hostname", func(t *testing.T) {
+		e.runPod(t, "hostnet", nil, corev1.PodSpec{HostNetwork: true, Containers: []corev1.Container{{Name: "main"}}})
+		p := e.waitPod(t, "hostnet", "Running with the node's IP", func(p *corev1.Pod) bool { return running(p) && p.Status.PodIP == "192.0.2.10" })
+		host, _ := os.Hostname()
+		if out := e.exec(t, containerID(p, "main"), "sh", "-c", "hostname; ip -4 addr show lo | grep -c 192.0.2.10"); out != host+"\n1" {
+			t.Errorf("in the hostNetwork pod: %q, want the node's hostname %q and address", out, host)
+		}
+	})
+
+	t.Run("a static manifest with names that would reach host paths is refused", func(t *testing.T) {
+		body := fmt.Sprintf("apiVersion: v1\nkind: Pod\nmetadata: {name: traversal}\nspec:\n  containers:\n  - {name: ../../../../etc, image: %s, command: [sleep, \"3600\"]}\n", containerd.BusyboxRef)
+		if err := os.WriteFile(filepath.Join(manifests, "bad.yaml"), []byte(body), 0o644); err != nil {
+			t.Fatal(err)
+		}
+		harness.WaitFor(t, "the manifest rejected in the log, naming the field", func() bool {
+			return strings.Contains(e.kubelet.Log(), "Static pod manifest rejected") && strings.Contains(e.kubelet.Log(), "spec.containers[0].name")
+		})
+		if e.pod("traversal-"+e.node) != nil {
+			t.Error("a mirror pod exists for the refused manifest")
+		}
+		if e.kubelet.Exited() {
+			t.Fatalf("kubelet exited:\n%s", tail(e.kubelet.Log(), 30))
+		}
+	})
+}
