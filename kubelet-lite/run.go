@@ -48,7 +48,17 @@ type Config struct {
 	// seccompDefault and allowedUnsafeSysctls.
 	SeccompDefault       bool
 	AllowedUnsafeSysctls []string
+	// ClusterDNS, ClusterDomain and ResolvConf: name resolution of pods.
+	ClusterDNS    []netip.Addr
+	ClusterDomain string
+	ResolvConf    string
+	// resolvConfSet: --resolv-conf was given (an empty value turns the
+	// node's resolver off, so emptiness cannot tell).
+	resolvConfSet bool
 }
+
+// ResolvConfFlag records that --resolv-conf was given on the command line.
+func (c *Config) ResolvConfFlag(set bool) { c.resolvConfSet = set }
 
 // fileConfig is the part of a KubeletConfiguration (kubelet.config.k8s.io)
 // kubelet-lite honours; flags given on the command line win.
@@ -61,6 +71,9 @@ type fileConfig struct {
 	ContainerRuntimeEndpoint string   `json:"containerRuntimeEndpoint"`
 	SeccompDefault           bool     `json:"seccompDefault"`
 	AllowedUnsafeSysctls     []string `json:"allowedUnsafeSysctls"`
+	ClusterDNS               []string `json:"clusterDNS"`
+	ClusterDomain            string   `json:"clusterDomain"`
+	ResolvConf               *string  `json:"resolvConf"`
 }
 
 // LoadFile fills the fields the command line left empty from a
@@ -96,6 +109,21 @@ func (c *Config) LoadFile(path string) error {
 	if c.AllowedUnsafeSysctls == nil {
 		c.AllowedUnsafeSysctls = f.AllowedUnsafeSysctls
 	}
+	if len(c.ClusterDNS) == 0 {
+		for _, s := range f.ClusterDNS {
+			ip, err := netip.ParseAddr(s)
+			if err != nil {
+				return fmt.Errorf("--config %s: clusterDNS: %w", path, err)
+			}
+			c.ClusterDNS = append(c.ClusterDNS, ip)
+		}
+	}
+	if c.ClusterDomain == "" {
+		c.ClusterDomain = f.ClusterDomain
+	}
+	if f.ResolvConf != nil && !c.resolvConfSet {
+		c.ResolvConf = *f.ResolvConf
+	}
 	return nil
 }
 
@@ -127,7 +155,8 @@ func Run(ctx context.Context, cfg Config, log *slog.Logger) error {
 		}
 	}
 	m := pods.NewManager(pods.Config{NodeName: cfg.NodeName, NodeIPs: cfg.NodeIPs, RootDir: cfg.RootDir, CgroupRoot: cfg.CgroupRoot,
-		SeccompDefault: cfg.SeccompDefault, AllowedUnsafeSysctls: cfg.AllowedUnsafeSysctls, Allocatable: node.Allocatable(cfg.RootDir)}, rt, client, log)
+		SeccompDefault: cfg.SeccompDefault, AllowedUnsafeSysctls: cfg.AllowedUnsafeSysctls,
+		ClusterDNS: cfg.ClusterDNS, ClusterDomain: cfg.ClusterDomain, ResolvConf: cfg.ResolvConf, Allocatable: node.Allocatable(cfg.RootDir)}, rt, client, log)
 	if client != nil {
 		keeper := node.New(client, node.Config{Name: cfg.NodeName, IPs: cfg.NodeIPs, RootDir: cfg.RootDir, PodCIDR: cfg.PodCIDR,
 			MaxPods: cfg.MaxPods, RuntimeReady: rt.Ready}, log)

@@ -101,6 +101,10 @@ func (c Core) ConfigMaps(ns string) Resource[corev1.ConfigMap, *corev1.ConfigMap
 	return Resource[corev1.ConfigMap, *corev1.ConfigMap]{c.rc, ns, "configmaps"}
 }
 
+func (c Core) Services(ns string) Resource[corev1.Service, *corev1.Service] {
+	return Resource[corev1.Service, *corev1.Service]{c.rc, ns, "services"}
+}
+
 func (c Core) ServiceAccounts(ns string) ServiceAccounts { return ServiceAccounts{c.rc, ns} }
 
 // Coordination holds the coordination.k8s.io group's resources.

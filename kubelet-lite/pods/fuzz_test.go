@@ -35,7 +35,8 @@ func FuzzPodSpec(f *testing.F) {
 		}
 		_, _ = m.admit(&pod)
 		_ = QOSClass(&pod)
-		_ = m.SandboxConfig(&pod, 0)
+		_, _ = m.SandboxConfig(&pod, 0)
+		_, _ = m.podDNS(&pod)
 		for _, v := range pod.Spec.Volumes {
 			if v.DownwardAPI != nil {
 				_, _ = m.downwardFiles(&pod, v.DownwardAPI.Items, defaultFileMode)

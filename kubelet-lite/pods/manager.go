@@ -39,6 +39,13 @@ type Config struct {
 	// AllowedUnsafeSysctls are sysctls (or prefixes ending in "*") pods
 	// may set beyond the safe set.
 	AllowedUnsafeSysctls []string
+	// ClusterDNS, ClusterDomain and ResolvConf are the upstream
+	// clusterDNS, clusterDomain and resolvConf: the resolvers and search
+	// domains of ClusterFirst pods, and the node's resolver file that
+	// Default pods (and ClusterFirst ones without ClusterDNS) get.
+	ClusterDNS    []netip.Addr
+	ClusterDomain string
+	ResolvConf    string
 	// Allocatable is what the node offers pods: a container's limit it
 	// does not set reads as this in the downward API.
 	Allocatable corev1.ResourceList
@@ -56,6 +63,7 @@ type Manager struct {
 	sources map[string]bool       // guarded by mu: source name → has listed everything
 	probes  *prober
 	writer  *volumes.Writer
+	hostDNS resolvConf // the node's --resolv-conf, read once at start
 	// lastRelist is when the runtime was last listed; guarded by mu.
 	lastRelist time.Time
 }
@@ -68,6 +76,10 @@ func NewManager(cfg Config, rt *cri.Client, client *kubeapi.Client, log *slog.Lo
 	m := &Manager{cfg: cfg, rt: rt, client: client, log: log, workers: map[types.UID]*worker{}, sources: map[string]bool{},
 		writer: volumes.NewWriter()}
 	m.probes = newProber(m)
+	var err error
+	if m.hostDNS, err = readResolvConf(cfg.ResolvConf); err != nil {
+		log.Warn("Pods with dnsPolicy Default get no resolver", "error", err)
+	}
 	return m
 }
 

@@ -78,12 +78,12 @@ func TestNamespacesAndHostname(t *testing.T) {
 	m := &Manager{cfg: Config{RootDir: "/r", CgroupRoot: "/"}}
 	pod := &corev1.Pod{ObjectMeta: metav1.ObjectMeta{Name: strings.Repeat("a", 62) + "-bc", Namespace: "ns", UID: "u"},
 		Spec: corev1.PodSpec{Containers: []corev1.Container{{Name: "c"}}}}
-	if h := m.SandboxConfig(pod, 0).Hostname; h != strings.Repeat("a", 62) {
-		t.Errorf("hostname %q: want the name cut to 63 without the trailing '-'", h)
+	if cfg, _ := m.SandboxConfig(pod, 0); cfg.Hostname != strings.Repeat("a", 62) {
+		t.Errorf("hostname %q: want the name cut to 63 without the trailing '-'", cfg.Hostname)
 	}
 	pod.Spec.HostNetwork, pod.Spec.HostPID, pod.Spec.HostIPC = true, true, true
-	cfg := m.SandboxConfig(pod, 0)
-	if cfg.Hostname != "" {
+	cfg, err := m.SandboxConfig(pod, 0)
+	if err != nil || cfg.Hostname != "" {
 		t.Errorf("hostNetwork sandbox hostname %q: the runtime refuses one without a UTS namespace", cfg.Hostname)
 	}
 	ns := cfg.Linux.SecurityContext.NamespaceOptions

@@ -76,7 +76,7 @@ func podLabels(pod *corev1.Pod) map[string]string {
 }
 
 // SandboxConfig is the CRI sandbox of a pod.
-func (m *Manager) SandboxConfig(pod *corev1.Pod, attempt uint32) *runtimeapi.PodSandboxConfig {
+func (m *Manager) SandboxConfig(pod *corev1.Pod, attempt uint32) (*runtimeapi.PodSandboxConfig, error) {
 	cfg := &runtimeapi.PodSandboxConfig{
 		Metadata:     &runtimeapi.PodSandboxMetadata{Name: pod.Name, Namespace: pod.Namespace, Uid: string(pod.UID), Attempt: attempt},
 		LogDirectory: m.logDir(pod),
@@ -91,7 +91,11 @@ func (m *Manager) SandboxConfig(pod *corev1.Pod, attempt uint32) *runtimeapi.Pod
 	// A pod on the node's network shares the node's UTS namespace too: it
 	// keeps the node's hostname (the runtime refuses to set one there).
 	if !pod.Spec.HostNetwork {
-		cfg.Hostname = podHostname(pod)
+		host, err := m.sandboxHostname(pod)
+		if err != nil {
+			return nil, err
+		}
+		cfg.Hostname = host
 	}
 	for _, c := range pod.Spec.Containers {
 		for _, p := range c.Ports {
@@ -102,23 +106,8 @@ func (m *Manager) SandboxConfig(pod *corev1.Pod, attempt uint32) *runtimeapi.Pod
 				Protocol: protocol(p.Protocol), ContainerPort: p.ContainerPort, HostPort: p.HostPort, HostIp: p.HostIP})
 		}
 	}
-	if d := pod.Spec.DNSConfig; d != nil {
-		cfg.DnsConfig = &runtimeapi.DNSConfig{Servers: d.Nameservers, Searches: d.Searches}
-	}
-	return cfg
-}
-
-// podHostname is spec.hostname, else the pod's name cut to 63
-// characters without a trailing '-' or '.', as the upstream kubelet.
-func podHostname(pod *corev1.Pod) string {
-	if pod.Spec.Hostname != "" {
-		return pod.Spec.Hostname
-	}
-	h := pod.Name
-	if len(h) > 63 {
-		h = strings.TrimRight(h[:63], "-.")
-	}
-	return h
+	cfg.DnsConfig, _ = m.podDNS(pod)
+	return cfg, nil
 }
 
 func protocol(p corev1.Protocol) runtimeapi.Protocol {
@@ -151,6 +140,13 @@ func (m *Manager) ContainerConfig(ctx context.Context, pod *corev1.Pod, c *corev
 	if err != nil {
 		return nil, err
 	}
+	hosts, err := m.hostsMount(pod, c, podIPs)
+	if err != nil {
+		return nil, err
+	}
+	if hosts != nil {
+		mnts = append(mnts, hosts)
+	}
 	res := linuxResources(c)
 	cfg := &runtimeapi.ContainerConfig{
 		Metadata:    &runtimeapi.ContainerMetadata{Name: c.Name, Attempt: attempt},
@@ -169,40 +165,6 @@ func (m *Manager) ContainerConfig(ctx context.Context, pod *corev1.Pod, c *corev
 	cfg.Command = expandAll(c.Command, vars)
 	cfg.Args = expandAll(c.Args, vars)
 	return cfg, nil
-}
-
-// resolveEnv computes the container's environment, expanding $(VAR)
-// references to earlier variables as Kubernetes does.
-func (m *Manager) resolveEnv(ctx context.Context, pod *corev1.Pod, c *corev1.Container, podIPs []string) ([]*runtimeapi.KeyValue, error) {
-	var out []*runtimeapi.KeyValue
-	vars := map[string]string{}
-	for _, e := range c.Env {
-		v := expand(e.Value, vars)
-		if src := e.ValueFrom; src != nil {
-			var err error
-			switch {
-			case src.FieldRef != nil:
-				v, err = m.fieldValue(pod, src.FieldRef.FieldPath, podIPs)
-			case src.ConfigMapKeyRef != nil:
-				v, err = m.configMapKey(ctx, pod.Namespace, src.ConfigMapKeyRef)
-			case src.SecretKeyRef != nil:
-				v, err = m.secretKey(ctx, pod.Namespace, src.SecretKeyRef)
-			case src.ResourceFieldRef != nil:
-				ref := src.ResourceFieldRef
-				if ref.ContainerName != "" && ref.ContainerName != c.Name {
-					v, err = resourceFor(pod, ref, m.cfg.Allocatable)
-				} else {
-					v, err = resourceValue(c, ref, m.cfg.Allocatable)
-				}
-			}
-			if err != nil {
-				return nil, fmt.Errorf("env %s: %w", e.Name, err)
-			}
-		}
-		vars[e.Name] = v
-		out = append(out, &runtimeapi.KeyValue{Key: e.Name, Value: []byte(v)})
-	}
-	return out, nil
 }
 
 // fieldValue is a fieldRef for the environment: the pod's metadata, the
@@ -300,11 +262,15 @@ var varRef = regexp.MustCompile(`\$\$|\$\(([A-Za-z_][A-Za-z0-9_.-]*)\)`)
 // expand replaces $(NAME) with defined variables, leaves undefined ones
 // as written and turns $$ into $, as Kubernetes does.
 func expand(s string, vars map[string]string) string {
+	return expandWith(s, func(k string) (string, bool) { v, ok := vars[k]; return v, ok })
+}
+
+func expandWith(s string, lookup func(string) (string, bool)) string {
 	return varRef.ReplaceAllStringFunc(s, func(m string) string {
 		if m == "$$" {
 			return "$"
 		}
-		if v, ok := vars[m[2:len(m)-1]]; ok {
+		if v, ok := lookup(m[2 : len(m)-1]); ok {
 			return v
 		}
 		return m

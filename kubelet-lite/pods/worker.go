@@ -201,7 +201,13 @@ func (w *worker) converge(ctx context.Context, pod *corev1.Pod, rp *runtimePod) 
 		}
 		sb = &runtimeapi.PodSandbox{Id: id}
 	}
-	sbCfg := w.m.SandboxConfig(pod, sb.GetMetadata().GetAttempt())
+	sbCfg, err := w.m.SandboxConfig(pod, sb.GetMetadata().GetAttempt())
+	if err != nil {
+		for _, c := range allContainers(pod) {
+			w.waiting[c.Name] = waiting{"CreateContainerConfigError", err.Error()}
+		}
+		return
+	}
 	podIPs := w.m.podIPs(ctx, pod, sb.Id)
 	vols, err := w.m.setupVolumes(ctx, pod)
 	if err != nil {
@@ -317,9 +323,17 @@ func (m *Manager) sandboxIPs(ctx context.Context, sb string) []string {
 }
 
 func (w *worker) runSandbox(ctx context.Context, pod *corev1.Pod, attempt uint32) (string, error) {
+	cfg, err := w.m.SandboxConfig(pod, attempt)
+	if err != nil {
+		return "", err
+	}
+	if _, warn := w.m.podDNS(pod); warn != "" && !w.reported["MissingClusterDNS"] {
+		w.reported["MissingClusterDNS"] = true
+		w.m.event(pod, corev1.EventTypeWarning, "MissingClusterDNS", "pod: "+warn)
+	}
 	ctx, cancel := cri.Ctx(ctx)
 	defer cancel()
-	resp, err := w.m.rt.Runtime.RunPodSandbox(ctx, &runtimeapi.RunPodSandboxRequest{Config: w.m.SandboxConfig(pod, attempt)})
+	resp, err := w.m.rt.Runtime.RunPodSandbox(ctx, &runtimeapi.RunPodSandboxRequest{Config: cfg})
 	if err != nil {
 		return "", fmt.Errorf("run pod sandbox: %w", err)
 	}

@@ -5,6 +5,7 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
+	"syscall"
 	"testing"
 	"time"
 
@@ -85,6 +86,11 @@ func emptyDir(name string) corev1.Volume {
 func TestPrivilegedKubeletLitePodContract(t *testing.T) {
 	manifests := t.TempDir()
 	e := newEnv(t, true, manifests)
+	// A node of a cluster with DNS: restarting the kubelet with the
+	// settings also shows a restart changes nothing for running pods.
+	e.kubelet.Stop(syscall.SIGTERM)
+	e.args = append(e.args, "--cluster-dns", "10.96.0.10", "--cluster-domain", "cluster.local")
+	e.start()
 	marker := fmt.Sprintf("hivelet-escape-%d", time.Now().UnixNano())
 	t.Cleanup(func() { os.Remove(filepath.Join("/tmp", marker)) })
 
@@ -137,7 +143,7 @@ func TestPrivilegedKubeletLitePodContract(t *testing.T) {
 			Containers: []corev1.Container{{Name: "main", VolumeMounts: []corev1.VolumeMount{{Name: "info", MountPath: "/etc/info"}}}}})
 		p := e.waitPod(t, "dapi", "Running", running)
 		id := containerID(p, "main")
-		if out := e.exec(t, id, "sh", "-c", "ln -sfn "+hostDir+" /etc/info/..data 2>&1; echo rc=$?"); !strings.Contains(out, "Read-only file system") {
+		if out := e.exec(t, id, "sh", "-c", "rm -f /etc/info/..data 2>&1; ln -s "+hostDir+" /etc/info/..other 2>&1; cat /etc/info/labels"); strings.Count(out, "Read-only file system") != 2 || !strings.HasSuffix(out, `rev="1"`) {
 			t.Errorf("re-pointing ..data from the container: %q, want a read-only refusal", out)
 		}
 		// What a container could do before the volume was read-only, done
@@ -185,12 +191,11 @@ func TestPrivilegedKubeletLitePodContract(t *testing.T) {
 			Resources: corev1.ResourceRequirements{Limits: corev1.ResourceList{corev1.ResourceCPU: resource.MustParse("500m"), corev1.ResourceMemory: resource.MustParse("64Mi")}},
 			Env: []corev1.EnvVar{
 				{Name: "MEM", ValueFrom: &corev1.EnvVarSource{ResourceFieldRef: &corev1.ResourceFieldSelector{Resource: "limits.memory", Divisor: resource.MustParse("1E")}}},
-				{Name: "CPU", ValueFrom: &corev1.EnvVarSource{ResourceFieldRef: &corev1.ResourceFieldSelector{Resource: "limits.cpu", Divisor: resource.MustParse("1E")}}},
 				{Name: "MCPU", ValueFrom: &corev1.EnvVarSource{ResourceFieldRef: &corev1.ResourceFieldSelector{Resource: "limits.cpu", Divisor: resource.MustParse("1m")}}},
 			}}}})
 		p := e.waitPod(t, "divisor", "Running", running)
-		if out := e.exec(t, containerID(p, "main"), "sh", "-c", "echo $MEM $CPU $MCPU"); out != "1 1 500" {
-			t.Errorf("resource env: %q, want \"1 1 500\"", out)
+		if out := e.exec(t, containerID(p, "main"), "sh", "-c", "echo $MEM $MCPU"); out != "1 500" {
+			t.Errorf("resource env: %q, want \"1 500\"", out)
 		}
 		if e.kubelet.Exited() {
 			t.Fatalf("kubelet exited:\n%s", tail(e.kubelet.Log(), 30))
@@ -268,6 +273,47 @@ func TestPrivilegedKubeletLitePodContract(t *testing.T) {
 		}
 		if e.kubelet.Exited() {
 			t.Fatalf("kubelet exited:\n%s", tail(e.kubelet.Log(), 30))
+		}
+	})
+
+	t.Run("name resolution and environment as upstream: DNS policy, hosts file, envFrom, Service variables", func(t *testing.T) {
+		backend, err := e.client.CoreV1().Services(e.ns).Create(e.ctx, &corev1.Service{ObjectMeta: metav1.ObjectMeta{Name: "backend"},
+			Spec: corev1.ServiceSpec{Ports: []corev1.ServicePort{{Name: "http", Port: 8080}}}}, metav1.CreateOptions{})
+		if err != nil {
+			t.Fatal(err)
+		}
+		k8s, err := e.client.CoreV1().Services("default").Get(e.ctx, "kubernetes", metav1.GetOptions{})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if _, err := e.client.CoreV1().ConfigMaps(e.ns).Create(e.ctx, &corev1.ConfigMap{ObjectMeta: metav1.ObjectMeta{Name: "envsrc"},
+			Data: map[string]string{"A": "from-configmap", "OVERRIDDEN": "no"}}, metav1.CreateOptions{}); err != nil {
+			t.Fatal(err)
+		}
+		e.runPod(t, "named", nil, corev1.PodSpec{Hostname: "web-0", Subdomain: "web",
+			HostAliases: []corev1.HostAlias{{IP: "192.0.2.7", Hostnames: []string{"db", "db.local"}}},
+			DNSConfig:   &corev1.PodDNSConfig{Searches: []string{"extra.example"}},
+			Containers: []corev1.Container{{Name: "main",
+				EnvFrom: []corev1.EnvFromSource{{Prefix: "CFG_", ConfigMapRef: &corev1.ConfigMapEnvSource{LocalObjectReference: corev1.LocalObjectReference{Name: "envsrc"}}},
+					{ConfigMapRef: &corev1.ConfigMapEnvSource{LocalObjectReference: corev1.LocalObjectReference{Name: "missing"}, Optional: ptr.To(true)}}},
+				Env: []corev1.EnvVar{{Name: "CFG_OVERRIDDEN", Value: "yes"}, {Name: "REF", Value: "$(BACKEND_SERVICE_HOST):$(BACKEND_SERVICE_PORT_HTTP)"}}}}})
+		e.runPod(t, "nolinks", nil, corev1.PodSpec{EnableServiceLinks: ptr.To(false), DNSPolicy: corev1.DNSDefault, Containers: []corev1.Container{{Name: "main"}}})
+		p := e.waitPod(t, "named", "Running", running)
+		ip := backend.Spec.ClusterIP
+		out := e.exec(t, containerID(p, "main"), "sh", "-c", "cat /etc/resolv.conf /etc/hosts; hostname; echo $CFG_A $CFG_OVERRIDDEN $REF $BACKEND_PORT $KUBERNETES_SERVICE_HOST")
+		for _, want := range []string{
+			"nameserver 10.96.0.10", "search " + e.ns + ".svc.cluster.local svc.cluster.local cluster.local", "extra.example", "options ndots:5",
+			p.Status.PodIP + "\tweb-0.web." + e.ns + ".svc.cluster.local\tweb-0", "192.0.2.7\tdb\tdb.local",
+			"\nweb-0\n", "from-configmap yes " + ip + ":8080 tcp://" + ip + ":8080 " + k8s.Spec.ClusterIP,
+		} {
+			if !strings.Contains(out, want) {
+				t.Errorf("the pod sees no %q in:\n%s", want, out)
+			}
+		}
+		p = e.waitPod(t, "nolinks", "Running", running)
+		out = e.exec(t, containerID(p, "main"), "sh", "-c", "echo ${BACKEND_SERVICE_HOST:-none} $KUBERNETES_SERVICE_HOST; grep -c '^nameserver 10.96.0.10' /etc/resolv.conf")
+		if out != "none "+k8s.Spec.ClusterIP+"\n0" {
+			t.Errorf("enableServiceLinks false and dnsPolicy Default: %q", out)
 		}
 	})
 }

@@ -39,6 +39,7 @@ changes. Flags keep the upstream kubelet's names.`,
 			if err != nil {
 				return err
 			}
+			cfg.ResolvConfFlag(cmd.Flags().Changed("resolv-conf"))
 			if configFile != "" {
 				if err := cfg.LoadFile(configFile); err != nil {
 					return err
@@ -67,6 +68,9 @@ changes. Flags keep the upstream kubelet's names.`,
 	f.StringVar(&cfg.ClientCAFile, "client-ca-file", "", "CA of the client certificates the kubelet API accepts (the API server's kubelet client); without it the kubelet API is off")
 	f.BoolVar(&cfg.SeccompDefault, "seccomp-default", false, "run containers that ask for no seccomp profile under the runtime's default profile instead of unconfined")
 	f.StringSliceVar(&cfg.AllowedUnsafeSysctls, "allowed-unsafe-sysctls", nil, "namespaced sysctls (or prefixes ending in *) pods may set beyond the safe set, comma-separated")
+	f.Var(&cli.NodeIPs{V: &cfg.ClusterDNS}, "cluster-dns", "DNS server addresses of ClusterFirst pods, comma-separated (the kube-dns Service)")
+	f.StringVar(&cfg.ClusterDomain, "cluster-domain", "", "the cluster's DNS domain (cluster.local): pods search <ns>.svc.<domain>, svc.<domain>, <domain>")
+	f.StringVar(&cfg.ResolvConf, "resolv-conf", "/etc/resolv.conf", "resolver file that pods with dnsPolicy Default get; empty: none")
 	f.StringVar(&configFile, "config", "", "a KubeletConfiguration file (staticPodPath, maxPods, cgroupRoot, podCIDR, containerRuntimeEndpoint); flags win")
 	f.StringVar(&logLevel, "log-level", "info", "log level: debug, info, warn, error")
 	f.StringVar(&logForm, "log-format", "text", "log format: text or json")
