@@ -26,6 +26,7 @@ import (
 	runtimeapi "k8s.io/cri-api/pkg/apis/runtime/v1"
 	"k8s.io/utils/ptr"
 
+	"github.com/hivelet/hivelet/kubelet-lite/volumes"
 	"github.com/hivelet/hivelet/test/containerd"
 	"github.com/hivelet/hivelet/test/harness"
 	"github.com/hivelet/hivelet/test/images"
@@ -94,8 +95,19 @@ func newNode(t testing.TB, withAPI bool, manifests, upstream string) *env {
 	// pods' answers to them need it.
 	e.rt.Node.IP(t, "addr", "add", "192.0.2.10/32", "dev", "lo")
 	e.bin = filepath.Join(binDir, "hivelet-kubelet")
+	root := t.TempDir()
+	// Pods still bound to the node when the test ends keep their tmpfs
+	// volumes and subPath binds (a stopped kubelet leaves them, as
+	// upstream does): unmounted after the kubelet stops, before the
+	// directory goes.
+	t.Cleanup(func() {
+		mps, _ := volumes.MountsBeneath(root)
+		for _, mp := range mps {
+			volumes.Unmount(mp)
+		}
+	})
 	e.args = []string{"--container-runtime-endpoint", "unix://" + e.rt.Sock, "--hostname-override", e.node,
-		"--node-ip", "192.0.2.10", "--log-level", "debug", "--root-dir", t.TempDir(), "--cgroup-root", "/" + filepath.Base(cg)}
+		"--node-ip", "192.0.2.10", "--log-level", "debug", "--root-dir", root, "--cgroup-root", "/" + filepath.Base(cg)}
 	switch upstream {
 	case "":
 	case viaHivelet:
