@@ -1,7 +1,6 @@
 package kubeletlite
 
 import (
-	"bufio"
 	"context"
 	"crypto/ecdsa"
 	"crypto/elliptic"
@@ -17,12 +16,12 @@ import (
 	"net/http"
 	"os"
 	"strconv"
-	"strings"
 	"time"
 
 	runtimeapi "k8s.io/cri-api/pkg/apis/runtime/v1"
 
 	"github.com/hivelet/hivelet/kubelet-lite/cri"
+	"github.com/hivelet/hivelet/kubelet-lite/logs"
 	"github.com/hivelet/hivelet/kubelet-lite/pods"
 )
 
@@ -120,7 +119,7 @@ func containerLogs(w http.ResponseWriter, r *http.Request, rt *cri.Client) {
 		http.Error(w, err.Error(), http.StatusServiceUnavailable)
 		return
 	}
-	lines, err := readCRILog(st.Status.LogPath)
+	lines, err := logs.Read(st.Status.LogPath)
 	if err != nil {
 		http.Error(w, err.Error(), http.StatusInternalServerError)
 		return
@@ -132,34 +131,4 @@ func containerLogs(w http.ResponseWriter, r *http.Request, rt *cri.Client) {
 	for _, l := range lines {
 		_, _ = w.Write([]byte(l + "\n"))
 	}
-}
-
-// readCRILog reads a CRI log file ("<time> <stream> <P|F> <text>" per
-// line) back into the lines the container wrote, joining partial ones.
-func readCRILog(path string) ([]string, error) {
-	f, err := os.Open(path)
-	if err != nil {
-		return nil, fmt.Errorf("open log: %w", err)
-	}
-	defer f.Close()
-	var out []string
-	var partial strings.Builder
-	sc := bufio.NewScanner(f)
-	sc.Buffer(make([]byte, 64<<10), 1<<20)
-	for sc.Scan() {
-		fields := strings.SplitN(sc.Text(), " ", 4)
-		if len(fields) < 3 {
-			continue
-		}
-		text := ""
-		if len(fields) == 4 {
-			text = fields[3]
-		}
-		partial.WriteString(text)
-		if fields[2] == "F" {
-			out = append(out, partial.String())
-			partial.Reset()
-		}
-	}
-	return out, sc.Err()
 }

@@ -76,3 +76,17 @@ func TestAdmitRejects(t *testing.T) {
 		t.Errorf("invalid name: %q %v", reason, err)
 	}
 }
+
+func TestRejectedPodStaysFailed(t *testing.T) {
+	m := NewManager(Config{NodeName: "n", RootDir: t.TempDir()}, &cri.Client{Runtime: &flakyRuntime{}}, nil, slog.New(slog.NewTextHandler(io.Discard, nil)))
+	m.rt.Runtime.(*flakyRuntime).calls.Store(1) // no panic here
+	pod := &corev1.Pod{ObjectMeta: metav1.ObjectMeta{Name: "Bad_Name", Namespace: "ns", UID: "u1"},
+		Spec: corev1.PodSpec{Containers: []corev1.Container{{Name: "c", Image: "busybox"}}}}
+	w := newWorker(m, pod)
+	for range 3 {
+		w.safeSync(context.Background())
+		if w.lastStatus == nil || w.lastStatus.Phase != corev1.PodFailed || w.lastStatus.Reason != reasonInvalidPod {
+			t.Fatalf("status after a sync: %+v", w.lastStatus)
+		}
+	}
+}

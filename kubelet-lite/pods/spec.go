@@ -140,12 +140,17 @@ func (m *Manager) ContainerConfig(ctx context.Context, pod *corev1.Pod, c *corev
 	if err != nil {
 		return nil, err
 	}
-	hosts, err := m.hostsMount(pod, c, podIPs)
-	if err != nil {
-		return nil, err
-	}
-	if hosts != nil {
-		mnts = append(mnts, hosts)
+	for _, extra := range []func() (*runtimeapi.Mount, error){
+		func() (*runtimeapi.Mount, error) { return m.hostsMount(pod, c, podIPs) },
+		func() (*runtimeapi.Mount, error) { return m.terminationMount(pod, c) },
+	} {
+		mnt, err := extra()
+		if err != nil {
+			return nil, err
+		}
+		if mnt != nil {
+			mnts = append(mnts, mnt)
+		}
 	}
 	res := linuxResources(c)
 	cfg := &runtimeapi.ContainerConfig{

@@ -103,6 +103,8 @@ func readStatic(dir, node string) ([]*corev1.Pod, []error) {
 		if pod.Spec.RestartPolicy == "" {
 			pod.Spec.RestartPolicy = corev1.RestartPolicyAlways
 		}
+		defaultContainers(pod.Spec.InitContainers)
+		defaultContainers(pod.Spec.Containers)
 		if pod.Annotations == nil {
 			pod.Annotations = map[string]string{}
 		}
@@ -115,4 +117,17 @@ func readStatic(dir, node string) ([]*corev1.Pod, []error) {
 		pods = append(pods, &pod)
 	}
 	return pods, errs
+}
+
+// defaultContainers fills in what the API server would for a pod it
+// stores: static pods never pass through it.
+func defaultContainers(cs []corev1.Container) {
+	for i := range cs {
+		if cs[i].TerminationMessagePath == "" {
+			cs[i].TerminationMessagePath = corev1.TerminationMessagePathDefault
+		}
+		if cs[i].TerminationMessagePolicy == "" {
+			cs[i].TerminationMessagePolicy = corev1.TerminationMessageReadFile
+		}
+	}
 }

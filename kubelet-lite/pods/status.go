@@ -20,8 +20,8 @@ func ts(ns int64) metav1.Time {
 	return metav1.NewTime(time.Unix(0, ns).Truncate(time.Second))
 }
 
-func terminated(c *runtimeapi.ContainerStatus) *corev1.ContainerStateTerminated {
-	return &corev1.ContainerStateTerminated{ExitCode: c.ExitCode, Reason: c.Reason, Message: c.Message,
+func terminated(c *runtimeapi.ContainerStatus, spec *corev1.Container) *corev1.ContainerStateTerminated {
+	return &corev1.ContainerStateTerminated{ExitCode: c.ExitCode, Reason: c.Reason, Message: terminationMessage(c, spec),
 		StartedAt: ts(c.StartedAt), FinishedAt: ts(c.FinishedAt), ContainerID: runtimeScheme + c.Id}
 }
 
@@ -31,7 +31,7 @@ func (w *worker) containerStatus(pod *corev1.Pod, c *corev1.Container, cur, prev
 	cs := corev1.ContainerStatus{Name: c.Name, Image: c.Image}
 	running := false
 	if prev != nil {
-		cs.LastTerminationState.Terminated = terminated(prev)
+		cs.LastTerminationState.Terminated = terminated(prev, c)
 	}
 	if cur == nil {
 		wt := w.waiting[c.Name]
@@ -53,9 +53,9 @@ func (w *worker) containerStatus(pod *corev1.Pod, c *corev1.Container, cur, prev
 	case runtimeapi.ContainerState_CONTAINER_EXITED:
 		if wt, ok := w.waiting[c.Name]; ok && wt.reason == "CrashLoopBackOff" && shouldRestart(pod.Spec.RestartPolicy, cur.ExitCode) {
 			cs.State.Waiting = &corev1.ContainerStateWaiting{Reason: wt.reason, Message: wt.message}
-			cs.LastTerminationState.Terminated = terminated(cur)
+			cs.LastTerminationState.Terminated = terminated(cur, c)
 		} else {
-			cs.State.Terminated = terminated(cur)
+			cs.State.Terminated = terminated(cur, c)
 		}
 		cs.Started = ptrBool(false)
 	default:

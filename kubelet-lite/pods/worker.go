@@ -56,6 +56,7 @@ type worker struct {
 	reported   map[string]bool // waiting reasons already told as events
 	startTime  metav1.Time
 	lastStatus *corev1.PodStatus
+	deadline   *time.Timer // wakes the worker at activeDeadlineSeconds
 }
 
 func newWorker(m *Manager, pod *corev1.Pod) *worker {
@@ -149,6 +150,11 @@ func (w *worker) sync(ctx context.Context) bool {
 		w.m.log.Info("Pod terminated", "pod", pod.Namespace+"/"+pod.Name)
 		return true
 	}
+	if w.terminal() && w.lastStatus.Reason != "" {
+		// Failed by the kubelet itself (rejected, past its deadline): the
+		// status says why and stays as written.
+		return false
+	}
 	rp, err := w.m.runtimePod(ctx, w.uid)
 	if err != nil {
 		w.m.log.Warn("Container runtime unavailable; retrying", "pod", pod.Namespace+"/"+pod.Name, "error", err)
@@ -159,6 +165,10 @@ func (w *worker) sync(ctx context.Context) bool {
 			w.reject(ctx, pod, reason, err)
 			return false
 		}
+	}
+	if w.deadlinePassed(pod) {
+		w.failDeadline(ctx, pod)
+		return false
 	}
 	if !w.terminal() {
 		w.converge(ctx, pod, rp)

@@ -316,4 +316,53 @@ func TestPrivilegedKubeletLitePodContract(t *testing.T) {
 			t.Errorf("enableServiceLinks false and dnsPolicy Default: %q", out)
 		}
 	})
+
+	t.Run("termination messages and activeDeadlineSeconds as upstream", func(t *testing.T) {
+		e.runPod(t, "said", nil, corev1.PodSpec{RestartPolicy: corev1.RestartPolicyNever,
+			SecurityContext: &corev1.PodSecurityContext{RunAsUser: ptr.To(int64(1000))},
+			Containers: []corev1.Container{
+				{Name: "file", Command: []string{"sh", "-c", "printf DONE > /dev/termination-log"}, TerminationMessagePath: "/dev/termination-log"},
+				{Name: "custom", Command: []string{"sh", "-c", "printf custom > /tmp/msg; exit 2"}, TerminationMessagePath: "/tmp/msg"},
+				{Name: "logs", Command: []string{"sh", "-c", "echo first; echo oops; exit 1"}, TerminationMessagePath: "/dev/termination-log",
+					TerminationMessagePolicy: corev1.TerminationMessageFallbackToLogsOnError},
+			}})
+		p := e.waitPod(t, "said", "Failed with every container terminated", func(p *corev1.Pod) bool {
+			if p.Status.Phase != corev1.PodFailed || len(p.Status.ContainerStatuses) != 3 {
+				return false
+			}
+			for _, cs := range p.Status.ContainerStatuses {
+				if cs.State.Terminated == nil {
+					return false
+				}
+			}
+			return true
+		})
+		want := map[string]string{"file": "DONE", "custom": "custom", "logs": "first\noops\n"}
+		for _, cs := range p.Status.ContainerStatuses {
+			if got := cs.State.Terminated.Message; got != want[cs.Name] {
+				t.Errorf("container %s: termination message %q, want %q", cs.Name, got, want[cs.Name])
+			}
+		}
+
+		start := time.Now()
+		e.runPod(t, "deadline", nil, corev1.PodSpec{ActiveDeadlineSeconds: ptr.To(int64(3)), Containers: []corev1.Container{{Name: "main"}}})
+		e.waitPod(t, "deadline", "Running", running)
+		p = e.waitPod(t, "deadline", "Failed with DeadlineExceeded", func(p *corev1.Pod) bool {
+			return p.Status.Phase == corev1.PodFailed && p.Status.Reason == "DeadlineExceeded"
+		})
+		if took := time.Since(start); took < 3*time.Second {
+			t.Errorf("failed after %v, before its 3 s deadline", took)
+		}
+		if cs := p.Status.ContainerStatuses; len(cs) != 1 || cs[0].State.Running != nil {
+			t.Errorf("the container still runs past the deadline: %+v", cs)
+		}
+		time.Sleep(resyncGrace)
+		if p := e.pod("deadline"); p == nil || p.Status.Phase != corev1.PodFailed || p.Status.Reason != "DeadlineExceeded" {
+			t.Errorf("a later sync rewrote the failed pod's status: %+v", p.Status)
+		}
+	})
 }
+
+// resyncGrace outlasts a worker's periodic sync (10 s), so a check after
+// it sees what that sync wrote.
+const resyncGrace = 11 * time.Second

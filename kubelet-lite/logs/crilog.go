@@ -1,0 +1,61 @@
+// Package logs reads the container log files the runtime writes in the
+// CRI format, for the kubelet API (`kubectl logs`) and for termination
+// messages taken from a container's last lines.
+package logs
+
+import (
+	"bufio"
+	"fmt"
+	"os"
+	"strings"
+)
+
+// Read reads a CRI log file ("<time> <stream> <P|F> <text>" per line)
+// back into the lines the container wrote, joining partial ones.
+func Read(path string) ([]string, error) {
+	f, err := os.Open(path)
+	if err != nil {
+		return nil, fmt.Errorf("open log: %w", err)
+	}
+	defer f.Close()
+	var out []string
+	var partial strings.Builder
+	sc := bufio.NewScanner(f)
+	sc.Buffer(make([]byte, 64<<10), 1<<20)
+	for sc.Scan() {
+		fields := strings.SplitN(sc.Text(), " ", 4)
+		if len(fields) < 3 {
+			continue
+		}
+		text := ""
+		if len(fields) == 4 {
+			text = fields[3]
+		}
+		partial.WriteString(text)
+		if fields[2] == "F" {
+			out = append(out, partial.String())
+			partial.Reset()
+		}
+	}
+	return out, sc.Err()
+}
+
+// Tail is the end of a log as one text: at most lines lines and bytes
+// bytes (the later ones kept).
+func Tail(path string, lines, bytes int) (string, error) {
+	all, err := Read(path)
+	if err != nil {
+		return "", err
+	}
+	if len(all) > lines {
+		all = all[len(all)-lines:]
+	}
+	s := strings.Join(all, "\n")
+	if len(all) > 0 {
+		s += "\n"
+	}
+	if len(s) > bytes {
+		s = s[len(s)-bytes:]
+	}
+	return s, nil
+}

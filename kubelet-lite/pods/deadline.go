@@ -1,0 +1,63 @@
+package pods
+
+import (
+	"context"
+	"sync"
+	"time"
+
+	corev1 "k8s.io/api/core/v1"
+	runtimeapi "k8s.io/cri-api/pkg/apis/runtime/v1"
+)
+
+// reasonDeadlineExceeded is the upstream kubelet's reason for a pod that
+// ran past its activeDeadlineSeconds.
+const reasonDeadlineExceeded = "DeadlineExceeded"
+
+// deadlinePassed reports a running pod past its activeDeadlineSeconds,
+// counted from its start time, and otherwise arranges a wake-up for the
+// moment it will be.
+func (w *worker) deadlinePassed(pod *corev1.Pod) bool {
+	d := pod.Spec.ActiveDeadlineSeconds
+	if d == nil || w.terminal() {
+		return false
+	}
+	left := time.Until(w.startTime.Add(secondsDur(*d)))
+	if left <= 0 {
+		return true
+	}
+	if w.deadline == nil {
+		w.deadline = time.AfterFunc(left, w.kick)
+	} else {
+		w.deadline.Reset(left) // the deadline may have been shortened
+	}
+	return false
+}
+
+// failDeadline stops the pod's containers (within the grace period) and
+// fails the pod for good with DeadlineExceeded, as upstream.
+func (w *worker) failDeadline(ctx context.Context, pod *corev1.Pod) {
+	w.m.log.Info("Pod ran past its activeDeadlineSeconds; stopping it", "pod", pod.Namespace+"/"+pod.Name)
+	w.m.event(pod, corev1.EventTypeNormal, reasonDeadlineExceeded, "Pod was active on the node longer than the specified deadline")
+	rp, err := w.m.runtimePod(ctx, w.uid)
+	if err != nil {
+		return
+	}
+	w.m.probes.stopPod(w.uid, rp)
+	var wg sync.WaitGroup
+	for _, c := range rp.containers {
+		if c.State == runtimeapi.ContainerState_CONTAINER_RUNNING {
+			wg.Go(func() { w.m.stopContainer(ctx, pod, c, gracePeriod(pod)) })
+		}
+	}
+	wg.Wait()
+	if rp, err = w.m.runtimePod(ctx, w.uid); err != nil {
+		return
+	}
+	var ips []string
+	if sb := rp.readySandbox(); sb != nil {
+		ips = w.m.podIPs(ctx, pod, sb.Id)
+	}
+	st := w.status(pod, rp, ips)
+	st.Phase, st.Reason, st.Message = corev1.PodFailed, reasonDeadlineExceeded, "Pod was active on the node longer than the specified deadline"
+	w.writeStatus(ctx, pod, st)
+}
