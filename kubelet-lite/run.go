@@ -12,6 +12,7 @@ import (
 	"runtime/debug"
 	"time"
 
+	"k8s.io/apimachinery/pkg/api/resource"
 	"sigs.k8s.io/yaml"
 
 	"github.com/hivelet/hivelet/daemon/kubeclient"
@@ -48,6 +49,11 @@ type Config struct {
 	// seccompDefault and allowedUnsafeSysctls.
 	SeccompDefault       bool
 	AllowedUnsafeSysctls []string
+	// PodLogsDir, ContainerLogMaxSize ("10Mi") and ContainerLogMaxFiles:
+	// where container logs go and how they rotate.
+	PodLogsDir           string
+	ContainerLogMaxSize  string
+	ContainerLogMaxFiles int
 	// ClusterDNS, ClusterDomain and ResolvConf: name resolution of pods.
 	ClusterDNS    []netip.Addr
 	ClusterDomain string
@@ -63,16 +69,19 @@ func (c *Config) ResolvConfFlag(set bool) { c.resolvConfSet = set }
 // fileConfig is the part of a KubeletConfiguration (kubelet.config.k8s.io)
 // kubelet-lite honours; flags given on the command line win.
 type fileConfig struct {
-	Kind                     string `json:"kind"`
-	StaticPodPath            string `json:"staticPodPath"`
-	MaxPods                  int    `json:"maxPods"`
-	CgroupRoot               string `json:"cgroupRoot"`
-	PodCIDR                  string `json:"podCIDR"`
+	Kind                     string   `json:"kind"`
+	StaticPodPath            string   `json:"staticPodPath"`
+	MaxPods                  int      `json:"maxPods"`
+	CgroupRoot               string   `json:"cgroupRoot"`
+	PodCIDR                  string   `json:"podCIDR"`
 	ContainerRuntimeEndpoint string   `json:"containerRuntimeEndpoint"`
 	SeccompDefault           bool     `json:"seccompDefault"`
 	AllowedUnsafeSysctls     []string `json:"allowedUnsafeSysctls"`
 	ClusterDNS               []string `json:"clusterDNS"`
 	ClusterDomain            string   `json:"clusterDomain"`
+	PodLogsDir               string   `json:"podLogsDir"`
+	ContainerLogMaxSize      string   `json:"containerLogMaxSize"`
+	ContainerLogMaxFiles     int      `json:"containerLogMaxFiles"`
 	ResolvConf               *string  `json:"resolvConf"`
 }
 
@@ -121,10 +130,40 @@ func (c *Config) LoadFile(path string) error {
 	if c.ClusterDomain == "" {
 		c.ClusterDomain = f.ClusterDomain
 	}
+	if c.PodLogsDir == "" {
+		c.PodLogsDir = f.PodLogsDir
+	}
+	if c.ContainerLogMaxSize == "" {
+		c.ContainerLogMaxSize = f.ContainerLogMaxSize
+	}
+	if c.ContainerLogMaxFiles == 0 {
+		c.ContainerLogMaxFiles = f.ContainerLogMaxFiles
+	}
 	if f.ResolvConf != nil && !c.resolvConfSet {
 		c.ResolvConf = *f.ResolvConf
 	}
 	return nil
+}
+
+// logRotation checks --container-log-max-size and -files: the upstream
+// defaults are 10Mi and 5; "0" turns rotation off; fewer than 2 files
+// cannot rotate.
+func logRotation(cfg Config) (int64, int, error) {
+	size, files := "10Mi", 5
+	if cfg.ContainerLogMaxSize != "" {
+		size = cfg.ContainerLogMaxSize
+	}
+	if cfg.ContainerLogMaxFiles != 0 {
+		files = cfg.ContainerLogMaxFiles
+	}
+	q, err := resource.ParseQuantity(size)
+	if err != nil || q.Sign() < 0 {
+		return 0, 0, fmt.Errorf("--container-log-max-size %q: want a size such as 10Mi", size)
+	}
+	if files < 2 {
+		return 0, 0, fmt.Errorf("--container-log-max-files %d: at least 2 (the live log and one rotated)", files)
+	}
+	return q.Value(), files, nil
 }
 
 // Run runs kubelet-lite until ctx ends. Containers keep running when it
@@ -138,6 +177,10 @@ func Run(ctx context.Context, cfg Config, log *slog.Logger) error {
 	}
 	if err := os.MkdirAll(cfg.RootDir, 0o750); err != nil {
 		return fmt.Errorf("create --root-dir: %w", err)
+	}
+	logMax, logFiles, err := logRotation(cfg)
+	if err != nil {
+		return err
 	}
 	rt, err := cri.Dial(cfg.RuntimeEndpoint)
 	if err != nil {
@@ -156,7 +199,8 @@ func Run(ctx context.Context, cfg Config, log *slog.Logger) error {
 	}
 	m := pods.NewManager(pods.Config{NodeName: cfg.NodeName, NodeIPs: cfg.NodeIPs, RootDir: cfg.RootDir, CgroupRoot: cfg.CgroupRoot,
 		SeccompDefault: cfg.SeccompDefault, AllowedUnsafeSysctls: cfg.AllowedUnsafeSysctls,
-		ClusterDNS: cfg.ClusterDNS, ClusterDomain: cfg.ClusterDomain, ResolvConf: cfg.ResolvConf, Allocatable: node.Allocatable(cfg.RootDir)}, rt, client, log)
+		ClusterDNS: cfg.ClusterDNS, ClusterDomain: cfg.ClusterDomain, ResolvConf: cfg.ResolvConf,
+		PodLogsDir: cfg.PodLogsDir, ContainerLogMaxSize: logMax, ContainerLogMaxFiles: logFiles, Allocatable: node.Allocatable(cfg.RootDir)}, rt, client, log)
 	if client != nil {
 		keeper := node.New(client, node.Config{Name: cfg.NodeName, IPs: cfg.NodeIPs, RootDir: cfg.RootDir, PodCIDR: cfg.PodCIDR,
 			MaxPods: cfg.MaxPods, RuntimeReady: rt.Ready}, log)
@@ -185,6 +229,7 @@ func Run(ctx context.Context, cfg Config, log *slog.Logger) error {
 	if cfg.PodManifestPath != "" {
 		go m.RunStatic(ctx, cfg.PodManifestPath)
 	}
+	go m.RunLogRotation(ctx)
 	if cfg.HealthzAddr != "" {
 		if err := serveHealthz(ctx, cfg.HealthzAddr, m, rt, log); err != nil {
 			return err

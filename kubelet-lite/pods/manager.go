@@ -46,6 +46,12 @@ type Config struct {
 	ClusterDNS    []netip.Addr
 	ClusterDomain string
 	ResolvConf    string
+	// PodLogsDir holds the pods' container logs (upstream podLogsDir,
+	// /var/log/pods); ContainerLogMaxSize and ContainerLogMaxFiles rotate
+	// them (0: no rotation).
+	PodLogsDir           string
+	ContainerLogMaxSize  int64
+	ContainerLogMaxFiles int
 	// Allocatable is what the node offers pods: a container's limit it
 	// does not set reads as this in the downward API.
 	Allocatable corev1.ResourceList
@@ -211,7 +217,7 @@ func (m *Manager) Run(ctx context.Context) {
 		for _, uid := range orphans {
 			m.log.Info("Removing a pod no source has", "uid", uid)
 			m.removeRuntimePod(ctx, uid, 0, nil)
-			m.cleanupVolumes(string(uid))
+			m.cleanupPodFiles(string(uid))
 		}
 		m.sweepCgroups(func(uid types.UID) bool {
 			m.mu.Lock()

@@ -107,7 +107,9 @@ func (m *Manager) removeRuntimePod(ctx context.Context, uid types.UID, grace int
 	cctx, cancel := cri.Ctx(ctx)
 	defer cancel()
 	for _, c := range rp.containers {
-		_, _ = m.rt.Runtime.RemoveContainer(cctx, &runtimeapi.RemoveContainerRequest{ContainerId: c.Id})
+		if _, err := m.rt.Runtime.RemoveContainer(cctx, &runtimeapi.RemoveContainerRequest{ContainerId: c.Id}); err == nil {
+			removeContainerLog(c.LogPath)
+		}
 	}
 	for _, sb := range rp.sandboxes {
 		if _, err := m.rt.Runtime.StopPodSandbox(cctx, &runtimeapi.StopPodSandboxRequest{PodSandboxId: sb.Id}); err != nil {
@@ -139,5 +141,35 @@ func (m *Manager) stopContainer(ctx context.Context, pod *corev1.Pod, c *runtime
 	defer cancel()
 	if _, err := m.rt.Runtime.StopContainer(sctx, &runtimeapi.StopContainerRequest{ContainerId: c.Id, Timeout: grace}); err != nil {
 		m.log.Warn("Stopping a container failed", "container", c.Id, "error", err)
+	}
+}
+
+// pruneDead removes the exited instances of each container but the two
+// newest (the current one and the one `kubectl logs --previous` reads),
+// with their logs, as the upstream kubelet's container GC keeps one dead
+// container per container name: a crash-looping container must not
+// pile up instances and log files.
+func (m *Manager) pruneDead(ctx context.Context, rp *runtimePod) {
+	seen := map[string]int{}
+	var old []*runtimeapi.ContainerStatus
+	for i := len(rp.containers) - 1; i >= 0; i-- { // newest first
+		c := rp.containers[i]
+		seen[c.Metadata.Name]++
+		if seen[c.Metadata.Name] > 2 && c.State == runtimeapi.ContainerState_CONTAINER_EXITED {
+			old = append(old, c)
+		}
+	}
+	if len(old) == 0 {
+		return
+	}
+	cctx, cancel := cri.Ctx(ctx)
+	defer cancel()
+	for _, c := range old {
+		if _, err := m.rt.Runtime.RemoveContainer(cctx, &runtimeapi.RemoveContainerRequest{ContainerId: c.Id}); err != nil {
+			m.log.Warn("Removing a dead container failed", "container", c.Id, "error", err)
+			continue
+		}
+		removeContainerLog(c.LogPath)
+		m.log.Debug("Removed a dead container", "container", c.Id, "name", c.Metadata.Name, "attempt", c.Metadata.Attempt)
 	}
 }

@@ -120,8 +120,10 @@ func protocol(p corev1.Protocol) runtimeapi.Protocol {
 	return runtimeapi.Protocol_TCP
 }
 
+// logDir is where the runtime writes the pod's container logs, the
+// layout log collectors expect: <pod-logs-dir>/<ns>_<pod>_<uid>/<container>/<n>.log.
 func (m *Manager) logDir(pod *corev1.Pod) string {
-	return filepath.Join(m.cfg.RootDir, "pod-logs", pod.Namespace+"_"+pod.Name+"_"+string(pod.UID))
+	return filepath.Join(m.podLogsDir(), pod.Namespace+"_"+pod.Name+"_"+string(pod.UID))
 }
 
 // ContainerConfig is the CRI container for spec c of pod; env references

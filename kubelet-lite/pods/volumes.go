@@ -13,6 +13,7 @@ import (
 	authenticationv1 "k8s.io/api/authentication/v1"
 	corev1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/types"
 	runtimeapi "k8s.io/cri-api/pkg/apis/runtime/v1"
 
 	"github.com/hivelet/hivelet/kubelet-lite/volumes"
@@ -387,12 +388,14 @@ func (m *Manager) mounts(pod *corev1.Pod, c *corev1.Container, vols map[string]p
 	return out, nil
 }
 
-// cleanupVolumes unmounts the pod's tmpfs volumes and subPath binds and
-// removes the pod's directory, never descending into a mount.
-func (m *Manager) cleanupVolumes(uid string) {
+// cleanupPodFiles unmounts the pod's tmpfs volumes and subPath binds and
+// removes the pod's directory, never descending into a mount, and its
+// container logs.
+func (m *Manager) cleanupPodFiles(uid string) {
 	dir := m.podDir(uid)
 	m.writer.Forget(dir)
 	if err := volumes.RemovePodDir(dir); err != nil {
 		m.log.Warn("Removing a pod's directory failed", "uid", uid, "error", err)
 	}
+	m.removePodLogs(types.UID(uid))
 }

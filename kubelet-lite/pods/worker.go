@@ -135,7 +135,7 @@ func (w *worker) sync(ctx context.Context) bool {
 			w.m.probes.stopPod(w.uid, rp)
 		}
 		w.m.removeRuntimePod(ctx, w.uid, gracePeriod(pod), pod)
-		w.m.cleanupVolumes(string(w.uid))
+		w.m.cleanupPodFiles(string(w.uid))
 		w.m.removePodCgroups(pod)
 		w.m.deleteMirror(pod)
 		if !removed && w.m.client != nil && !IsStatic(pod) {
@@ -176,6 +176,7 @@ func (w *worker) sync(ctx context.Context) bool {
 		if rp, err = w.m.runtimePod(ctx, w.uid); err != nil {
 			return false
 		}
+		w.m.pruneDead(ctx, rp)
 	}
 	var ips []string
 	if sb := rp.readySandbox(); sb != nil {

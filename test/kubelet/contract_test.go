@@ -13,6 +13,7 @@ import (
 	"k8s.io/apimachinery/pkg/api/resource"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/types"
+	runtimeapi "k8s.io/cri-api/pkg/apis/runtime/v1"
 	"k8s.io/utils/ptr"
 
 	"github.com/hivelet/hivelet/test/containerd"
@@ -89,7 +90,8 @@ func TestPrivilegedKubeletLitePodContract(t *testing.T) {
 	// A node of a cluster with DNS: restarting the kubelet with the
 	// settings also shows a restart changes nothing for running pods.
 	e.kubelet.Stop(syscall.SIGTERM)
-	e.args = append(e.args, "--cluster-dns", "10.96.0.10", "--cluster-domain", "cluster.local")
+	e.args = append(e.args, "--cluster-dns", "10.96.0.10", "--cluster-domain", "cluster.local",
+		"--container-log-max-size", "2Ki", "--container-log-max-files", "3")
 	e.start()
 	marker := fmt.Sprintf("hivelet-escape-%d", time.Now().UnixNano())
 	t.Cleanup(func() { os.Remove(filepath.Join("/tmp", marker)) })
@@ -229,7 +231,9 @@ func TestPrivilegedKubeletLitePodContract(t *testing.T) {
 		e.runPod(t, "priv", nil, corev1.PodSpec{ShareProcessNamespace: ptr.To(true), Containers: []corev1.Container{
 			{Name: "main", SecurityContext: &corev1.SecurityContext{Privileged: ptr.To(true)}},
 			{Name: "other", Command: []string{"sleep", "7777"}}}})
-		p := e.waitPod(t, "priv", "Running", func(p *corev1.Pod) bool { return running(p) && len(p.Status.ContainerStatuses) == 2 && p.Status.ContainerStatuses[1].State.Running != nil })
+		p := e.waitPod(t, "priv", "Running", func(p *corev1.Pod) bool {
+			return running(p) && len(p.Status.ContainerStatuses) == 2 && p.Status.ContainerStatuses[1].State.Running != nil
+		})
 		out = e.exec(t, containerID(p, "main"), "sh", "-c", "grep ^CapEff: /proc/self/status | tr -d '\\t'; ps -o args | grep -c '^sleep 7777'")
 		if !strings.HasPrefix(out, "CapEff:000001ff") || !strings.HasSuffix(out, "\n1") {
 			t.Errorf("privileged, sharing the pod's PID namespace:\n%s", out)
@@ -359,6 +363,44 @@ func TestPrivilegedKubeletLitePodContract(t *testing.T) {
 		time.Sleep(resyncGrace)
 		if p := e.pod("deadline"); p == nil || p.Status.Phase != corev1.PodFailed || p.Status.Reason != "DeadlineExceeded" {
 			t.Errorf("a later sync rewrote the failed pod's status: %+v", p.Status)
+		}
+	})
+
+	t.Run("logs under the pod logs dir, rotated; dead instances pruned to the last one", func(t *testing.T) {
+		e.runPod(t, "chatty", nil, corev1.PodSpec{Containers: []corev1.Container{{Name: "main",
+			Command: []string{"sh", "-c", "while true; do echo 0123456789abcdef0123456789abcdef0123456789abcdef; sleep 0.02; done"}}}})
+		e.runPod(t, "crashy", nil, corev1.PodSpec{Containers: []corev1.Container{{Name: "main", Command: []string{"sh", "-c", "echo bye; exit 1"}}}})
+		p := e.waitPod(t, "chatty", "Running", running)
+		dir := filepath.Join(e.rootDir(), "logs", e.ns+"_chatty_"+string(p.UID), "main")
+		harness.WaitFor(t, "a rotated log beside the live one", func() bool {
+			rotated, _ := filepath.Glob(filepath.Join(dir, "0.log.*"))
+			return len(rotated) >= 1
+		})
+		harness.WaitFor(t, "old rotations removed: 3 files at most", func() bool {
+			all, _ := filepath.Glob(filepath.Join(dir, "0.log*"))
+			rotated, _ := filepath.Glob(filepath.Join(dir, "0.log.*"))
+			return len(rotated) == 2 && len(all) == 3
+		})
+		code, body, err := e.kubeletGet(t, "/containerLogs/"+e.ns+"/chatty/main?tailLines=1", &e.clientCert)
+		if err != nil || code != 200 || !strings.HasPrefix(body, "0123456789abcdef") {
+			t.Errorf("logs after rotation through the kubelet API: %d %q %v", code, body, err)
+		}
+
+		c := e.waitPod(t, "crashy", "restarted twice", func(p *corev1.Pod) bool {
+			return len(p.Status.ContainerStatuses) == 1 && p.Status.ContainerStatuses[0].RestartCount >= 2
+		})
+		instances := func() int {
+			list, err := e.rt.RT.ListContainers(e.ctx, &runtimeapi.ListContainersRequest{Filter: &runtimeapi.ContainerFilter{
+				LabelSelector: map[string]string{"io.kubernetes.pod.uid": string(c.UID)}}})
+			if err != nil {
+				return -1
+			}
+			return len(list.Containers)
+		}
+		harness.WaitFor(t, "at most the current and the previous instance kept", func() bool { return instances() <= 2 })
+		logsLeft, _ := filepath.Glob(filepath.Join(e.rootDir(), "logs", e.ns+"_crashy_"+string(c.UID), "main", "*.log"))
+		if len(logsLeft) > 2 {
+			t.Errorf("logs of pruned instances left: %v", logsLeft)
 		}
 	})
 }

@@ -107,7 +107,8 @@ func newNode(t testing.TB, withAPI bool, manifests, upstream string) *env {
 		}
 	})
 	e.args = []string{"--container-runtime-endpoint", "unix://" + e.rt.Sock, "--hostname-override", e.node,
-		"--node-ip", "192.0.2.10", "--log-level", "debug", "--root-dir", root, "--cgroup-root", "/" + filepath.Base(cg)}
+		"--node-ip", "192.0.2.10", "--log-level", "debug", "--root-dir", root,
+		"--pod-logs-dir", filepath.Join(root, "logs"), "--cgroup-root", "/" + filepath.Base(cg)}
 	switch upstream {
 	case "":
 	case viaHivelet:
