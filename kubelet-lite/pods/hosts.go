@@ -86,6 +86,10 @@ func (m *Manager) hostsMount(pod *corev1.Pod, c *corev1.Container, podIPs []stri
 		}
 	}
 	path := filepath.Join(m.podDir(string(pod.UID)), "etc-hosts")
+	if cur := readLimited(path, int64(buf.Len())+1); cur == buf.String() {
+		// Every container of the pod shares the file: written once.
+		return &runtimeapi.Mount{ContainerPath: etcHosts, HostPath: path}, nil
+	}
 	if err := writeFileAtomic(path, buf.Bytes(), 0o644); err != nil {
 		return nil, fmt.Errorf("write the pod's hosts file: %w", err)
 	}
