@@ -58,8 +58,7 @@ func (p *prober) isReady(uid types.UID, c *corev1.Container) bool {
 func (p *prober) sync(w *worker, pod *corev1.Pod, rp *runtimePod, podIP string) {
 	live := map[string]bool{}
 	sb := rp.readySandbox()
-	for i := range pod.Spec.Containers {
-		c := &pod.Spec.Containers[i]
+	for _, c := range probedContainers(pod) {
 		if c.LivenessProbe == nil && c.ReadinessProbe == nil && c.StartupProbe == nil || sb == nil {
 			continue
 		}
@@ -89,6 +88,21 @@ func (p *prober) sync(w *worker, pod *corev1.Pod, rp *runtimePod, podIP string) 
 			delete(p.started, id)
 		}
 	}
+}
+
+// probedContainers are the containers probes run for: the main ones and
+// the sidecars.
+func probedContainers(pod *corev1.Pod) []*corev1.Container {
+	var out []*corev1.Container
+	for i := range pod.Spec.InitContainers {
+		if isSidecar(&pod.Spec.InitContainers[i]) {
+			out = append(out, &pod.Spec.InitContainers[i])
+		}
+	}
+	for i := range pod.Spec.Containers {
+		out = append(out, &pod.Spec.Containers[i])
+	}
+	return out
 }
 
 // stopPod ends every probe of a pod that is going away.
@@ -188,6 +202,10 @@ func (p *prober) loop(ctx context.Context, w *worker, pod *corev1.Pod, c *corev1
 			case startup:
 				if s.succ >= succT {
 					s.done = true
+					p.mu.Lock()
+					p.started[id] = true
+					p.mu.Unlock()
+					w.kick() // a sidecar's start may let the next container go
 				} else if s.fail >= failT {
 					p.kill(ctx, w, pod, c, id, "startup")
 					return

@@ -3,7 +3,6 @@ package pods
 import (
 	"context"
 	"slices"
-	"sync"
 
 	corev1 "k8s.io/api/core/v1"
 	"k8s.io/apimachinery/pkg/types"
@@ -92,18 +91,7 @@ func (m *Manager) removeRuntimePod(ctx context.Context, uid types.UID, grace int
 		m.log.Warn("Cannot read a terminating pod's containers", "uid", uid, "error", err)
 		return
 	}
-	var wg sync.WaitGroup
-	for _, c := range rp.containers {
-		if c.State != runtimeapi.ContainerState_CONTAINER_RUNNING {
-			continue
-		}
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			m.stopContainer(ctx, pod, c, grace)
-		}()
-	}
-	wg.Wait()
+	m.stopInOrder(ctx, pod, rp, grace)
 	cctx, cancel := cri.Ctx(ctx)
 	defer cancel()
 	for _, c := range rp.containers {
@@ -126,7 +114,7 @@ func (m *Manager) removeRuntimePod(ctx context.Context, uid types.UID, grace int
 // period has passed.
 func (m *Manager) stopContainer(ctx context.Context, pod *corev1.Pod, c *runtimeapi.ContainerStatus, grace int64) {
 	if pod != nil {
-		for _, spec := range pod.Spec.Containers {
+		for _, spec := range allContainers(pod) {
 			if spec.Name == c.Metadata.Name && spec.Lifecycle != nil && spec.Lifecycle.PreStop != nil && spec.Lifecycle.PreStop.Exec != nil {
 				hctx, cancel := context.WithTimeout(ctx, secondsDur(grace))
 				_, err := m.rt.Runtime.ExecSync(hctx, &runtimeapi.ExecSyncRequest{ContainerId: c.Id, Cmd: spec.Lifecycle.PreStop.Exec.Command, Timeout: grace})

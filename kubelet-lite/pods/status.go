@@ -47,11 +47,12 @@ func (w *worker) containerStatus(pod *corev1.Pod, c *corev1.Container, cur, prev
 	switch cur.State {
 	case runtimeapi.ContainerState_CONTAINER_RUNNING:
 		cs.State.Running = &corev1.ContainerStateRunning{StartedAt: ts(cur.StartedAt)}
-		cs.Started = ptrBool(true)
-		cs.Ready = w.m.probes.isReady(pod.UID, c)
+		started := w.m.probes.isStarted(c, cur)
+		cs.Started = ptrBool(started)
+		cs.Ready = started && w.m.probes.isReady(pod.UID, c)
 		running = true
 	case runtimeapi.ContainerState_CONTAINER_EXITED:
-		if wt, ok := w.waiting[c.Name]; ok && wt.reason == "CrashLoopBackOff" && shouldRestart(pod.Spec.RestartPolicy, cur.ExitCode) {
+		if wt, ok := w.waiting[c.Name]; ok && wt.reason == "CrashLoopBackOff" && shouldRestart(restartPolicyOf(pod, c), cur.ExitCode) {
 			cs.State.Waiting = &corev1.ContainerStateWaiting{Reason: wt.reason, Message: wt.message}
 			cs.LastTerminationState.Terminated = terminated(cur, c)
 		} else {
@@ -84,17 +85,24 @@ func (w *worker) status(pod *corev1.Pod, rp *runtimePod, ips []string) *corev1.P
 			st.PodIP = st.PodIPs[0].IP
 		}
 	}
-	initialized := true
+	initialized, allReady := true, true
+	past := sb != nil && mainStarted(pod, rp, sbID)
 	for i := range pod.Spec.InitContainers {
 		c := &pod.Spec.InitContainers[i]
 		cur, prev := rp.latest(c.Name, sbID)
 		cs, _ := w.containerStatus(pod, c, cur, prev)
-		cs.Ready = cur != nil && cur.State == runtimeapi.ContainerState_CONTAINER_EXITED && cur.ExitCode == 0
-		initialized = initialized && cs.Ready
+		if isSidecar(c) {
+			// A sidecar counts as initialized once started; its readiness
+			// is part of the pod's.
+			allReady = allReady && cs.Ready
+			initialized = initialized && (past || w.m.probes.isStarted(c, cur))
+		} else {
+			cs.Ready = cur != nil && cur.State == runtimeapi.ContainerState_CONTAINER_EXITED && cur.ExitCode == 0
+			initialized = initialized && (past || cs.Ready)
+		}
 		st.InitContainerStatuses = append(st.InitContainerStatuses, cs)
 	}
 	var nRunning, nSucceeded, nFailed, nWaiting int
-	allReady := true
 	for i := range pod.Spec.Containers {
 		c := &pod.Spec.Containers[i]
 		cur, prev := rp.latest(c.Name, sbID)

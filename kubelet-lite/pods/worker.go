@@ -184,6 +184,10 @@ func (w *worker) sync(ctx context.Context) bool {
 		w.m.probes.sync(w, pod, rp, firstOr(ips))
 	}
 	w.writeStatus(ctx, pod, w.status(pod, rp, ips))
+	if w.terminal() {
+		// The main containers are done: sidecars stop too, last first.
+		w.m.stopInOrder(ctx, pod, rp, gracePeriod(pod))
+	}
 	return false
 }
 
@@ -229,10 +233,24 @@ func (w *worker) converge(ctx context.Context, pod *corev1.Pod, rp *runtimePod) 
 		time.AfterFunc(backoffInitial, w.kick)
 		return
 	}
+	initialized := mainStarted(pod, rp, sb.Id)
 	for i := range pod.Spec.InitContainers {
 		c := &pod.Spec.InitContainers[i]
 		cur, _ := rp.latest(c.Name, sb.Id)
-		if cur != nil && cur.State == runtimeapi.ContainerState_CONTAINER_EXITED && cur.ExitCode == 0 {
+		if isSidecar(c) {
+			// Kept running for the pod's life; during init, the next
+			// container waits until it has started (its startup probe
+			// passed, if it has one).
+			w.ensure(ctx, pod, c, cur, sb.Id, sbCfg, podIPs, vols)
+			if !initialized && !w.m.probes.isStarted(c, cur) {
+				if _, failing := w.waiting[c.Name]; !failing && (cur == nil || cur.State != runtimeapi.ContainerState_CONTAINER_RUNNING) {
+					w.kick() // just started: look again at once
+				}
+				return
+			}
+			continue
+		}
+		if initialized || cur != nil && cur.State == runtimeapi.ContainerState_CONTAINER_EXITED && cur.ExitCode == 0 {
 			continue
 		}
 		w.ensure(ctx, pod, c, cur, sb.Id, sbCfg, podIPs, vols)
@@ -267,7 +285,7 @@ func (w *worker) ensure(ctx context.Context, pod *corev1.Pod, c *corev1.Containe
 			w.waiting[c.Name] = waiting{"RunContainerError", err.Error()}
 		}
 	case cur.State == runtimeapi.ContainerState_CONTAINER_EXITED:
-		if !shouldRestart(pod.Spec.RestartPolicy, cur.ExitCode) {
+		if !shouldRestart(restartPolicyOf(pod, c), cur.ExitCode) {
 			return
 		}
 		bo := w.backoff[c.Name]

@@ -403,6 +403,54 @@ func TestPrivilegedKubeletLitePodContract(t *testing.T) {
 			t.Errorf("logs of pruned instances left: %v", logsLeft)
 		}
 	})
+
+	t.Run("sidecars: started in order, kept running and restarted, stopped after the main containers", func(t *testing.T) {
+		always := corev1.ContainerRestartPolicyAlways
+		shared := []corev1.VolumeMount{{Name: "shared", MountPath: "/shared"}}
+		e.runPod(t, "sidecar", nil, corev1.PodSpec{RestartPolicy: corev1.RestartPolicyNever, Volumes: []corev1.Volume{emptyDir("shared")},
+			InitContainers: []corev1.Container{
+				{Name: "proxy", RestartPolicy: &always, VolumeMounts: shared,
+					Command:      []string{"sh", "-c", `trap "exit 0" TERM; sleep 1; echo up >> /shared/proxy; while true; do sleep 0.2; done`},
+					StartupProbe: &corev1.Probe{ProbeHandler: corev1.ProbeHandler{Exec: &corev1.ExecAction{Command: []string{"test", "-f", "/shared/proxy"}}}, PeriodSeconds: 1}},
+				{Name: "setup", VolumeMounts: shared, Command: []string{"sh", "-c", "test -f /shared/proxy && echo proxy-was-up > /shared/setup"}},
+			},
+			Containers: []corev1.Container{{Name: "main", VolumeMounts: shared,
+				Command: []string{"sh", "-c", "cat /shared/setup; while [ ! -f /shared/done ]; do sleep 0.2; done"}}}})
+		init := func(p *corev1.Pod, name string) corev1.ContainerStatus {
+			for _, cs := range p.Status.InitContainerStatuses {
+				if cs.Name == name {
+					return cs
+				}
+			}
+			return corev1.ContainerStatus{}
+		}
+		p := e.waitPod(t, "sidecar", "Running with the sidecar started and the init container done", func(p *corev1.Pod) bool {
+			px, su := init(p, "proxy"), init(p, "setup")
+			return running(p) && px.State.Running != nil && px.Started != nil && *px.Started && su.State.Terminated != nil && su.State.Terminated.ExitCode == 0 &&
+				len(p.Status.ContainerStatuses) == 1 && p.Status.ContainerStatuses[0].State.Running != nil
+		})
+		mainID := containerID(p, "main")
+		if code, body, err := e.kubeletGet(t, "/containerLogs/"+e.ns+"/sidecar/main", &e.clientCert); err != nil || code != 200 || body != "proxy-was-up\n" {
+			t.Errorf("the init container after the sidecar: main logged %d %q %v", code, body, err)
+		}
+		e.exec(t, init(p, "proxy").ContainerID, "kill", "1")
+		p = e.waitPod(t, "sidecar", "the sidecar restarted although the pod's policy is Never", func(p *corev1.Pod) bool {
+			px := init(p, "proxy")
+			return px.RestartCount >= 1 && px.State.Running != nil
+		})
+		if containerID(p, "main") != mainID {
+			t.Error("the main container was replaced when its sidecar restarted")
+		}
+		e.exec(t, mainID, "touch", "/shared/done")
+		p = e.waitPod(t, "sidecar", "Succeeded, the sidecar stopped after the main container", func(p *corev1.Pod) bool {
+			return p.Status.Phase == corev1.PodSucceeded && init(p, "proxy").State.Terminated != nil
+		})
+		px := init(p, "proxy").State.Terminated
+		main := p.Status.ContainerStatuses[0].State.Terminated
+		if main == nil || px.FinishedAt.Before(&main.FinishedAt) {
+			t.Errorf("the sidecar finished (%v) before the main container (%+v)", px.FinishedAt, main)
+		}
+	})
 }
 
 // resyncGrace outlasts a worker's periodic sync (10 s), so a check after
