@@ -1,0 +1,191 @@
+package pods
+
+import (
+	"context"
+	"io"
+	"log/slog"
+	"testing"
+	"time"
+
+	corev1 "k8s.io/api/core/v1"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	k8stypes "k8s.io/apimachinery/pkg/types"
+	runtimeapi "k8s.io/cri-api/pkg/apis/runtime/v1"
+	"k8s.io/utils/ptr"
+
+	"github.com/hivelet/hivelet/kubelet-lite/cri/critest"
+)
+
+// fakeNode is a Manager over cri-api's fake runtime: worker behaviour in
+// milliseconds, no containerd, no API server.
+func fakeNode(t *testing.T) (*Manager, *critest.Runtime) {
+	t.Helper()
+	rt, client := critest.New("busybox:1")
+	dir := t.TempDir()
+	m := NewManager(Config{NodeName: "n", RootDir: dir, PodLogsDir: dir + "/logs"}, client, nil, slog.New(slog.NewTextHandler(io.Discard, nil)))
+	return m, rt
+}
+
+func testPod(uid string, init []corev1.Container, main ...corev1.Container) *corev1.Pod {
+	fill := func(cs []corev1.Container) {
+		for i := range cs {
+			cs[i].Image, cs[i].ImagePullPolicy = "busybox:1", corev1.PullIfNotPresent
+		}
+	}
+	fill(init)
+	fill(main)
+	return &corev1.Pod{ObjectMeta: metav1.ObjectMeta{Name: "p-" + uid, Namespace: "ns", UID: k8stypes.UID("uid-" + uid)},
+		Spec: corev1.PodSpec{RestartPolicy: corev1.RestartPolicyNever, TerminationGracePeriodSeconds: ptr.To(int64(0)),
+			InitContainers: init, Containers: main}}
+}
+
+
+// state is each container's states, oldest attempt first.
+func state(rt *critest.Runtime, pod *corev1.Pod) map[string][]runtimeapi.ContainerState {
+	out := map[string][]runtimeapi.ContainerState{}
+	for name, cs := range rt.Containers(string(pod.UID)) {
+		for _, c := range cs {
+			out[name] = append(out[name], c.State)
+		}
+	}
+	return out
+}
+
+func newest(rt *critest.Runtime, pod *corev1.Pod, name string) *runtimeapi.ContainerStatus {
+	cs := rt.Containers(string(pod.UID))[name]
+	if len(cs) == 0 {
+		return nil
+	}
+	return cs[len(cs)-1]
+}
+
+const (
+	running = runtimeapi.ContainerState_CONTAINER_RUNNING
+	exited  = runtimeapi.ContainerState_CONTAINER_EXITED
+)
+
+func TestWorkerRunsInitContainersInOrder(t *testing.T) {
+	m, rt := fakeNode(t)
+	pod := testPod("init", []corev1.Container{{Name: "one"}, {Name: "two"}}, corev1.Container{Name: "main"})
+	w := newWorker(m, pod)
+	ctx := context.Background()
+	w.sync(ctx)
+	if got := state(rt, pod); len(got) != 1 || len(got["one"]) != 1 || got["one"][0] != running {
+		t.Fatalf("after the first sync: %v, want only init container one running", got)
+	}
+	w.sync(ctx)
+	if got := state(rt, pod); got["two"] != nil {
+		t.Fatalf("init container two started while one runs: %v", got)
+	}
+	rt.Exit(newest(rt, pod, "one").Id, 0)
+	w.sync(ctx)
+	if got := state(rt, pod); len(got["two"]) != 1 || got["main"] != nil {
+		t.Fatalf("after one succeeded: %v", got)
+	}
+	rt.Exit(newest(rt, pod, "two").Id, 0)
+	w.sync(ctx)
+	if got := state(rt, pod); len(got["main"]) != 1 || got["main"][0] != running || len(got["one"]) != 1 {
+		t.Fatalf("after both succeeded: %v", got)
+	}
+	if w.lastStatus.Phase != corev1.PodRunning {
+		t.Errorf("phase %s", w.lastStatus.Phase)
+	}
+	// The main container ends well: with restartPolicy Never the pod is done.
+	rt.Exit(newest(rt, pod, "main").Id, 0)
+	w.sync(ctx)
+	if w.lastStatus.Phase != corev1.PodSucceeded {
+		t.Errorf("phase %s after the main container succeeded", w.lastStatus.Phase)
+	}
+}
+
+func TestWorkerSidecars(t *testing.T) {
+	m, rt := fakeNode(t)
+	always := corev1.ContainerRestartPolicyAlways
+	pod := testPod("sidecar", []corev1.Container{{Name: "proxy", RestartPolicy: &always}, {Name: "setup"}}, corev1.Container{Name: "main"})
+	w := newWorker(m, pod)
+	ctx := context.Background()
+	w.sync(ctx)
+	if got := state(rt, pod); len(got) != 1 || got["proxy"][0] != running {
+		t.Fatalf("first sync: %v, want the sidecar alone", got)
+	}
+	w.sync(ctx) // the sidecar has started (no startup probe): the next init container goes
+	if got := state(rt, pod); len(got["setup"]) != 1 || got["main"] != nil {
+		t.Fatalf("second sync: %v", got)
+	}
+	rt.Exit(newest(rt, pod, "setup").Id, 0)
+	w.sync(ctx)
+	if got := state(rt, pod); len(got["main"]) != 1 || got["proxy"][0] != running {
+		t.Fatalf("after init: %v", got)
+	}
+	if w.lastStatus.Conditions[1].Status != corev1.ConditionTrue || w.lastStatus.Phase != corev1.PodRunning {
+		t.Errorf("status %+v", w.lastStatus)
+	}
+	// The sidecar dies: restarted at once although the pod's policy is
+	// Never; the main container is left alone.
+	mainID := newest(rt, pod, "main").Id
+	rt.Exit(newest(rt, pod, "proxy").Id, 1)
+	w.sync(ctx)
+	if got := state(rt, pod); len(got["proxy"]) != 2 || got["proxy"][1] != running || newest(rt, pod, "main").Id != mainID {
+		t.Fatalf("after the sidecar died: %v", got)
+	}
+	// The main container finishes: the pod succeeds and the sidecar stops.
+	rt.Exit(mainID, 0)
+	w.sync(ctx)
+	if w.lastStatus.Phase != corev1.PodSucceeded {
+		t.Fatalf("phase %s", w.lastStatus.Phase)
+	}
+	if got := newest(rt, pod, "proxy").State; got != exited {
+		t.Errorf("the sidecar is %v after the pod succeeded", got)
+	}
+}
+
+func TestWorkerDeadline(t *testing.T) {
+	m, rt := fakeNode(t)
+	pod := testPod("deadline", nil, corev1.Container{Name: "main"})
+	pod.Spec.ActiveDeadlineSeconds = ptr.To(int64(1))
+	w := newWorker(m, pod)
+	ctx := context.Background()
+	w.sync(ctx)
+	if got := state(rt, pod); len(got["main"]) != 1 || got["main"][0] != running {
+		t.Fatalf("not started: %v", got)
+	}
+	w.startTime = metav1.NewTime(time.Now().Add(-2 * time.Second))
+	w.sync(ctx)
+	if w.lastStatus.Phase != corev1.PodFailed || w.lastStatus.Reason != reasonDeadlineExceeded {
+		t.Fatalf("status past the deadline: %s %s", w.lastStatus.Phase, w.lastStatus.Reason)
+	}
+	if got := newest(rt, pod, "main").State; got != exited {
+		t.Errorf("the container is %v past the deadline", got)
+	}
+	w.sync(ctx)
+	if got := state(rt, pod); len(got["main"]) != 1 || w.lastStatus.Reason != reasonDeadlineExceeded {
+		t.Errorf("a later sync restarted or rewrote the pod: %v %s", got, w.lastStatus.Reason)
+	}
+}
+
+func TestWorkerReplacesAChangedContainerAndPrunesDeadOnes(t *testing.T) {
+	m, rt := fakeNode(t)
+	pod := testPod("change", nil, corev1.Container{Name: "main"})
+	pod.Spec.RestartPolicy = corev1.RestartPolicyAlways
+	w := newWorker(m, pod)
+	ctx := context.Background()
+	w.sync(ctx)
+	first := newest(rt, pod, "main").Id
+	changed := pod.DeepCopy()
+	changed.Spec.Containers[0].Args = []string{"new"}
+	w.update(changed)
+	w.sync(ctx)
+	cs := rt.Containers(string(pod.UID))["main"]
+	if len(cs) != 2 || cs[0].Id != first || cs[0].State != exited || cs[1].State != running {
+		t.Fatalf("after the spec change: %v", state(rt, pod))
+	}
+	// Crash it repeatedly (back-off aside): only two instances stay.
+	for range 4 {
+		rt.Exit(newest(rt, changed, "main").Id, 1)
+		w.backoff["main"] = &backoff{}
+		w.sync(ctx)
+	}
+	if n := len(rt.Containers(string(pod.UID))["main"]); n != 2 {
+		t.Errorf("%d instances kept, want the current and the previous", n)
+	}
+}
