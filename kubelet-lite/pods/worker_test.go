@@ -39,7 +39,6 @@ func testPod(uid string, init []corev1.Container, main ...corev1.Container) *cor
 			InitContainers: init, Containers: main}}
 }
 
-
 // state is each container's states, oldest attempt first.
 func state(rt *critest.Runtime, pod *corev1.Pod) map[string][]runtimeapi.ContainerState {
 	out := map[string][]runtimeapi.ContainerState{}

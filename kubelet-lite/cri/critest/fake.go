@@ -199,4 +199,3 @@ func (c imageClient) RemoveImage(ctx context.Context, in *runtimeapi.RemoveImage
 func (c imageClient) ImageFsInfo(ctx context.Context, _ *runtimeapi.ImageFsInfoRequest, _ ...grpc.CallOption) (*runtimeapi.ImageFsInfoResponse, error) {
 	return c.f.ImageFsInfo(ctx)
 }
-
