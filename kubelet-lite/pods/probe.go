@@ -4,6 +4,7 @@ import (
 	"context"
 	"crypto/tls"
 	"fmt"
+	"io"
 	"net"
 	"net/http"
 	"strconv"
@@ -299,9 +300,20 @@ func (p *prober) run(ctx context.Context, c *corev1.Container, id, podIP string,
 }
 
 func httpProbe(ctx context.Context, g *corev1.HTTPGetAction, c *corev1.Container, podIP string) (bool, string) {
-	port, err := resolvePort(g.Port, c)
+	code, status, err := httpGet(ctx, g, c, podIP, "kube-probe/1.37")
 	if err != nil {
 		return false, err.Error()
+	}
+	return code >= 200 && code < 400, status
+}
+
+// httpGet performs a probe's or a hook's GET (host default: the pod's
+// address; TLS not verified, as the kubelet) and returns the answer's
+// status.
+func httpGet(ctx context.Context, g *corev1.HTTPGetAction, c *corev1.Container, podIP, agent string) (int, string, error) {
+	port, err := resolvePort(g.Port, c)
+	if err != nil {
+		return 0, "", err
 	}
 	host := g.Host
 	if host == "" {
@@ -313,19 +325,20 @@ func httpProbe(ctx context.Context, g *corev1.HTTPGetAction, c *corev1.Container
 	}
 	req, err := http.NewRequestWithContext(ctx, http.MethodGet, fmt.Sprintf("%s://%s%s", scheme, net.JoinHostPort(host, strconv.Itoa(port)), g.Path), nil)
 	if err != nil {
-		return false, err.Error()
+		return 0, "", err
 	}
-	req.Header.Set("User-Agent", "kube-probe/1.37")
+	req.Header.Set("User-Agent", agent)
 	for _, hd := range g.HTTPHeaders {
 		req.Header.Set(hd.Name, hd.Value)
 	}
 	tr := &http.Transport{TLSClientConfig: &tls.Config{InsecureSkipVerify: true}, DisableKeepAlives: true} //nolint:gosec // probes do not verify, as the kubelet
 	resp, err := (&http.Client{Transport: tr}).Do(req)
 	if err != nil {
-		return false, err.Error()
+		return 0, "", err
 	}
+	_, _ = io.Copy(io.Discard, io.LimitReader(resp.Body, 10<<10))
 	resp.Body.Close()
-	return resp.StatusCode >= 200 && resp.StatusCode < 400, resp.Status
+	return resp.StatusCode, resp.Status, nil
 }
 
 // resolvePort turns a probe port (number or a container port's name)

@@ -109,29 +109,6 @@ func (m *Manager) removeRuntimePod(ctx context.Context, uid types.UID, grace int
 	}
 }
 
-// stopContainer runs the container's preStop exec hook, then asks the
-// runtime to stop it: SIGTERM, and SIGKILL when the rest of the grace
-// period has passed.
-func (m *Manager) stopContainer(ctx context.Context, pod *corev1.Pod, c *runtimeapi.ContainerStatus, grace int64) {
-	if pod != nil {
-		for _, spec := range allContainers(pod) {
-			if spec.Name == c.Metadata.Name && spec.Lifecycle != nil && spec.Lifecycle.PreStop != nil && spec.Lifecycle.PreStop.Exec != nil {
-				hctx, cancel := context.WithTimeout(ctx, secondsDur(grace))
-				_, err := m.rt.Runtime.ExecSync(hctx, &runtimeapi.ExecSyncRequest{ContainerId: c.Id, Cmd: spec.Lifecycle.PreStop.Exec.Command, Timeout: grace})
-				cancel()
-				if err != nil {
-					m.log.Warn("preStop hook failed", "pod", pod.Namespace+"/"+pod.Name, "container", spec.Name, "error", err)
-				}
-			}
-		}
-	}
-	sctx, cancel := context.WithTimeout(ctx, secondsDur(grace)+cri.CallTimeout)
-	defer cancel()
-	if _, err := m.rt.Runtime.StopContainer(sctx, &runtimeapi.StopContainerRequest{ContainerId: c.Id, Timeout: grace}); err != nil {
-		m.log.Warn("Stopping a container failed", "container", c.Id, "error", err)
-	}
-}
-
 // pruneDead removes the exited instances of each container but the two
 // newest (the current one and the one `kubectl logs --previous` reads),
 // with their logs, as the upstream kubelet's container GC keeps one dead

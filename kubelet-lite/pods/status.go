@@ -2,7 +2,9 @@ package pods
 
 import (
 	"context"
+	"fmt"
 	"reflect"
+	"slices"
 	"time"
 
 	corev1 "k8s.io/api/core/v1"
@@ -146,14 +148,57 @@ func (w *worker) status(pod *corev1.Pod, rp *runtimePod, ips []string) *corev1.P
 		return c
 	}
 	containersReady := allReady && st.Phase == corev1.PodRunning
+	gatesOK, gatesMsg := readinessGates(pod)
+	podReady := cond(corev1.PodReady, containersReady && gatesOK)
+	if containersReady && !gatesOK {
+		podReady.Reason, podReady.Message = "ReadinessGatesNotReady", gatesMsg
+	}
 	st.Conditions = []corev1.PodCondition{
 		cond(corev1.PodReadyToStartContainers, sb != nil),
 		cond(corev1.PodInitialized, initialized),
 		cond(corev1.ContainersReady, containersReady),
-		cond(corev1.PodReady, containersReady),
+		podReady,
 		cond(corev1.PodScheduled, true),
 	}
+	st.Conditions = append(st.Conditions, foreignConditions(pod.Status.Conditions, st.Conditions)...)
 	return st
+}
+
+// kubeletConditions are the pod conditions the kubelet writes; others
+// (readiness gates, DisruptionTarget) belong to other writers and are
+// kept as they are.
+var kubeletConditions = map[corev1.PodConditionType]bool{corev1.PodReadyToStartContainers: true, corev1.PodInitialized: true,
+	corev1.ContainersReady: true, corev1.PodReady: true, corev1.PodScheduled: true}
+
+func foreignConditions(from, have []corev1.PodCondition) []corev1.PodCondition {
+	var out []corev1.PodCondition
+	for _, c := range from {
+		if kubeletConditions[c.Type] || slices.ContainsFunc(have, func(h corev1.PodCondition) bool { return h.Type == c.Type }) {
+			continue
+		}
+		out = append(out, c)
+	}
+	return out
+}
+
+// readinessGates reports whether every readiness gate's condition is
+// True, and names the first that is not (the upstream message).
+func readinessGates(pod *corev1.Pod) (bool, string) {
+	for _, g := range pod.Spec.ReadinessGates {
+		status := corev1.ConditionStatus("")
+		for _, c := range pod.Status.Conditions {
+			if c.Type == g.ConditionType {
+				status = c.Status
+			}
+		}
+		if status != corev1.ConditionTrue {
+			if status == "" {
+				return false, fmt.Sprintf("corresponding condition of pod readiness gate %q does not exist.", g.ConditionType)
+			}
+			return false, fmt.Sprintf("the status of pod readiness gate %q is not \"True\", but %v", g.ConditionType, status)
+		}
+	}
+	return true, ""
 }
 
 func initFailed(statuses []corev1.ContainerStatus, policy corev1.RestartPolicy) bool {
@@ -173,6 +218,9 @@ func initFailed(statuses []corev1.ContainerStatus, policy corev1.RestartPolicy) 
 func (w *worker) writeStatus(ctx context.Context, pod *corev1.Pod, st *corev1.PodStatus) {
 	now := metav1.Now()
 	for i := range st.Conditions {
+		if !kubeletConditions[st.Conditions[i].Type] {
+			continue // another writer's, with its own times
+		}
 		st.Conditions[i].LastTransitionTime = now
 		if w.lastStatus != nil {
 			for _, o := range w.lastStatus.Conditions {
@@ -203,7 +251,10 @@ func (w *worker) writeStatus(ctx context.Context, pod *corev1.Pod, st *corev1.Po
 			w.m.log.Warn("Reading a pod for its status failed; retrying", "pod", pod.Namespace+"/"+pod.Name, "error", err)
 			return
 		}
+		cur.Status.Conditions = slices.Concat(st.Conditions, foreignConditions(cur.Status.Conditions, st.Conditions))
+		conds := cur.Status.Conditions
 		cur.Status = *st
+		cur.Status.Conditions = conds
 		if _, err = pods.UpdateStatus(ctx, cur, metav1.UpdateOptions{}); err == nil {
 			w.lastStatus = st
 			return

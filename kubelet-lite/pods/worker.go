@@ -396,6 +396,10 @@ func (w *worker) start(ctx context.Context, pod *corev1.Pod, c *corev1.Container
 		w.waiting[c.Name] = waiting{"RunContainerError", err.Error()}
 		return
 	}
+	if err := w.postStart(ctx, pod, c, created.ContainerId); err != nil {
+		w.waiting[c.Name] = waiting{"PostStartHookError", err.Error()}
+		return
+	}
 	delete(w.waiting, c.Name)
 }
 

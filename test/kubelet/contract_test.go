@@ -13,6 +13,7 @@ import (
 	"k8s.io/apimachinery/pkg/api/resource"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/types"
+	"k8s.io/apimachinery/pkg/util/intstr"
 	runtimeapi "k8s.io/cri-api/pkg/apis/runtime/v1"
 	"k8s.io/utils/ptr"
 
@@ -449,6 +450,84 @@ func TestPrivilegedKubeletLitePodContract(t *testing.T) {
 		main := p.Status.ContainerStatuses[0].State.Terminated
 		if main == nil || px.FinishedAt.Before(&main.FinishedAt) {
 			t.Errorf("the sidecar finished (%v) before the main container (%+v)", px.FinishedAt, main)
+		}
+	})
+
+	t.Run("lifecycle hooks: exec, httpGet and sleep; a failing postStart kills the container", func(t *testing.T) {
+		out := t.TempDir()
+		hostOut := []corev1.Volume{{Name: "out", VolumeSource: corev1.VolumeSource{HostPath: &corev1.HostPathVolumeSource{Path: out}}}}
+		outMount := []corev1.VolumeMount{{Name: "out", MountPath: "/out"}}
+		e.runPod(t, "handler", nil, corev1.PodSpec{Containers: []corev1.Container{{Name: "main",
+			Command: []string{"sh", "-c", "mkdir -p /www && echo ok > /www/ok && exec httpd -f -p 8080 -h /www"}}}})
+		handler := e.waitPod(t, "handler", "Running with an IP", func(p *corev1.Pod) bool { return running(p) && p.Status.PodIP != "" })
+		get := func(path string, port int) *corev1.LifecycleHandler {
+			return &corev1.LifecycleHandler{HTTPGet: &corev1.HTTPGetAction{Host: handler.Status.PodIP, Path: path, Port: intstr.FromInt(port)}}
+		}
+		e.runPod(t, "hooked", nil, corev1.PodSpec{Volumes: hostOut, Containers: []corev1.Container{{Name: "main", VolumeMounts: outMount,
+			Lifecycle: &corev1.Lifecycle{
+				PostStart: &corev1.LifecycleHandler{Exec: &corev1.ExecAction{Command: []string{"sh", "-c", "echo poststart > /out/poststart"}}},
+				PreStop:   &corev1.LifecycleHandler{Exec: &corev1.ExecAction{Command: []string{"sh", "-c", "echo prestop > /out/prestop"}}},
+			}},
+			{Name: "http", Lifecycle: &corev1.Lifecycle{PostStart: get("/ok", 8080)}},
+			{Name: "sleeper", Lifecycle: &corev1.Lifecycle{PreStop: &corev1.LifecycleHandler{Sleep: &corev1.SleepAction{Seconds: 3}}}},
+		}})
+		e.waitPod(t, "hooked", "Running, every container", func(p *corev1.Pod) bool {
+			n := 0
+			for _, cs := range p.Status.ContainerStatuses {
+				if cs.State.Running != nil {
+					n++
+				}
+			}
+			return running(p) && n == 3
+		})
+		if b, err := os.ReadFile(filepath.Join(out, "poststart")); err != nil || string(b) != "poststart\n" {
+			t.Errorf("postStart exec: %q %v", b, err)
+		}
+		// The pod's grace period is 0 here; the sleep hook needs one.
+		start := time.Now()
+		if err := e.client.CoreV1().Pods(e.ns).Delete(e.ctx, "hooked", metav1.DeleteOptions{GracePeriodSeconds: ptr.To(int64(10))}); err != nil {
+			t.Fatal(err)
+		}
+		harness.WaitFor(t, "the pod gone", func() bool { return e.pod("hooked") == nil })
+		if took := time.Since(start); took < 3*time.Second {
+			t.Errorf("deleted in %v: the 3 s preStop sleep did not run", took)
+		}
+		if b, err := os.ReadFile(filepath.Join(out, "prestop")); err != nil || string(b) != "prestop\n" {
+			t.Errorf("preStop exec: %q %v", b, err)
+		}
+
+		e.runPod(t, "badhook", nil, corev1.PodSpec{RestartPolicy: corev1.RestartPolicyAlways,
+			Containers: []corev1.Container{{Name: "main", Lifecycle: &corev1.Lifecycle{PostStart: get("/ok", 8081)}}}})
+		harness.WaitFor(t, "a FailedPostStartHook event", func() bool { return e.hasEvent("badhook", "FailedPostStartHook", "PostStartHook failed") })
+		e.waitPod(t, "badhook", "the container killed and restarted", func(p *corev1.Pod) bool {
+			cs := p.Status.ContainerStatuses
+			return len(cs) == 1 && cs[0].RestartCount >= 1
+		})
+	})
+
+	t.Run("readiness gates hold Ready until their condition is True; other writers' conditions are kept", func(t *testing.T) {
+		const gate = "example.com/feature-ready"
+		e.runPod(t, "gated", nil, corev1.PodSpec{ReadinessGates: []corev1.PodReadinessGate{{ConditionType: gate}}, Containers: []corev1.Container{{Name: "main"}}})
+		condition := func(p *corev1.Pod, typ corev1.PodConditionType) *corev1.PodCondition {
+			for i := range p.Status.Conditions {
+				if p.Status.Conditions[i].Type == typ {
+					return &p.Status.Conditions[i]
+				}
+			}
+			return nil
+		}
+		p := e.waitPod(t, "gated", "containers ready, the pod not", func(p *corev1.Pod) bool {
+			cr, r := condition(p, corev1.ContainersReady), condition(p, corev1.PodReady)
+			return running(p) && cr != nil && cr.Status == corev1.ConditionTrue && r != nil && r.Status == corev1.ConditionFalse && r.Reason == "ReadinessGatesNotReady"
+		})
+		p.Status.Conditions = append(p.Status.Conditions, corev1.PodCondition{Type: gate, Status: corev1.ConditionTrue, LastTransitionTime: metav1.Now()})
+		if _, err := e.client.CoreV1().Pods(e.ns).UpdateStatus(e.ctx, p, metav1.UpdateOptions{}); err != nil {
+			t.Fatal(err)
+		}
+		e.waitPod(t, "gated", "Ready once the gate is True", ready)
+		time.Sleep(resyncGrace)
+		if p := e.pod("gated"); p == nil || !ready(p) || condition(p, gate) == nil {
+			t.Errorf("after a resync the gate's condition or readiness went: %+v", p.Status.Conditions)
 		}
 	})
 }
