@@ -72,9 +72,10 @@ func namespaces(pod *corev1.Pod) *runtimeapi.NamespaceOption {
 	return ns
 }
 
+// allContainers are the pod's init, main and ephemeral containers.
 func allContainers(pod *corev1.Pod) []corev1.Container {
-	out := make([]corev1.Container, 0, len(pod.Spec.InitContainers)+len(pod.Spec.Containers))
-	return append(append(out, pod.Spec.InitContainers...), pod.Spec.Containers...)
+	out := make([]corev1.Container, 0, len(pod.Spec.InitContainers)+len(pod.Spec.Containers)+len(pod.Spec.EphemeralContainers))
+	return append(append(append(out, pod.Spec.InitContainers...), pod.Spec.Containers...), ephemeralContainers(pod)...)
 }
 
 func privileged(c *corev1.Container) bool {

@@ -122,6 +122,11 @@ func (w *worker) status(pod *corev1.Pod, rp *runtimePod, ips []string) *corev1.P
 		}
 		st.ContainerStatuses = append(st.ContainerStatuses, cs)
 	}
+	for _, c := range ephemeralContainers(pod) {
+		cur, prev := rp.latest(c.Name, sbID)
+		cs, _ := w.containerStatus(pod, &c, cur, prev)
+		st.EphemeralContainerStatuses = append(st.EphemeralContainerStatuses, cs)
+	}
 	n := len(pod.Spec.Containers)
 	switch {
 	case !initialized || sb == nil && nSucceeded+nFailed < n:

@@ -81,6 +81,7 @@ func validatePod(pod *corev1.Pod) error {
 	}
 	check("initContainers", pod.Spec.InitContainers)
 	check("containers", pod.Spec.Containers)
+	check("ephemeralContainers", ephemeralContainers(pod))
 	if sc := pod.Spec.SecurityContext; sc != nil {
 		if err := checkSeccompPath(sc.SeccompProfile); err != nil {
 			errs = append(errs, fmt.Errorf("spec.securityContext.%w", err))

@@ -261,6 +261,7 @@ func (w *worker) converge(ctx context.Context, pod *corev1.Pod, rp *runtimePod) 
 		cur, _ := rp.latest(c.Name, sb.Id)
 		w.ensure(ctx, pod, c, cur, sb.Id, sbCfg, podIPs, vols)
 	}
+	w.startEphemeral(ctx, pod, rp, sb.Id, sbCfg, podIPs, vols)
 }
 
 // ensure starts, restarts (policy and back-off permitting) or leaves
@@ -372,7 +373,7 @@ func (w *worker) runSandbox(ctx context.Context, pod *corev1.Pod, attempt uint32
 // start pulls the image as the pull policy says, then creates and starts
 // the container; a failure is kept as the container's waiting reason.
 func (w *worker) start(ctx context.Context, pod *corev1.Pod, c *corev1.Container, attempt uint32, sb string,
-	sbCfg *runtimeapi.PodSandboxConfig, podIPs []string, vols map[string]podVolume) {
+	sbCfg *runtimeapi.PodSandboxConfig, podIPs []string, vols map[string]podVolume, adjust ...func(*runtimeapi.ContainerConfig)) {
 	if !w.imageReady(ctx, pod, c) {
 		return
 	}
@@ -384,6 +385,9 @@ func (w *worker) start(ctx context.Context, pod *corev1.Pod, c *corev1.Container
 	if err != nil {
 		w.waiting[c.Name] = waiting{"CreateContainerConfigError", err.Error()}
 		return
+	}
+	for _, f := range adjust {
+		f(cfg)
 	}
 	cctx, cancel := cri.Ctx(ctx)
 	defer cancel()

@@ -28,7 +28,9 @@ func (e *env) runPod(t *testing.T, name string, labels map[string]string, spec c
 	t.Helper()
 	spec.NodeName = e.node
 	spec.AutomountServiceAccountToken = ptr.To(false)
-	spec.TerminationGracePeriodSeconds = ptr.To(int64(0))
+	if spec.TerminationGracePeriodSeconds == nil {
+		spec.TerminationGracePeriodSeconds = ptr.To(int64(0))
+	}
 	for _, cs := range [][]corev1.Container{spec.InitContainers, spec.Containers} {
 		for i := range cs {
 			cs[i].Image, cs[i].ImagePullPolicy = containerd.BusyboxRef, corev1.PullIfNotPresent
@@ -463,7 +465,7 @@ func TestPrivilegedKubeletLitePodContract(t *testing.T) {
 		get := func(path string, port int) *corev1.LifecycleHandler {
 			return &corev1.LifecycleHandler{HTTPGet: &corev1.HTTPGetAction{Host: handler.Status.PodIP, Path: path, Port: intstr.FromInt(port)}}
 		}
-		e.runPod(t, "hooked", nil, corev1.PodSpec{Volumes: hostOut, Containers: []corev1.Container{{Name: "main", VolumeMounts: outMount,
+		e.runPod(t, "hooked", nil, corev1.PodSpec{TerminationGracePeriodSeconds: ptr.To(int64(10)), Volumes: hostOut, Containers: []corev1.Container{{Name: "main", VolumeMounts: outMount,
 			Lifecycle: &corev1.Lifecycle{
 				PostStart: &corev1.LifecycleHandler{Exec: &corev1.ExecAction{Command: []string{"sh", "-c", "echo poststart > /out/poststart"}}},
 				PreStop:   &corev1.LifecycleHandler{Exec: &corev1.ExecAction{Command: []string{"sh", "-c", "echo prestop > /out/prestop"}}},
@@ -483,7 +485,6 @@ func TestPrivilegedKubeletLitePodContract(t *testing.T) {
 		if b, err := os.ReadFile(filepath.Join(out, "poststart")); err != nil || string(b) != "poststart\n" {
 			t.Errorf("postStart exec: %q %v", b, err)
 		}
-		// The pod's grace period is 0 here; the sleep hook needs one.
 		start := time.Now()
 		if err := e.client.CoreV1().Pods(e.ns).Delete(e.ctx, "hooked", metav1.DeleteOptions{GracePeriodSeconds: ptr.To(int64(10))}); err != nil {
 			t.Fatal(err)
@@ -528,6 +529,38 @@ func TestPrivilegedKubeletLitePodContract(t *testing.T) {
 		time.Sleep(resyncGrace)
 		if p := e.pod("gated"); p == nil || !ready(p) || condition(p, gate) == nil {
 			t.Errorf("after a resync the gate's condition or readiness went: %+v", p.Status.Conditions)
+		}
+	})
+
+	t.Run("an ephemeral container joins a running pod once, in its target's PID namespace", func(t *testing.T) {
+		e.runPod(t, "debugged", nil, corev1.PodSpec{Containers: []corev1.Container{{Name: "main", Command: []string{"sleep", "4242"}}}})
+		p := e.waitPod(t, "debugged", "Running", running)
+		mainID := containerID(p, "main")
+		p.Spec.EphemeralContainers = []corev1.EphemeralContainer{{TargetContainerName: "main", EphemeralContainerCommon: corev1.EphemeralContainerCommon{
+			Name: "debugger", Image: containerd.BusyboxRef, ImagePullPolicy: corev1.PullIfNotPresent, Command: []string{"sleep", "3600"},
+			TerminationMessagePolicy: corev1.TerminationMessageReadFile}}}
+		if _, err := e.client.CoreV1().Pods(e.ns).UpdateEphemeralContainers(e.ctx, "debugged", p, metav1.UpdateOptions{}); err != nil {
+			t.Fatal(err)
+		}
+		p = e.waitPod(t, "debugged", "the ephemeral container running", func(p *corev1.Pod) bool {
+			es := p.Status.EphemeralContainerStatuses
+			return len(es) == 1 && es[0].Name == "debugger" && es[0].State.Running != nil
+		})
+		id := p.Status.EphemeralContainerStatuses[0].ContainerID
+		if out := e.exec(t, id, "sh", "-c", "ps -o args | grep -c '^sleep 4242'"); out != "1" {
+			t.Errorf("the debugger does not see its target's process: %q", out)
+		}
+		// It ends: it stays ended (ephemeral containers never restart), the
+		// pod and its main container run on.
+		e.exec(t, id, "sh", "-c", "kill $(pgrep -f '^sleep 3600')")
+		e.waitPod(t, "debugged", "the ephemeral container terminated", func(p *corev1.Pod) bool {
+			es := p.Status.EphemeralContainerStatuses
+			return len(es) == 1 && es[0].State.Terminated != nil
+		})
+		time.Sleep(resyncGrace)
+		p = e.pod("debugged")
+		if es := p.Status.EphemeralContainerStatuses; len(es) != 1 || es[0].State.Terminated == nil || es[0].RestartCount != 0 || !running(p) || containerID(p, "main") != mainID {
+			t.Errorf("after the ephemeral container ended: %+v", p.Status)
 		}
 	})
 }
