@@ -13,7 +13,6 @@ import (
 	"time"
 
 	"k8s.io/apimachinery/pkg/api/resource"
-	"sigs.k8s.io/yaml"
 
 	"github.com/hivelet/hivelet/daemon/kubeclient"
 	"github.com/hivelet/hivelet/kubelet-lite/cri"
@@ -58,91 +57,17 @@ type Config struct {
 	ClusterDNS    []netip.Addr
 	ClusterDomain string
 	ResolvConf    string
-	// resolvConfSet: --resolv-conf was given (an empty value turns the
-	// node's resolver off, so emptiness cannot tell).
-	resolvConfSet bool
+	// flagSet names the flags given on the command line: they win over
+	// the config file (an empty or zero flag value cannot tell).
+	flagSet map[string]bool
 }
 
-// ResolvConfFlag records that --resolv-conf was given on the command line.
-func (c *Config) ResolvConfFlag(set bool) { c.resolvConfSet = set }
-
-// fileConfig is the part of a KubeletConfiguration (kubelet.config.k8s.io)
-// kubelet-lite honours; flags given on the command line win.
-type fileConfig struct {
-	Kind                     string   `json:"kind"`
-	StaticPodPath            string   `json:"staticPodPath"`
-	MaxPods                  int      `json:"maxPods"`
-	CgroupRoot               string   `json:"cgroupRoot"`
-	PodCIDR                  string   `json:"podCIDR"`
-	ContainerRuntimeEndpoint string   `json:"containerRuntimeEndpoint"`
-	SeccompDefault           bool     `json:"seccompDefault"`
-	AllowedUnsafeSysctls     []string `json:"allowedUnsafeSysctls"`
-	ClusterDNS               []string `json:"clusterDNS"`
-	ClusterDomain            string   `json:"clusterDomain"`
-	PodLogsDir               string   `json:"podLogsDir"`
-	ContainerLogMaxSize      string   `json:"containerLogMaxSize"`
-	ContainerLogMaxFiles     int      `json:"containerLogMaxFiles"`
-	ResolvConf               *string  `json:"resolvConf"`
-}
-
-// LoadFile fills the fields the command line left empty from a
-// KubeletConfiguration file.
-func (c *Config) LoadFile(path string) error {
-	raw, err := os.ReadFile(path)
-	if err != nil {
-		return fmt.Errorf("read --config: %w", err)
+// FlagsGiven records which flags the command line set.
+func (c *Config) FlagsGiven(names ...string) {
+	c.flagSet = map[string]bool{}
+	for _, n := range names {
+		c.flagSet[n] = true
 	}
-	var f fileConfig
-	if err := yaml.Unmarshal(raw, &f); err != nil {
-		return fmt.Errorf("parse --config %s: %w", path, err)
-	}
-	if f.Kind != "" && f.Kind != "KubeletConfiguration" {
-		return fmt.Errorf("--config %s: kind %q, want KubeletConfiguration", path, f.Kind)
-	}
-	if c.PodManifestPath == "" {
-		c.PodManifestPath = f.StaticPodPath
-	}
-	if c.MaxPods == 0 {
-		c.MaxPods = f.MaxPods
-	}
-	if c.CgroupRoot == "" {
-		c.CgroupRoot = f.CgroupRoot
-	}
-	if c.PodCIDR == "" {
-		c.PodCIDR = f.PodCIDR
-	}
-	if c.RuntimeEndpoint == "" {
-		c.RuntimeEndpoint = f.ContainerRuntimeEndpoint
-	}
-	c.SeccompDefault = c.SeccompDefault || f.SeccompDefault
-	if c.AllowedUnsafeSysctls == nil {
-		c.AllowedUnsafeSysctls = f.AllowedUnsafeSysctls
-	}
-	if len(c.ClusterDNS) == 0 {
-		for _, s := range f.ClusterDNS {
-			ip, err := netip.ParseAddr(s)
-			if err != nil {
-				return fmt.Errorf("--config %s: clusterDNS: %w", path, err)
-			}
-			c.ClusterDNS = append(c.ClusterDNS, ip)
-		}
-	}
-	if c.ClusterDomain == "" {
-		c.ClusterDomain = f.ClusterDomain
-	}
-	if c.PodLogsDir == "" {
-		c.PodLogsDir = f.PodLogsDir
-	}
-	if c.ContainerLogMaxSize == "" {
-		c.ContainerLogMaxSize = f.ContainerLogMaxSize
-	}
-	if c.ContainerLogMaxFiles == 0 {
-		c.ContainerLogMaxFiles = f.ContainerLogMaxFiles
-	}
-	if f.ResolvConf != nil && !c.resolvConfSet {
-		c.ResolvConf = *f.ResolvConf
-	}
-	return nil
 }
 
 // logRotation checks --container-log-max-size and -files: the upstream

@@ -8,6 +8,7 @@ import (
 	"syscall"
 
 	"github.com/spf13/cobra"
+	"github.com/spf13/pflag"
 	"k8s.io/klog/v2"
 
 	"github.com/hivelet/hivelet/cmd/internal/cli"
@@ -39,7 +40,9 @@ changes. Flags keep the upstream kubelet's names.`,
 			if err != nil {
 				return err
 			}
-			cfg.ResolvConfFlag(cmd.Flags().Changed("resolv-conf"))
+			var given []string
+			cmd.Flags().Visit(func(f *pflag.Flag) { given = append(given, f.Name) })
+			cfg.FlagsGiven(given...)
 			if configFile != "" {
 				if err := cfg.LoadFile(configFile); err != nil {
 					return err
@@ -74,7 +77,7 @@ changes. Flags keep the upstream kubelet's names.`,
 	f.StringVar(&cfg.PodLogsDir, "pod-logs-dir", "", "directory of container logs, <ns>_<pod>_<uid>/<container>/<n>.log (default /var/log/pods)")
 	f.StringVar(&cfg.ContainerLogMaxSize, "container-log-max-size", "", "rotate a container's log past this size (default 10Mi; 0 disables)")
 	f.IntVar(&cfg.ContainerLogMaxFiles, "container-log-max-files", 0, "log files kept per container, the live one included (default 5)")
-	f.StringVar(&configFile, "config", "", "a KubeletConfiguration file (staticPodPath, maxPods, cgroupRoot, podCIDR, containerRuntimeEndpoint); flags win")
+	f.StringVar(&configFile, "config", "", "a KubeletConfiguration file, decoded strictly (a field kubelet-lite does not do is refused by name); flags win")
 	f.StringVar(&logLevel, "log-level", "info", "log level: debug, info, warn, error")
 	f.StringVar(&logForm, "log-format", "text", "log format: text or json")
 	return cmd

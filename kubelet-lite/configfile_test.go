@@ -1,0 +1,81 @@
+package kubeletlite
+
+import (
+	"net/netip"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+)
+
+func writeConfig(t *testing.T, body string) string {
+	t.Helper()
+	p := filepath.Join(t.TempDir(), "config.yaml")
+	if err := os.WriteFile(p, []byte(body), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	return p
+}
+
+// TestKubeadmDefaultConfig: every field of kubeadm's default file is
+// either honoured or refused by name, and what is refused today is
+// exactly the features kubelet-lite lacks (webhook authentication and
+// authorization, the systemd cgroup driver, certificate rotation).
+func TestKubeadmDefaultConfig(t *testing.T) {
+	raw, err := os.ReadFile("testdata/kubeadm-kubelet-config.yaml")
+	if err != nil {
+		t.Fatal(err)
+	}
+	c := Config{HealthzAddr: "127.0.0.1:10248"}
+	err = c.LoadFile(writeConfig(t, string(raw)))
+	if err == nil {
+		t.Fatal("kubeadm's default loaded although it asks for what kubelet-lite does not do")
+	}
+	refused := []string{"authentication.webhook.enabled", "authorization.mode", "cgroupDriver", "rotateCertificates"}
+	for _, f := range refused {
+		if !strings.Contains(err.Error(), f+":") {
+			t.Errorf("%s not named in: %v", f, err)
+		}
+	}
+	if n := strings.Count(err.Error(), "is not supported"); n != len(refused) {
+		t.Errorf("%d fields refused, want %d: %v", n, len(refused), err)
+	}
+	// The same file with those four set to what kubelet-lite does loads,
+	// and its values are honoured.
+	fixed := strings.NewReplacer("    enabled: true", "    enabled: false", "mode: Webhook", "mode: AlwaysAllow",
+		"cgroupDriver: systemd", "cgroupDriver: cgroupfs", "rotateCertificates: true", "rotateCertificates: false").Replace(string(raw))
+	c = Config{HealthzAddr: "0.0.0.0:1"}
+	if err := c.LoadFile(writeConfig(t, fixed)); err != nil {
+		t.Fatal(err)
+	}
+	if c.PodManifestPath != "/etc/kubernetes/manifests" || c.ClientCAFile != "/etc/kubernetes/pki/ca.crt" || c.ClusterDomain != "cluster.local" ||
+		len(c.ClusterDNS) != 1 || c.ClusterDNS[0] != netip.MustParseAddr("10.96.0.10") || c.ResolvConf != "/run/systemd/resolve/resolv.conf" ||
+		c.HealthzAddr != "127.0.0.1:10248" {
+		t.Errorf("values not honoured: %+v", c)
+	}
+}
+
+func TestConfigFileStrict(t *testing.T) {
+	for body, want := range map[string]string{
+		"kind: KubeletConfiguration\nserializeImagePulls: false\n":                   `unknown field "serializeImagePulls"`,
+		"kind: KubeletConfiguration\nauthentication: {anonymous: {enabled: true}}\n": "authentication.anonymous.enabled",
+		"kind: KubeletConfiguration\nsyncFrequency: 1m\n":                            "syncFrequency: 1m0s is not supported",
+		"kind: KubeletConfiguration\nevictionHard: {memory.available: 1Gi}\n":        "evictionHard",
+		"kind: KubeProxyConfiguration\n":                                             `kind "KubeProxyConfiguration"`,
+		"kind: KubeletConfiguration\nclusterDNS: [not-an-ip]\n":                      "clusterDNS",
+	} {
+		var c Config
+		if err := c.LoadFile(writeConfig(t, body)); err == nil || !strings.Contains(err.Error(), want) {
+			t.Errorf("%q: %v, want an error naming %s", body, err, want)
+		}
+	}
+	// Flags given on the command line win over the file.
+	c := Config{PodManifestPath: "/flag", ClusterDomain: ""}
+	c.FlagsGiven("pod-manifest-path", "cluster-domain")
+	if err := c.LoadFile(writeConfig(t, "staticPodPath: /file\nclusterDomain: file.local\nmaxPods: 42\n")); err != nil {
+		t.Fatal(err)
+	}
+	if c.PodManifestPath != "/flag" || c.ClusterDomain != "" || c.MaxPods != 42 {
+		t.Errorf("flags vs file: %+v", c)
+	}
+}
