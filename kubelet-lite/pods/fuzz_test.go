@@ -25,7 +25,7 @@ func FuzzPodSpec(f *testing.F) {
 	} {
 		f.Add([]byte(seed))
 	}
-	m := &Manager{cfg: Config{NodeName: "n", NodeIPs: []netip.Addr{netip.MustParseAddr("192.0.2.1")}, RootDir: "/nonexistent", CgroupRoot: "/",
+	m := &Manager{cfg: Config{NodeName: "n", NodeIPs: []netip.Addr{netip.MustParseAddr("192.0.2.1")}, RootDir: f.TempDir(), CgroupRoot: "/",
 		Allocatable: corev1.ResourceList{corev1.ResourceCPU: resource.MustParse("2"), corev1.ResourceMemory: resource.MustParse("1Gi")}},
 		log: slog.New(slog.NewTextHandler(io.Discard, nil))}
 	f.Fuzz(func(t *testing.T, data []byte) {
@@ -33,8 +33,10 @@ func FuzzPodSpec(f *testing.F) {
 		if json.Unmarshal(data, &pod) != nil {
 			return
 		}
-		_, _ = m.admit(&pod)
 		_ = QOSClass(&pod)
+		if _, err := m.admit(&pod); err != nil {
+			return // the worker converts only admitted pods
+		}
 		_, _ = m.SandboxConfig(&pod, 0)
 		_, _ = m.podDNS(&pod)
 		for _, v := range pod.Spec.Volumes {

@@ -392,6 +392,11 @@ func (m *Manager) mounts(pod *corev1.Pod, c *corev1.Container, vols map[string]p
 // removes the pod's directory, never descending into a mount, and its
 // container logs.
 func (m *Manager) cleanupPodFiles(uid string) {
+	if problems := uidProblems(uid); problems != nil {
+		// Runtime labels name the UID of an orphan: never a path.
+		m.log.Warn("Not removing files of a pod with an invalid UID", "uid", uid, "problems", problems)
+		return
+	}
 	dir := m.podDir(uid)
 	m.writer.Forget(dir)
 	if err := volumes.RemovePodDir(dir); err != nil {

@@ -160,9 +160,17 @@ func (w *worker) sync(ctx context.Context) bool {
 		w.m.log.Warn("Container runtime unavailable; retrying", "pod", pod.Namespace+"/"+pod.Name, "error", err)
 		return false
 	}
-	if !w.terminal() && len(rp.sandboxes) == 0 {
-		if reason, err := w.m.admit(pod); err != nil {
+	if !w.terminal() {
+		// Names and paths are checked on every sync, whatever runs
+		// already (a spec the kubelet builds host paths from is never
+		// trusted); the rest of admission only before the pod starts.
+		reason, err := reasonInvalidPod, validatePod(pod)
+		if err == nil && len(rp.sandboxes) == 0 {
+			reason, err = w.m.admit(pod)
+		}
+		if err != nil {
 			w.reject(ctx, pod, reason, err)
+			w.m.stopInOrder(ctx, pod, rp, gracePeriod(pod))
 			return false
 		}
 	}

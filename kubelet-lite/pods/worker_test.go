@@ -188,3 +188,24 @@ func TestWorkerReplacesAChangedContainerAndPrunesDeadOnes(t *testing.T) {
 		t.Errorf("%d instances kept, want the current and the previous", n)
 	}
 }
+
+func TestWorkerRefusesARunningPodWhoseSpecTurnsInvalid(t *testing.T) {
+	m, rt := fakeNode(t)
+	pod := testPod("turns", nil, corev1.Container{Name: "main"})
+	w := newWorker(m, pod)
+	ctx := context.Background()
+	w.sync(ctx)
+	if got := newest(rt, pod, "main"); got == nil || got.State != running {
+		t.Fatalf("not started: %v", state(rt, pod))
+	}
+	bad := pod.DeepCopy()
+	bad.Spec.Containers[0].VolumeMounts = []corev1.VolumeMount{{Name: "x", MountPath: "/x", SubPath: "../../etc"}}
+	w.update(bad)
+	w.sync(ctx)
+	if w.lastStatus.Phase != corev1.PodFailed || w.lastStatus.Reason != reasonInvalidPod {
+		t.Errorf("status %s %s", w.lastStatus.Phase, w.lastStatus.Reason)
+	}
+	if got := newest(rt, pod, "main").State; got != exited {
+		t.Errorf("the container is %v after its pod was refused", got)
+	}
+}
