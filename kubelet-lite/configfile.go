@@ -238,4 +238,3 @@ func (c *Config) apply(f *fileConfig, path string) error {
 	}
 	return nil
 }
-
