@@ -18,16 +18,20 @@ import (
 
 // model fills a tracker with n ClusterIP Services, each with one
 // EndpointSlice of 3 ready endpoints.
-func model(n int) *tracker.Tracker {
+func model(n int, mutate ...func(*lb.Service)) *tracker.Tracker {
 	tr := tracker.New(func() {})
 	for i := 0; i < n; i++ {
 		name := lb.ServiceName{Namespace: "bench", Name: fmt.Sprintf("svc-%d", i)}
-		tr.OnServiceUpdate(nil, &lb.Service{
+		svc := &lb.Service{
 			Name:       name,
 			Type:       "ClusterIP",
 			ClusterIPs: []netip.Addr{netip.AddrFrom4([4]byte{10, 96 + byte(i>>16), byte(i >> 8), byte(i)})},
 			Ports:      []lb.ServicePort{{Name: "http", Proto: datapath.TCP, Port: 80}},
-		})
+		}
+		for _, f := range mutate {
+			f(svc)
+		}
+		tr.OnServiceUpdate(nil, svc)
 		var eps []lb.Endpoint
 		for j := 0; j < 3; j++ {
 			k := 3*i + j

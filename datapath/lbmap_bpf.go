@@ -310,8 +310,11 @@ func addSlot(st *State, f Frontend, slot int, v sockLbService) {
 	if slot == 0 {
 		s.Incomplete = false
 		s.RevNat = RevNatID(v.RevNatIndex)
-		s.Flags = ServiceFlags(v.Flags)
-		if s.Flags&FlagAffinity != 0 {
+		// The affinity bit is written from AffinityTimeout (masterValue)
+		// and read back into it, not into Flags: a record compared with
+		// the dump must not see a flag it never set.
+		s.Flags = ServiceFlags(v.Flags) &^ FlagAffinity
+		if v.Flags&uint8(FlagAffinity) != 0 {
 			s.AffinityTimeout = v.BackendId
 		}
 		s.Algorithm = Algorithm(v.Algorithm)
