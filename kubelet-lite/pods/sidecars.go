@@ -2,6 +2,7 @@ package pods
 
 import (
 	"context"
+	"math"
 	"slices"
 	"sync"
 	"time"
@@ -75,7 +76,7 @@ func (m *Manager) stopInOrder(ctx context.Context, pod *corev1.Pod, rp *runtimeP
 		return out
 	}
 	stopAll := func(cs []*runtimeapi.ContainerStatus) {
-		left := max(int64(time.Until(deadline).Seconds()), 0)
+		left := max(int64(math.Ceil(time.Until(deadline).Seconds())), 0) // whole seconds, rounded up: never less than given
 		var wg sync.WaitGroup
 		for _, c := range cs {
 			wg.Go(func() { m.stopContainer(ctx, pod, c, left) })

@@ -7,6 +7,7 @@ import (
 	"testing"
 	"time"
 
+	"google.golang.org/grpc"
 	corev1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	k8stypes "k8s.io/apimachinery/pkg/types"
@@ -207,5 +208,33 @@ func TestWorkerRefusesARunningPodWhoseSpecTurnsInvalid(t *testing.T) {
 	}
 	if got := newest(rt, pod, "main").State; got != exited {
 		t.Errorf("the container is %v after its pod was refused", got)
+	}
+}
+
+// graceRecorder records the timeout of each StopContainer.
+type graceRecorder struct {
+	runtimeapi.RuntimeServiceClient
+	timeouts []int64
+}
+
+func (g *graceRecorder) StopContainer(ctx context.Context, in *runtimeapi.StopContainerRequest, opts ...grpc.CallOption) (*runtimeapi.StopContainerResponse, error) {
+	g.timeouts = append(g.timeouts, in.Timeout)
+	return g.RuntimeServiceClient.StopContainer(ctx, in, opts...)
+}
+
+func TestStopGivesTheWholeGracePeriod(t *testing.T) {
+	m, rt := fakeNode(t)
+	rec := &graceRecorder{RuntimeServiceClient: m.rt.Runtime}
+	m.rt.Runtime = rec
+	pod := testPod("grace", nil, corev1.Container{Name: "main"})
+	pod.Spec.TerminationGracePeriodSeconds = ptr.To(int64(2))
+	w := newWorker(m, pod)
+	w.sync(context.Background())
+	if newest(rt, pod, "main") == nil {
+		t.Fatal("not started")
+	}
+	m.removeRuntimePod(context.Background(), pod.UID, gracePeriod(pod), pod)
+	if len(rec.timeouts) != 1 || rec.timeouts[0] != 2 {
+		t.Errorf("StopContainer timeouts %v, want [2]", rec.timeouts)
 	}
 }
