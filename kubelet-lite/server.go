@@ -14,6 +14,7 @@ import (
 	"math/big"
 	"net"
 	"net/http"
+	"net/url"
 	"os"
 	"strconv"
 	"time"
@@ -27,7 +28,8 @@ import (
 
 // serveKubelet runs the node's kubelet API (the upstream kubelet's :10250)
 // over TLS with client certificates from clientCA: container logs as the
-// API server asks for them for `kubectl logs`. Without a client CA it
+// API server asks for them for `kubectl logs`, and exec, attach and
+// port-forward (streaming.go). Without a client CA it
 // does not serve: an unauthenticated kubelet API hands out every pod's
 // logs.
 func serveKubelet(ctx context.Context, cfg Config, rt *cri.Client, log *slog.Logger) error {
@@ -57,7 +59,11 @@ func serveKubelet(ctx context.Context, cfg Config, rt *cri.Client, log *slog.Log
 	mux.HandleFunc("GET /containerLogs/{ns}/{pod}/{container}", func(w http.ResponseWriter, r *http.Request) {
 		containerLogs(w, r, rt)
 	})
+	streamingRoutes(mux, rt)
 	srv := &http.Server{Handler: mux, ReadHeaderTimeout: 10 * time.Second,
+		// HTTP/1.1 only: exec, attach and port-forward upgrade the
+		// connection, which HTTP/2 cannot.
+		TLSNextProto: map[string]func(*http.Server, *tls.Conn, http.Handler){},
 		TLSConfig: &tls.Config{Certificates: []tls.Certificate{cert}, ClientCAs: pool, ClientAuth: tls.RequireAndVerifyClientCert, MinVersion: tls.VersionTLS12}}
 	go func() { <-ctx.Done(); _ = srv.Close() }()
 	go func() {
@@ -107,7 +113,7 @@ func containerLogs(w http.ResponseWriter, r *http.Request, rt *cri.Client) {
 		}
 	}
 	c := newest
-	if r.URL.Query().Get("previous") == "true" {
+	if flag(r.URL.Query(), "previous") {
 		c = previous
 	}
 	if c == nil {
@@ -119,16 +125,60 @@ func containerLogs(w http.ResponseWriter, r *http.Request, rt *cri.Client) {
 		http.Error(w, err.Error(), http.StatusServiceUnavailable)
 		return
 	}
-	lines, err := logs.Read(st.Status.LogPath)
+	opts, err := logOptions(r.URL.Query())
 	if err != nil {
-		http.Error(w, err.Error(), http.StatusInternalServerError)
+		http.Error(w, err.Error(), http.StatusBadRequest)
 		return
 	}
-	if n, err := strconv.Atoi(r.URL.Query().Get("tailLines")); err == nil && n >= 0 && n < len(lines) {
-		lines = lines[len(lines)-n:]
+	id := c.Id
+	running := func() bool {
+		ctx, cancel := cri.Ctx(r.Context())
+		defer cancel()
+		st, err := rt.Runtime.ContainerStatus(ctx, &runtimeapi.ContainerStatusRequest{ContainerId: id})
+		return err == nil && st.Status.State == runtimeapi.ContainerState_CONTAINER_RUNNING
 	}
 	w.Header().Set("Content-Type", "text/plain")
-	for _, l := range lines {
-		_, _ = w.Write([]byte(l + "\n"))
+	if err := logs.Stream(r.Context(), flusher{w}, st.Status.LogPath, opts, running); err != nil {
+		http.Error(w, err.Error(), http.StatusInternalServerError)
 	}
+}
+
+// flusher sends each followed chunk at once.
+type flusher struct{ http.ResponseWriter }
+
+func (f flusher) Flush() {
+	if fl, ok := f.ResponseWriter.(http.Flusher); ok {
+		fl.Flush()
+	}
+}
+
+// logOptions reads the kubelet API's log parameters: follow, timestamps,
+// tailLines, limitBytes, sinceSeconds, sinceTime (RFC 3339).
+func logOptions(q url.Values) (logs.Options, error) {
+	o := logs.Options{Follow: flag(q, "follow"), Timestamps: flag(q, "timestamps"), TailLines: -1}
+	num := func(name string, dst *int64) error {
+		if v := q.Get(name); v != "" {
+			n, err := strconv.ParseInt(v, 10, 64)
+			if err != nil || n < 0 {
+				return fmt.Errorf("%s=%q: want a non-negative number", name, v)
+			}
+			*dst = n
+		}
+		return nil
+	}
+	var since int64
+	if err := errors.Join(num("tailLines", &o.TailLines), num("limitBytes", &o.LimitBytes), num("sinceSeconds", &since)); err != nil {
+		return o, err
+	}
+	if since > 0 {
+		o.Since = time.Now().Add(-time.Duration(since) * time.Second)
+	}
+	if v := q.Get("sinceTime"); v != "" {
+		t, err := time.Parse(time.RFC3339, v)
+		if err != nil {
+			return o, fmt.Errorf("sinceTime=%q: want RFC 3339", v)
+		}
+		o.Since = t
+	}
+	return o, nil
 }

@@ -272,6 +272,8 @@ func TestPrivilegedKubeletLite(t *testing.T) {
 		}
 	})
 
+	t.Run("exec and port-forward through the kubelet API", func(t *testing.T) { testStreaming(t, e) })
+
 	t.Run("volumes: emptyDir, configMap, secret, downwardAPI and the service-account token", func(t *testing.T) {
 		if _, err := e.client.CoreV1().ConfigMaps(e.ns).Create(e.ctx, &corev1.ConfigMap{ObjectMeta: metav1.ObjectMeta{Name: "cfg"},
 			Data: map[string]string{"greeting": "hi"}}, metav1.CreateOptions{}); err != nil {

@@ -1,0 +1,162 @@
+package kubelet
+
+import (
+	"bufio"
+	"bytes"
+	"context"
+	"crypto/x509"
+	"encoding/pem"
+	"fmt"
+	"io"
+	"net"
+	"net/http"
+	"net/url"
+	"strings"
+	"testing"
+	"time"
+
+	"k8s.io/client-go/rest"
+	"k8s.io/client-go/tools/portforward"
+	"k8s.io/client-go/tools/remotecommand"
+	"k8s.io/client-go/transport/spdy"
+)
+
+// kubeletAPI exposes the kubelet API of the node namespace on a loopback
+// port of the test (each connection dialed from inside the namespace)
+// and returns a client config that authenticates with the API server's
+// kubelet-client certificate, as the API server does.
+func (e *env) kubeletAPI(t *testing.T) *rest.Config {
+	t.Helper()
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { ln.Close() })
+	go func() {
+		for {
+			c, err := ln.Accept()
+			if err != nil {
+				return
+			}
+			var up net.Conn
+			e.rt.Node.Must(t, func() error {
+				up, err = net.DialTimeout("tcp", "127.0.0.1:10250", 2*time.Second)
+				return err
+			})
+			go func() { _, _ = io.Copy(up, c); up.Close() }()
+			go func() { _, _ = io.Copy(c, up); c.Close() }()
+		}
+	}()
+	keyDER, err := x509.MarshalPKCS8PrivateKey(e.clientCert.PrivateKey)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return &rest.Config{Host: "https://" + ln.Addr().String(), TLSClientConfig: rest.TLSClientConfig{Insecure: true,
+		CertData: pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: e.clientCert.Certificate[0]}),
+		KeyData:  pem.EncodeToMemory(&pem.Block{Type: "PRIVATE KEY", Bytes: keyDER})}}
+}
+
+// kubeletExec runs cmd in a container through the kubelet API's exec
+// (SPDY, as the API server speaks to a kubelet), with stdin.
+func kubeletExec(t *testing.T, cfg *rest.Config, ns, pod, container, stdin string, cmd ...string) (string, string, error) {
+	t.Helper()
+	q := url.Values{"stdout": {"1"}, "stderr": {"1"}, "command": cmd}
+	if stdin != "" {
+		q.Set("stdin", "1")
+	}
+	u, _ := url.Parse(fmt.Sprintf("%s/exec/%s/%s/%s?%s", cfg.Host, ns, pod, container, q.Encode()))
+	ex, err := remotecommand.NewSPDYExecutor(cfg, http.MethodPost, u)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var out, errb bytes.Buffer
+	opts := remotecommand.StreamOptions{Stdout: &out, Stderr: &errb}
+	if stdin != "" {
+		opts.Stdin = strings.NewReader(stdin)
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+	defer cancel()
+	err = ex.StreamWithContext(ctx, opts)
+	return out.String(), errb.String(), err
+}
+
+// testStreaming: exec (stdin, stdout, stderr, exit code) and
+// port-forward through the kubelet API to the pod "web" (httpd on 8080).
+func testStreaming(t *testing.T, e *env) {
+	cfg := e.kubeletAPI(t)
+	out, errOut, err := kubeletExec(t, cfg, e.ns, "web", "main", "from-stdin", "sh", "-c", "cat; echo; echo to-stderr >&2; echo $GREETING")
+	if err != nil || out != "from-stdin\nhello\n" || errOut != "to-stderr\n" {
+		t.Errorf("exec: stdout %q stderr %q err %v", out, errOut, err)
+	}
+	if _, _, err := kubeletExec(t, cfg, e.ns, "web", "main", "", "sh", "-c", "exit 3"); err == nil || !strings.Contains(err.Error(), "exit code 3") {
+		t.Errorf("exec of a failing command: %v, want exit code 3", err)
+	}
+	if _, _, err := kubeletExec(t, cfg, e.ns, "nosuchpod", "main", "", "true"); err == nil {
+		t.Error("exec into a pod that does not exist succeeded")
+	}
+
+	// port-forward: a local port reaches the pod's 8080.
+	tr, upgrader, err := spdy.RoundTripperFor(cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	u, _ := url.Parse(fmt.Sprintf("%s/portForward/%s/web", cfg.Host, e.ns))
+	dialer := spdy.NewDialer(upgrader, &http.Client{Transport: tr}, http.MethodPost, u)
+	stop, ready := make(chan struct{}), make(chan struct{})
+	defer close(stop)
+	fw, err := portforward.New(dialer, []string{"0:8080"}, stop, ready, io.Discard, io.Discard)
+	if err != nil {
+		t.Fatal(err)
+	}
+	go func() { _ = fw.ForwardPorts() }()
+	select {
+	case <-ready:
+	case <-time.After(10 * time.Second):
+		t.Fatal("port-forward not ready within 10 s")
+	}
+	ports, err := fw.GetPorts()
+	if err != nil || len(ports) != 1 {
+		t.Fatalf("forwarded ports %v %v", ports, err)
+	}
+	resp, err := (&http.Client{Timeout: 5 * time.Second}).Get(fmt.Sprintf("http://127.0.0.1:%d/index.html", ports[0].Local))
+	if err != nil {
+		t.Fatalf("through port-forward: %v", err)
+	}
+	body, _ := io.ReadAll(resp.Body)
+	resp.Body.Close()
+	if string(body) != "hello\n" {
+		t.Errorf("through port-forward: %q", body)
+	}
+
+	// logs -f: the last line, then what the container writes next.
+	rtr, err := rest.TransportFor(cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+	defer cancel()
+	req, _ := http.NewRequestWithContext(ctx, http.MethodGet, fmt.Sprintf("%s/containerLogs/%s/web/main?follow=true&tailLines=1&timestamps=true", cfg.Host, e.ns), nil)
+	resp, err = (&http.Client{Transport: rtr}).Do(req)
+	if err != nil || resp.StatusCode != http.StatusOK {
+		t.Fatalf("logs -f: %v %v", resp, err)
+	}
+	defer resp.Body.Close()
+	lines := bufio.NewScanner(resp.Body)
+	if !lines.Scan() || !strings.HasSuffix(lines.Text(), " log-line-2") {
+		t.Fatalf("logs -f first line: %q", lines.Text())
+	}
+	if _, _, err := kubeletExec(t, cfg, e.ns, "web", "main", "", "sh", "-c", "echo followed > /proc/1/fd/1"); err != nil {
+		t.Fatal(err)
+	}
+	if !lines.Scan() || !strings.HasSuffix(lines.Text(), " followed") {
+		t.Errorf("logs -f did not stream the new line: %q %v", lines.Text(), lines.Err())
+	}
+	cancel()
+
+	// Without a client certificate the kubelet API refuses.
+	anon := rest.CopyConfig(cfg)
+	anon.CertData, anon.KeyData = nil, nil
+	if _, _, err := kubeletExec(t, anon, e.ns, "web", "main", "", "true"); err == nil {
+		t.Error("exec without a client certificate succeeded")
+	}
+}
