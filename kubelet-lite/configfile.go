@@ -24,7 +24,7 @@ type fileConfig struct {
 	APIVersion string `json:"apiVersion"`
 	Kind       string `json:"kind"`
 
-	// Honoured.
+	// Honoured (the webhook cache TTLs are kubelet-lite's fixed ones).
 	StaticPodPath            string   `json:"staticPodPath"`
 	MaxPods                  int      `json:"maxPods"`
 	CgroupRoot               string   `json:"cgroupRoot"`
@@ -116,10 +116,9 @@ func (f *fileConfig) checkUnsupported() error {
 		}
 	}
 	on := func(b *bool) bool { return b != nil && *b }
-	bad(on(f.Authentication.Webhook.Enabled), "authentication.webhook.enabled", true, "bearer-token authentication (TokenReview) is not built yet; client certificates from authentication.x509.clientCAFile are authenticated")
 	bad(on(f.Authentication.Anonymous.Enabled), "authentication.anonymous.enabled", true, "kubelet-lite never serves anonymous requests")
-	bad(f.Authorization.Mode != "" && f.Authorization.Mode != "AlwaysAllow", "authorization.mode", f.Authorization.Mode,
-		"only AlwaysAllow (every client with a certificate from the client CA); SubjectAccessReview (Webhook) is not built yet")
+	bad(f.Authorization.Mode != "" && f.Authorization.Mode != AuthzAlwaysAllow && f.Authorization.Mode != AuthzWebhook, "authorization.mode", f.Authorization.Mode,
+		"AlwaysAllow or Webhook")
 	bad(f.CgroupDriver != "" && f.CgroupDriver != "cgroupfs", "cgroupDriver", f.CgroupDriver, "only cgroupfs")
 	bad(f.RotateCertificates, "rotateCertificates", true, "client certificate rotation is not built yet: give the kubeconfig a certificate")
 	bad(f.ServerTLSBootstrap, "serverTLSBootstrap", true, "the serving certificate is self-signed")
@@ -203,6 +202,10 @@ func (c *Config) apply(f *fileConfig, path string) error {
 	num(&c.ContainerLogMaxFiles, "container-log-max-files", f.ContainerLogMaxFiles)
 	str(&c.ClientCAFile, "client-ca-file", f.Authentication.X509.ClientCAFile)
 	str(&c.Address, "address", f.Address)
+	str(&c.AuthorizationMode, "authorization-mode", f.Authorization.Mode)
+	if unset("authentication-token-webhook") && f.Authentication.Webhook.Enabled != nil {
+		c.AuthenticationTokenWebhook = *f.Authentication.Webhook.Enabled
+	}
 	num(&c.Port, "port", f.Port)
 	if unset("seccomp-default") {
 		c.SeccompDefault = c.SeccompDefault || f.SeccompDefault

@@ -19,8 +19,8 @@ func writeConfig(t *testing.T, body string) string {
 
 // TestKubeadmDefaultConfig: every field of kubeadm's default file is
 // either honoured or refused by name, and what is refused today is
-// exactly the features kubelet-lite lacks (webhook authentication and
-// authorization, the systemd cgroup driver, certificate rotation).
+// exactly the features kubelet-lite lacks (the systemd cgroup driver,
+// certificate rotation).
 func TestKubeadmDefaultConfig(t *testing.T) {
 	raw, err := os.ReadFile("testdata/kubeadm-kubelet-config.yaml")
 	if err != nil {
@@ -31,7 +31,7 @@ func TestKubeadmDefaultConfig(t *testing.T) {
 	if err == nil {
 		t.Fatal("kubeadm's default loaded although it asks for what kubelet-lite does not do")
 	}
-	refused := []string{"authentication.webhook.enabled", "authorization.mode", "cgroupDriver", "rotateCertificates"}
+	refused := []string{"cgroupDriver", "rotateCertificates"}
 	for _, f := range refused {
 		if !strings.Contains(err.Error(), f+":") {
 			t.Errorf("%s not named in: %v", f, err)
@@ -40,17 +40,16 @@ func TestKubeadmDefaultConfig(t *testing.T) {
 	if n := strings.Count(err.Error(), "is not supported"); n != len(refused) {
 		t.Errorf("%d fields refused, want %d: %v", n, len(refused), err)
 	}
-	// The same file with those four set to what kubelet-lite does loads,
-	// and its values are honoured.
-	fixed := strings.NewReplacer("    enabled: true", "    enabled: false", "mode: Webhook", "mode: AlwaysAllow",
-		"cgroupDriver: systemd", "cgroupDriver: cgroupfs", "rotateCertificates: true", "rotateCertificates: false").Replace(string(raw))
+	// The same file with those set to what kubelet-lite does loads, and
+	// its values are honoured.
+	fixed := strings.NewReplacer("cgroupDriver: systemd", "cgroupDriver: cgroupfs", "rotateCertificates: true", "rotateCertificates: false").Replace(string(raw))
 	c = Config{HealthzAddr: "0.0.0.0:1"}
 	if err := c.LoadFile(writeConfig(t, fixed)); err != nil {
 		t.Fatal(err)
 	}
 	if c.PodManifestPath != "/etc/kubernetes/manifests" || c.ClientCAFile != "/etc/kubernetes/pki/ca.crt" || c.ClusterDomain != "cluster.local" ||
 		len(c.ClusterDNS) != 1 || c.ClusterDNS[0] != netip.MustParseAddr("10.96.0.10") || c.ResolvConf != "/run/systemd/resolve/resolv.conf" ||
-		c.HealthzAddr != "127.0.0.1:10248" {
+		c.HealthzAddr != "127.0.0.1:10248" || !c.AuthenticationTokenWebhook || c.AuthorizationMode != AuthzWebhook {
 		t.Errorf("values not honoured: %+v", c)
 	}
 }

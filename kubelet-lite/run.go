@@ -44,6 +44,11 @@ type Config struct {
 	Address      string
 	Port         int
 	ClientCAFile string
+	// AuthenticationTokenWebhook accepts bearer tokens on the kubelet API
+	// (TokenReview); AuthorizationMode is AlwaysAllow or Webhook
+	// (SubjectAccessReview), the upstream flags.
+	AuthenticationTokenWebhook bool
+	AuthorizationMode          string
 	// SeccompDefault and AllowedUnsafeSysctls are the upstream
 	// seccompDefault and allowedUnsafeSysctls.
 	SeccompDefault       bool
@@ -160,7 +165,7 @@ func Run(ctx context.Context, cfg Config, log *slog.Logger) error {
 			return err
 		}
 	}
-	if err := serveKubelet(ctx, cfg, rt, log); err != nil {
+	if err := serveKubelet(ctx, cfg, rt, client, log); err != nil {
 		return err
 	}
 	// A node agent's footprint should stay near its live heap: a tighter

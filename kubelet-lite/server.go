@@ -22,33 +22,58 @@ import (
 	runtimeapi "k8s.io/cri-api/pkg/apis/runtime/v1"
 
 	"github.com/hivelet/hivelet/kubelet-lite/cri"
+	"github.com/hivelet/hivelet/kubelet-lite/kubeapi"
 	"github.com/hivelet/hivelet/kubelet-lite/logs"
 	"github.com/hivelet/hivelet/kubelet-lite/pods"
 )
 
 // serveKubelet runs the node's kubelet API (the upstream kubelet's :10250)
-// over TLS with client certificates from clientCA: container logs as the
-// API server asks for them for `kubectl logs`, and exec, attach and
-// port-forward (streaming.go). Without a client CA it
-// does not serve: an unauthenticated kubelet API hands out every pod's
-// logs.
-func serveKubelet(ctx context.Context, cfg Config, rt *cri.Client, log *slog.Logger) error {
-	if cfg.ClientCAFile == "" || cfg.Port == 0 {
-		log.Info("Not serving the kubelet API: pass --client-ca-file to enable it")
+// over TLS: container logs as the API server asks for them for `kubectl
+// logs`, and exec, attach and port-forward (streaming.go). Callers are
+// authenticated by a client certificate from --client-ca-file or, with
+// --authentication-token-webhook, a bearer token, and authorized as
+// --authorization-mode says (auth.go). With neither a client CA nor
+// token authentication it does not serve: an unauthenticated kubelet
+// API hands out every pod.
+func serveKubelet(ctx context.Context, cfg Config, rt *cri.Client, client *kubeapi.Client, log *slog.Logger) error {
+	if cfg.ClientCAFile == "" && !cfg.AuthenticationTokenWebhook || cfg.Port == 0 {
+		log.Info("Not serving the kubelet API: pass --client-ca-file (or --authentication-token-webhook) to enable it")
 		return nil
 	}
-	caPEM, err := os.ReadFile(cfg.ClientCAFile)
-	if err != nil {
-		return fmt.Errorf("read --client-ca-file: %w", err)
+	mode := cfg.AuthorizationMode
+	if mode == "" {
+		mode = AuthzAlwaysAllow
 	}
-	pool := x509.NewCertPool()
-	if !pool.AppendCertsFromPEM(caPEM) {
-		return fmt.Errorf("--client-ca-file %s: no PEM certificates", cfg.ClientCAFile)
+	if mode != AuthzAlwaysAllow && mode != AuthzWebhook {
+		return fmt.Errorf("--authorization-mode %q: want AlwaysAllow or Webhook", mode)
+	}
+	if (mode == AuthzWebhook || cfg.AuthenticationTokenWebhook) && client == nil {
+		return errors.New("--authorization-mode Webhook and --authentication-token-webhook ask the API server: pass --kubeconfig")
+	}
+	tlsCfg := &tls.Config{ClientAuth: tls.RequireAndVerifyClientCert, MinVersion: tls.VersionTLS12}
+	if cfg.AuthenticationTokenWebhook {
+		tlsCfg.ClientAuth = tls.VerifyClientCertIfGiven
+	}
+	if cfg.ClientCAFile != "" {
+		caPEM, err := os.ReadFile(cfg.ClientCAFile)
+		if err != nil {
+			return fmt.Errorf("read --client-ca-file: %w", err)
+		}
+		tlsCfg.ClientCAs = x509.NewCertPool()
+		if !tlsCfg.ClientCAs.AppendCertsFromPEM(caPEM) {
+			return fmt.Errorf("--client-ca-file %s: no PEM certificates", cfg.ClientCAFile)
+		}
 	}
 	cert, err := selfSigned(cfg.NodeName)
 	if err != nil {
 		return err
 	}
+	tlsCfg.Certificates = []tls.Certificate{cert}
+	var reviews reviewer
+	if client != nil {
+		reviews = client
+	}
+	auth := newAPIAuth(cfg.NodeName, cfg.AuthenticationTokenWebhook, mode, reviews)
 	addr := net.JoinHostPort(cfg.Address, strconv.Itoa(cfg.Port))
 	ln, err := net.Listen("tcp", addr)
 	if err != nil {
@@ -60,18 +85,18 @@ func serveKubelet(ctx context.Context, cfg Config, rt *cri.Client, log *slog.Log
 		containerLogs(w, r, rt)
 	})
 	streamingRoutes(mux, rt)
-	srv := &http.Server{Handler: mux, ReadHeaderTimeout: 10 * time.Second,
+	srv := &http.Server{Handler: auth.wrap(mux), ReadHeaderTimeout: 10 * time.Second,
 		// HTTP/1.1 only: exec, attach and port-forward upgrade the
 		// connection, which HTTP/2 cannot.
 		TLSNextProto: map[string]func(*http.Server, *tls.Conn, http.Handler){},
-		TLSConfig:    &tls.Config{Certificates: []tls.Certificate{cert}, ClientCAs: pool, ClientAuth: tls.RequireAndVerifyClientCert, MinVersion: tls.VersionTLS12}}
+		TLSConfig:    tlsCfg}
 	go func() { <-ctx.Done(); _ = srv.Close() }()
 	go func() {
 		if err := srv.ServeTLS(ln, "", ""); err != nil && !errors.Is(err, http.ErrServerClosed) {
 			log.Error("Kubelet API stopped", "error", err)
 		}
 	}()
-	log.Info("Serving the kubelet API", "addr", ln.Addr().String())
+	log.Info("Serving the kubelet API", "addr", ln.Addr().String(), "tokenAuthentication", cfg.AuthenticationTokenWebhook, "authorization", mode)
 	return nil
 }
 

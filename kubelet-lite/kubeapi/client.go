@@ -15,6 +15,7 @@ import (
 	"net/http"
 
 	authenticationv1 "k8s.io/api/authentication/v1"
+	authorizationv1 "k8s.io/api/authorization/v1"
 	coordinationv1 "k8s.io/api/coordination/v1"
 	corev1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
@@ -36,12 +37,13 @@ func init() {
 	utilruntime.Must(corev1.AddToScheme(scheme))
 	utilruntime.Must(coordinationv1.AddToScheme(scheme))
 	utilruntime.Must(authenticationv1.AddToScheme(scheme))
+	utilruntime.Must(authorizationv1.AddToScheme(scheme))
 	metav1.AddToGroupVersion(scheme, schema.GroupVersion{Version: "v1"})
 }
 
 // Client speaks to one API server.
 type Client struct {
-	core, coordination *rest.RESTClient
+	core, coordination, authn, authz *rest.RESTClient
 }
 
 // New returns a client for the API server cfg points at.
@@ -58,7 +60,31 @@ func New(cfg *rest.Config) (*Client, error) {
 	if err != nil {
 		return nil, err
 	}
-	return &Client{core: core, coordination: coordination}, nil
+	authn, err := restClient(cfg, httpClient, "/apis", authenticationv1.SchemeGroupVersion)
+	if err != nil {
+		return nil, err
+	}
+	authz, err := restClient(cfg, httpClient, "/apis", authorizationv1.SchemeGroupVersion)
+	if err != nil {
+		return nil, err
+	}
+	return &Client{core: core, coordination: coordination, authn: authn, authz: authz}, nil
+}
+
+// ReviewToken asks the API server who a bearer token belongs to (the
+// kubelet API's token authentication).
+func (c *Client) ReviewToken(ctx context.Context, tr *authenticationv1.TokenReview) (*authenticationv1.TokenReview, error) {
+	out := &authenticationv1.TokenReview{}
+	err := c.authn.Post().Resource("tokenreviews").Body(tr).Do(ctx).Into(out)
+	return out, err
+}
+
+// ReviewAccess asks the API server whether a user may do something (the
+// kubelet API's Webhook authorization).
+func (c *Client) ReviewAccess(ctx context.Context, sar *authorizationv1.SubjectAccessReview) (*authorizationv1.SubjectAccessReview, error) {
+	out := &authorizationv1.SubjectAccessReview{}
+	err := c.authz.Post().Resource("subjectaccessreviews").Body(sar).Do(ctx).Into(out)
+	return out, err
 }
 
 func restClient(base *rest.Config, httpClient *http.Client, apiPath string, gv schema.GroupVersion) (*rest.RESTClient, error) {

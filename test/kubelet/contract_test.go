@@ -2,6 +2,7 @@ package kubelet
 
 import (
 	"fmt"
+	"net/http"
 	"os"
 	"path/filepath"
 	"strings"
@@ -9,11 +10,15 @@ import (
 	"testing"
 	"time"
 
+	authenticationv1 "k8s.io/api/authentication/v1"
 	corev1 "k8s.io/api/core/v1"
+	rbacv1 "k8s.io/api/rbac/v1"
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	"k8s.io/apimachinery/pkg/api/resource"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/types"
 	"k8s.io/apimachinery/pkg/util/intstr"
+	"k8s.io/client-go/rest"
 	runtimeapi "k8s.io/cri-api/pkg/apis/runtime/v1"
 	"k8s.io/utils/ptr"
 
@@ -93,8 +98,16 @@ func TestPrivilegedKubeletLitePodContract(t *testing.T) {
 	// A node of a cluster with DNS: restarting the kubelet with the
 	// settings also shows a restart changes nothing for running pods.
 	e.kubelet.Stop(syscall.SIGTERM)
+	// With Webhook authorization, the API server's kubelet client is
+	// authorized as kubeadm sets it up: system:kubelet-api-admin.
+	if _, err := e.client.RbacV1().ClusterRoleBindings().Create(e.ctx, &rbacv1.ClusterRoleBinding{ObjectMeta: metav1.ObjectMeta{Name: "hivelet-test-kubelet-api-admin"},
+		RoleRef:  rbacv1.RoleRef{APIGroup: "rbac.authorization.k8s.io", Kind: "ClusterRole", Name: "system:kubelet-api-admin"},
+		Subjects: []rbacv1.Subject{{APIGroup: "rbac.authorization.k8s.io", Kind: "User", Name: "kube-apiserver-kubelet-client"}}}, metav1.CreateOptions{}); err != nil && !apierrors.IsAlreadyExists(err) {
+		t.Fatal(err)
+	}
 	e.args = append(e.args, "--cluster-dns", "10.96.0.10", "--cluster-domain", "cluster.local",
-		"--container-log-max-size", "2Ki", "--container-log-max-files", "3")
+		"--container-log-max-size", "2Ki", "--container-log-max-files", "3",
+		"--authentication-token-webhook", "--authorization-mode", "Webhook")
 	e.start()
 	marker := fmt.Sprintf("hivelet-escape-%d", time.Now().UnixNano())
 	t.Cleanup(func() { os.Remove(filepath.Join("/tmp", marker)) })
@@ -557,6 +570,71 @@ func TestPrivilegedKubeletLitePodContract(t *testing.T) {
 		p = e.pod("debugged")
 		if es := p.Status.EphemeralContainerStatuses; len(es) != 1 || es[0].State.Terminated == nil || es[0].RestartCount != 0 || !running(p) || containerID(p, "main") != mainID {
 			t.Errorf("after the ephemeral container ended: %+v", p.Status)
+		}
+	})
+
+	t.Run("the kubelet API authenticates bearer tokens and authorizes with the API server's RBAC", func(t *testing.T) {
+		e.runPod(t, "guarded", nil, corev1.PodSpec{Containers: []corev1.Container{{Name: "main", Command: []string{"sh", "-c", "echo guarded-log; sleep 3600"}}}})
+		e.waitPod(t, "guarded", "Running", running)
+		token := func(sa string) string {
+			if _, err := e.client.CoreV1().ServiceAccounts(e.ns).Create(e.ctx, &corev1.ServiceAccount{ObjectMeta: metav1.ObjectMeta{Name: sa}}, metav1.CreateOptions{}); err != nil {
+				t.Fatal(err)
+			}
+			tr, err := e.client.CoreV1().ServiceAccounts(e.ns).CreateToken(e.ctx, sa, &authenticationv1.TokenRequest{}, metav1.CreateOptions{})
+			if err != nil {
+				t.Fatal(err)
+			}
+			return tr.Status.Token
+		}
+		viewer, nobody := token("viewer"), token("nobody")
+		role := "kubelet-proxy-reader-" + e.ns
+		if _, err := e.client.RbacV1().ClusterRoles().Create(e.ctx, &rbacv1.ClusterRole{ObjectMeta: metav1.ObjectMeta{Name: role},
+			Rules: []rbacv1.PolicyRule{{APIGroups: []string{""}, Resources: []string{"nodes/proxy"}, Verbs: []string{"get"}}}}, metav1.CreateOptions{}); err != nil {
+			t.Fatal(err)
+		}
+		if _, err := e.client.RbacV1().ClusterRoleBindings().Create(e.ctx, &rbacv1.ClusterRoleBinding{ObjectMeta: metav1.ObjectMeta{Name: role},
+			RoleRef:  rbacv1.RoleRef{APIGroup: "rbac.authorization.k8s.io", Kind: "ClusterRole", Name: role},
+			Subjects: []rbacv1.Subject{{Kind: "ServiceAccount", Namespace: e.ns, Name: "viewer"}}}, metav1.CreateOptions{}); err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() {
+			_ = e.client.RbacV1().ClusterRoleBindings().Delete(e.ctx, role, metav1.DeleteOptions{})
+			_ = e.client.RbacV1().ClusterRoles().Delete(e.ctx, role, metav1.DeleteOptions{})
+		})
+		cfg := e.kubeletAPI(t)
+		get := func(tok, method, path string) int {
+			c := rest.CopyConfig(cfg)
+			c.CertData, c.KeyData, c.BearerToken = nil, nil, tok
+			tr, err := rest.TransportFor(c)
+			if err != nil {
+				t.Fatal(err)
+			}
+			req, _ := http.NewRequest(method, cfg.Host+path, nil)
+			resp, err := (&http.Client{Transport: tr, Timeout: 10 * time.Second}).Do(req)
+			if err != nil {
+				t.Fatal(err)
+			}
+			resp.Body.Close()
+			return resp.StatusCode
+		}
+		logs := "/containerLogs/" + e.ns + "/guarded/main"
+		harness.WaitFor(t, "the viewer reads logs (RBAC: get nodes/proxy)", func() bool { return get(viewer, http.MethodGet, logs) == 200 })
+		for _, tc := range []struct {
+			who, tok, method, path string
+			want                   int
+		}{
+			{"a service account without the role", nobody, http.MethodGet, logs, 403},
+			{"the viewer creating an exec", viewer, http.MethodPost, "/exec/" + e.ns + "/guarded/main?command=true&stdout=1", 403},
+			{"a forged token", "not-a-token", http.MethodGet, logs, 401},
+			{"no credentials", "", http.MethodGet, logs, 401},
+		} {
+			if got := get(tc.tok, tc.method, tc.path); got != tc.want {
+				t.Errorf("%s: %d, want %d", tc.who, got, tc.want)
+			}
+		}
+		// The API server's own client certificate still works.
+		if _, _, err := kubeletExec(t, cfg, e.ns, "guarded", "main", "", "true"); err != nil {
+			t.Errorf("exec with the kubelet-client certificate: %v", err)
 		}
 	})
 }
