@@ -165,7 +165,7 @@ func Run(ctx context.Context, cfg Config, log *slog.Logger) error {
 			return err
 		}
 	}
-	if err := serveKubelet(ctx, cfg, rt, client, log); err != nil {
+	if err := serveKubelet(ctx, cfg, rt, client, m, log); err != nil {
 		return err
 	}
 	// A node agent's footprint should stay near its live heap: a tighter

@@ -25,6 +25,7 @@ import (
 	"github.com/hivelet/hivelet/kubelet-lite/kubeapi"
 	"github.com/hivelet/hivelet/kubelet-lite/logs"
 	"github.com/hivelet/hivelet/kubelet-lite/pods"
+	"github.com/hivelet/hivelet/kubelet-lite/stats"
 )
 
 // serveKubelet runs the node's kubelet API (the upstream kubelet's :10250)
@@ -35,7 +36,7 @@ import (
 // --authorization-mode says (auth.go). With neither a client CA nor
 // token authentication it does not serve: an unauthenticated kubelet
 // API hands out every pod.
-func serveKubelet(ctx context.Context, cfg Config, rt *cri.Client, client *kubeapi.Client, log *slog.Logger) error {
+func serveKubelet(ctx context.Context, cfg Config, rt *cri.Client, client *kubeapi.Client, m *pods.Manager, log *slog.Logger) error {
 	if cfg.ClientCAFile == "" && !cfg.AuthenticationTokenWebhook || cfg.Port == 0 {
 		log.Info("Not serving the kubelet API: pass --client-ca-file (or --authentication-token-webhook) to enable it")
 		return nil
@@ -85,6 +86,7 @@ func serveKubelet(ctx context.Context, cfg Config, rt *cri.Client, client *kubea
 		containerLogs(w, r, rt)
 	})
 	streamingRoutes(mux, rt)
+	statsRoutes(mux, stats.NewProvider(cfg.NodeName, cfg.RootDir, rt), m, log)
 	srv := &http.Server{Handler: auth.wrap(mux), ReadHeaderTimeout: 10 * time.Second,
 		// HTTP/1.1 only: exec, attach and port-forward upgrade the
 		// connection, which HTTP/2 cannot.

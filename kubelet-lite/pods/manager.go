@@ -12,6 +12,8 @@ import (
 	"hash/fnv"
 	"log/slog"
 	"net/netip"
+	"slices"
+	"strings"
 	"sync"
 	"time"
 
@@ -160,4 +162,27 @@ func specHash(c *corev1.Container) string {
 	h := fnv.New64a()
 	h.Write(b)
 	return fmt.Sprintf("%x", h.Sum64())
+}
+
+// RunningPods are the pods this kubelet runs, each with the status it
+// last wrote (the kubelet API's /pods).
+func (m *Manager) RunningPods() []corev1.Pod {
+	m.mu.Lock()
+	ws := make([]*worker, 0, len(m.workers))
+	for _, w := range m.workers {
+		ws = append(ws, w)
+	}
+	m.mu.Unlock()
+	out := make([]corev1.Pod, 0, len(ws))
+	for _, w := range ws {
+		w.mu.Lock()
+		p := w.pod.DeepCopy()
+		w.mu.Unlock()
+		if st := w.statusSnapshot(); st != nil {
+			p.Status = *st
+		}
+		out = append(out, *p)
+	}
+	slices.SortFunc(out, func(a, b corev1.Pod) int { return strings.Compare(a.Namespace+"/"+a.Name, b.Namespace+"/"+b.Name) })
+	return out
 }

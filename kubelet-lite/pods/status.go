@@ -239,7 +239,7 @@ func (w *worker) writeStatus(ctx context.Context, pod *corev1.Pod, st *corev1.Po
 		return
 	}
 	if w.m.client == nil {
-		w.lastStatus = st
+		w.setLast(st)
 		return
 	}
 	pods := w.m.client.CoreV1().Pods(pod.Namespace)
@@ -261,7 +261,7 @@ func (w *worker) writeStatus(ctx context.Context, pod *corev1.Pod, st *corev1.Po
 		cur.Status = *st
 		cur.Status.Conditions = conds
 		if _, err = pods.UpdateStatus(ctx, cur, metav1.UpdateOptions{}); err == nil {
-			w.lastStatus = st
+			w.setLast(st)
 			return
 		}
 		if !apierrors.IsConflict(err) {
@@ -269,4 +269,20 @@ func (w *worker) writeStatus(ctx context.Context, pod *corev1.Pod, st *corev1.Po
 			return
 		}
 	}
+}
+
+// setLast records the status written; the kubelet API reads a copy.
+func (w *worker) setLast(st *corev1.PodStatus) {
+	w.lastStatus = st
+	cp := st.DeepCopy()
+	w.mu.Lock()
+	w.published = cp
+	w.mu.Unlock()
+}
+
+// statusSnapshot is the last status written, for other goroutines.
+func (w *worker) statusSnapshot() *corev1.PodStatus {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	return w.published
 }

@@ -45,9 +45,10 @@ type worker struct {
 	uid   types.UID
 	kickc chan struct{}
 
-	mu      sync.Mutex
-	pod     *corev1.Pod // guarded by mu
-	removed bool        // guarded by mu
+	mu        sync.Mutex
+	pod       *corev1.Pod       // guarded by mu
+	removed   bool              // guarded by mu
+	published *corev1.PodStatus // guarded by mu: lastStatus, for the kubelet API
 
 	// Owned by the worker goroutine.
 	backoff    map[string]*backoff
@@ -69,7 +70,7 @@ func newWorker(m *Manager, pod *corev1.Pod) *worker {
 	}
 	if pod.Status.Phase == corev1.PodSucceeded || pod.Status.Phase == corev1.PodFailed {
 		st := pod.Status
-		w.lastStatus = &st
+		w.lastStatus, w.published = &st, st.DeepCopy()
 	}
 	return w
 }

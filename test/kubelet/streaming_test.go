@@ -4,6 +4,7 @@ import (
 	"bufio"
 	"bytes"
 	"context"
+	"encoding/json"
 	"crypto/x509"
 	"encoding/pem"
 	"fmt"
@@ -15,10 +16,12 @@ import (
 	"testing"
 	"time"
 
+	corev1 "k8s.io/api/core/v1"
 	"k8s.io/client-go/rest"
 	"k8s.io/client-go/tools/portforward"
 	"k8s.io/client-go/tools/remotecommand"
 	"k8s.io/client-go/transport/spdy"
+	statsapi "k8s.io/kubelet/pkg/apis/stats/v1alpha1"
 )
 
 // kubeletAPI exposes the kubelet API of the node namespace on a loopback
@@ -152,6 +155,48 @@ func testStreaming(t *testing.T, e *env) {
 		t.Errorf("logs -f did not stream the new line: %q %v", lines.Text(), lines.Err())
 	}
 	cancel()
+
+	// Resource usage: the summary API, /metrics/resource and /pods.
+	getBody := func(path string) string {
+		t.Helper()
+		resp, err := (&http.Client{Transport: rtr, Timeout: 10 * time.Second}).Get(cfg.Host + path)
+		if err != nil || resp.StatusCode != http.StatusOK {
+			t.Fatalf("GET %s: %v %v", path, resp, err)
+		}
+		defer resp.Body.Close()
+		b, _ := io.ReadAll(resp.Body)
+		return string(b)
+	}
+	var sum statsapi.Summary
+	if err := json.Unmarshal([]byte(getBody("/stats/summary")), &sum); err != nil {
+		t.Fatal(err)
+	}
+	found := false
+	for _, p := range sum.Pods {
+		for _, c := range p.Containers {
+			if p.PodRef.Name == "web" && p.PodRef.Namespace == e.ns && c.Name == "main" && c.Memory != nil && c.Memory.WorkingSetBytes != nil && *c.Memory.WorkingSetBytes > 0 &&
+				c.CPU != nil && c.CPU.UsageCoreNanoSeconds != nil {
+				found = true
+			}
+		}
+	}
+	if sum.Node.NodeName != e.node || sum.Node.Memory == nil || !found {
+		t.Errorf("summary: node %q, web/main with memory and CPU found: %v", sum.Node.NodeName, found)
+	}
+	if m := getBody("/metrics/resource"); !strings.Contains(m, `container_memory_working_set_bytes{container="main",namespace="`+e.ns+`",pod="web"}`) {
+		t.Errorf("/metrics/resource lacks web/main:\n%s", m)
+	}
+	var list corev1.PodList
+	if err := json.Unmarshal([]byte(getBody("/pods")), &list); err != nil {
+		t.Fatal(err)
+	}
+	webRunning := false
+	for _, p := range list.Items {
+		webRunning = webRunning || p.Name == "web" && p.Status.Phase == corev1.PodRunning
+	}
+	if !webRunning {
+		t.Errorf("/pods lacks web Running (%d pods)", len(list.Items))
+	}
 
 	// Without a client certificate the kubelet API refuses.
 	anon := rest.CopyConfig(cfg)
