@@ -121,8 +121,7 @@ func (f *fileConfig) checkUnsupported() error {
 		"AlwaysAllow or Webhook")
 	bad(f.CgroupDriver != "" && f.CgroupDriver != "cgroupfs", "cgroupDriver", f.CgroupDriver, "only cgroupfs")
 	bad(f.RotateCertificates, "rotateCertificates", true, "client certificate rotation is not built yet: give the kubeconfig a certificate")
-	bad(f.ServerTLSBootstrap, "serverTLSBootstrap", true, "the serving certificate is self-signed")
-	bad(f.TLSCertFile != "" || f.TLSPrivateKeyFile != "", "tlsCertFile", f.TLSCertFile, "the serving certificate is self-signed")
+	bad(f.ServerTLSBootstrap, "serverTLSBootstrap", true, "the serving certificate is tlsCertFile or self-signed")
 	bad(f.CgroupsPerQOS != nil && !*f.CgroupsPerQOS, "cgroupsPerQOS", false, "pods always go under the QoS cgroups")
 	bad(len(f.EnforceNodeAlloc) > 0, "enforceNodeAllocatable", f.EnforceNodeAlloc, "node allocatable is not enforced yet")
 	bad(len(f.EvictionHard) > 0, "evictionHard", f.EvictionHard, "eviction is not built yet")
@@ -203,6 +202,8 @@ func (c *Config) apply(f *fileConfig, path string) error {
 	str(&c.ClientCAFile, "client-ca-file", f.Authentication.X509.ClientCAFile)
 	str(&c.Address, "address", f.Address)
 	str(&c.AuthorizationMode, "authorization-mode", f.Authorization.Mode)
+	str(&c.TLSCertFile, "tls-cert-file", f.TLSCertFile)
+	str(&c.TLSPrivateKeyFile, "tls-private-key-file", f.TLSPrivateKeyFile)
 	if unset("authentication-token-webhook") && f.Authentication.Webhook.Enabled != nil {
 		c.AuthenticationTokenWebhook = *f.Authentication.Webhook.Enabled
 	}

@@ -49,6 +49,9 @@ type Config struct {
 	// (SubjectAccessReview), the upstream flags.
 	AuthenticationTokenWebhook bool
 	AuthorizationMode          string
+	// TLSCertFile and TLSPrivateKeyFile serve the kubelet API; empty:
+	// a self-signed certificate.
+	TLSCertFile, TLSPrivateKeyFile string
 	// SeccompDefault and AllowedUnsafeSysctls are the upstream
 	// seccompDefault and allowedUnsafeSysctls.
 	SeccompDefault       bool

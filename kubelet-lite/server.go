@@ -65,7 +65,7 @@ func serveKubelet(ctx context.Context, cfg Config, rt *cri.Client, client *kubea
 			return fmt.Errorf("--client-ca-file %s: no PEM certificates", cfg.ClientCAFile)
 		}
 	}
-	cert, err := selfSigned(cfg.NodeName)
+	cert, err := servingCert(cfg)
 	if err != nil {
 		return err
 	}
@@ -87,7 +87,10 @@ func serveKubelet(ctx context.Context, cfg Config, rt *cri.Client, client *kubea
 	})
 	streamingRoutes(mux, rt)
 	statsRoutes(mux, stats.NewProvider(cfg.NodeName, cfg.RootDir, rt), m, log)
-	srv := &http.Server{Handler: auth.wrap(mux), ReadHeaderTimeout: 10 * time.Second,
+	// The upstream kubelet's limits: streams (exec, logs -f) may last
+	// hours, headers may not dawdle.
+	srv := &http.Server{Handler: auth.wrap(mux), ReadHeaderTimeout: 10 * time.Second, ReadTimeout: 4 * time.Hour, WriteTimeout: 4 * time.Hour,
+		IdleTimeout: 90 * time.Second, MaxHeaderBytes: 1 << 20,
 		// HTTP/1.1 only: exec, attach and port-forward upgrade the
 		// connection, which HTTP/2 cannot.
 		TLSNextProto: map[string]func(*http.Server, *tls.Conn, http.Handler){},
@@ -100,6 +103,19 @@ func serveKubelet(ctx context.Context, cfg Config, rt *cri.Client, client *kubea
 	}()
 	log.Info("Serving the kubelet API", "addr", ln.Addr().String(), "tokenAuthentication", cfg.AuthenticationTokenWebhook, "authorization", mode)
 	return nil
+}
+
+// servingCert is --tls-cert-file and --tls-private-key-file, or a
+// self-signed certificate for the node's name.
+func servingCert(cfg Config) (tls.Certificate, error) {
+	if cfg.TLSCertFile == "" && cfg.TLSPrivateKeyFile == "" {
+		return selfSigned(cfg.NodeName)
+	}
+	c, err := tls.LoadX509KeyPair(cfg.TLSCertFile, cfg.TLSPrivateKeyFile)
+	if err != nil {
+		return c, fmt.Errorf("load --tls-cert-file/--tls-private-key-file: %w", err)
+	}
+	return c, nil
 }
 
 // selfSigned makes the serving certificate, as the upstream kubelet does

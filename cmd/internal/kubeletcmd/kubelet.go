@@ -70,6 +70,8 @@ changes. Flags keep the upstream kubelet's names.`,
 	f.IntVar(&cfg.Port, "port", 10250, "port of the kubelet API; 0 disables it")
 	f.BoolVar(&cfg.AuthenticationTokenWebhook, "authentication-token-webhook", false, "also accept bearer tokens on the kubelet API, checked with the API server (TokenReview)")
 	f.StringVar(&cfg.AuthorizationMode, "authorization-mode", "AlwaysAllow", "kubelet API authorization: AlwaysAllow, or Webhook (a SubjectAccessReview on nodes/proxy, nodes/log, ... per request, cached)")
+	f.StringVar(&cfg.TLSCertFile, "tls-cert-file", "", "serving certificate of the kubelet API (default: self-signed for the node's name)")
+	f.StringVar(&cfg.TLSPrivateKeyFile, "tls-private-key-file", "", "key of --tls-cert-file")
 	f.StringVar(&cfg.ClientCAFile, "client-ca-file", "", "CA of the client certificates the kubelet API accepts (the API server's kubelet client); without it the kubelet API is off")
 	f.BoolVar(&cfg.SeccompDefault, "seccomp-default", false, "run containers that ask for no seccomp profile under the runtime's default profile instead of unconfined")
 	f.StringSliceVar(&cfg.AllowedUnsafeSysctls, "allowed-unsafe-sysctls", nil, "namespaced sysctls (or prefixes ending in *) pods may set beyond the safe set, comma-separated")
