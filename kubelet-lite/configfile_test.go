@@ -78,3 +78,20 @@ func TestConfigFileStrict(t *testing.T) {
 		t.Errorf("flags vs file: %+v", c)
 	}
 }
+
+func TestConfigzShowsWhatWasLoaded(t *testing.T) {
+	raw, err := os.ReadFile("testdata/kubeadm-kubelet-config.yaml")
+	if err != nil {
+		t.Fatal(err)
+	}
+	fixed := strings.NewReplacer("cgroupDriver: systemd", "cgroupDriver: cgroupfs", "rotateCertificates: true", "rotateCertificates: false").Replace(string(raw))
+	c := Config{HealthzAddr: "127.0.0.1:10248", Port: 10250}
+	if err := c.LoadFile(writeConfig(t, fixed)); err != nil {
+		t.Fatal(err)
+	}
+	kc := configz(c)["kubeletconfig"].(map[string]any)
+	if kc["staticPodPath"] != "/etc/kubernetes/manifests" || kc["clusterDomain"] != "cluster.local" || kc["healthzPort"] != 10248 ||
+		kc["authorization"].(map[string]any)["mode"] != AuthzWebhook {
+		t.Errorf("configz %v", kc)
+	}
+}

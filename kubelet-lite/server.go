@@ -41,10 +41,7 @@ func serveKubelet(ctx context.Context, cfg Config, rt *cri.Client, client *kubea
 		log.Info("Not serving the kubelet API: pass --client-ca-file (or --authentication-token-webhook) to enable it")
 		return nil
 	}
-	mode := cfg.AuthorizationMode
-	if mode == "" {
-		mode = AuthzAlwaysAllow
-	}
+	mode := authzMode(cfg)
 	if mode != AuthzAlwaysAllow && mode != AuthzWebhook {
 		return fmt.Errorf("--authorization-mode %q: want AlwaysAllow or Webhook", mode)
 	}
@@ -85,6 +82,7 @@ func serveKubelet(ctx context.Context, cfg Config, rt *cri.Client, client *kubea
 	mux.HandleFunc("GET /containerLogs/{ns}/{pod}/{container}", func(w http.ResponseWriter, r *http.Request) {
 		containerLogs(w, r, rt)
 	})
+	mux.HandleFunc("GET /configz", func(w http.ResponseWriter, _ *http.Request) { writeJSON(w, configz(cfg), log) })
 	streamingRoutes(mux, rt)
 	statsRoutes(mux, stats.NewProvider(cfg.NodeName, cfg.RootDir, rt), m, log)
 	// The upstream kubelet's limits: streams (exec, logs -f) may last

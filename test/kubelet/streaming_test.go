@@ -186,6 +186,15 @@ func testStreaming(t *testing.T, e *env) {
 	if m := getBody("/metrics/resource"); !strings.Contains(m, `container_memory_working_set_bytes{container="main",namespace="`+e.ns+`",pod="web"}`) {
 		t.Errorf("/metrics/resource lacks web/main:\n%s", m)
 	}
+	var cz struct {
+		KubeletConfig struct {
+			Kind string `json:"kind"`
+			Port int    `json:"port"`
+		} `json:"kubeletconfig"`
+	}
+	if err := json.Unmarshal([]byte(getBody("/configz")), &cz); err != nil || cz.KubeletConfig.Kind != "KubeletConfiguration" || cz.KubeletConfig.Port != 10250 {
+		t.Errorf("/configz: %+v %v", cz, err)
+	}
 	var list corev1.PodList
 	if err := json.Unmarshal([]byte(getBody("/pods")), &list); err != nil {
 		t.Fatal(err)
