@@ -167,7 +167,7 @@ func (e *env) pod(name string) *corev1.Pod {
 }
 
 // create makes a pod bound to this node, with a short grace period.
-func (e *env) create(t *testing.T, name string, restart corev1.RestartPolicy, c corev1.Container) {
+func (e *env) create(t testing.TB, name string, restart corev1.RestartPolicy, c corev1.Container) {
 	t.Helper()
 	c.Name, c.Image = "main", containerd.BusyboxRef
 	c.ImagePullPolicy = corev1.PullIfNotPresent
@@ -179,7 +179,7 @@ func (e *env) create(t *testing.T, name string, restart corev1.RestartPolicy, c 
 	}
 }
 
-func (e *env) waitPod(t *testing.T, name, what string, cond func(*corev1.Pod) bool) *corev1.Pod {
+func (e *env) waitPod(t testing.TB, name, what string, cond func(*corev1.Pod) bool) *corev1.Pod {
 	t.Helper()
 	var last *corev1.Pod
 	deadline := time.Now().Add(60 * time.Second)

@@ -28,7 +28,7 @@ import (
 // port of the test (each connection dialed from inside the namespace)
 // and returns a client config that authenticates with the API server's
 // kubelet-client certificate, as the API server does.
-func (e *env) kubeletAPI(t *testing.T) *rest.Config {
+func (e *env) kubeletAPI(t testing.TB) *rest.Config {
 	t.Helper()
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
@@ -61,7 +61,7 @@ func (e *env) kubeletAPI(t *testing.T) *rest.Config {
 
 // kubeletExec runs cmd in a container through the kubelet API's exec
 // (SPDY, as the API server speaks to a kubelet), with stdin.
-func kubeletExec(t *testing.T, cfg *rest.Config, ns, pod, container, stdin string, cmd ...string) (string, string, error) {
+func kubeletExec(t testing.TB, cfg *rest.Config, ns, pod, container, stdin string, cmd ...string) (string, string, error) {
 	t.Helper()
 	q := url.Values{"stdout": {"1"}, "stderr": {"1"}, "command": cmd}
 	if stdin != "" {

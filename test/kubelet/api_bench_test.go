@@ -1,0 +1,76 @@
+package kubelet
+
+import (
+	"context"
+	"fmt"
+	"io"
+	"net/http"
+	"testing"
+	"time"
+
+	corev1 "k8s.io/api/core/v1"
+	"k8s.io/client-go/rest"
+
+	"github.com/hivelet/hivelet/test/harness"
+)
+
+// apiLatency measures, through the node's kubelet API, the round trip of
+// an exec of `true` and the time to the first byte of `logs -f`, n times
+// each, on a running pod.
+func apiLatency(b *testing.B, e *env, n int) (exec, logsFirst []time.Duration) {
+	e.create(b, "bench-api", corev1.RestartPolicyAlways, corev1.Container{Command: []string{"sh", "-c", "echo ready; exec sleep 3600"}})
+	e.waitPod(b, "bench-api", "Running", func(p *corev1.Pod) bool { return p.Status.Phase == corev1.PodRunning })
+	cfg := e.kubeletAPI(b)
+	tr, err := rest.TransportFor(cfg)
+	if err != nil {
+		b.Fatal(err)
+	}
+	for range n {
+		start := time.Now()
+		if _, _, err := kubeletExec(b, cfg, e.ns, "bench-api", "main", "", "true"); err != nil {
+			b.Fatalf("exec: %v", err)
+		}
+		exec = append(exec, time.Since(start))
+	}
+	for range n {
+		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+		req, _ := http.NewRequestWithContext(ctx, http.MethodGet, fmt.Sprintf("%s/containerLogs/%s/bench-api/main?follow=true", cfg.Host, e.ns), nil)
+		start := time.Now()
+		resp, err := (&http.Client{Transport: tr}).Do(req)
+		if err != nil {
+			cancel()
+			b.Fatalf("logs -f: %v", err)
+		}
+		buf := make([]byte, 1)
+		if _, err := io.ReadFull(resp.Body, buf); err != nil {
+			cancel()
+			b.Fatalf("logs -f first byte: %v", err)
+		}
+		logsFirst = append(logsFirst, time.Since(start))
+		resp.Body.Close()
+		cancel()
+	}
+	return exec, logsFirst
+}
+
+// BenchmarkKubeletAPI: `kubectl exec` round trip and `kubectl logs -f`
+// first byte, straight at the kubelet API (the API server's proxy hop
+// left out), kubelet-lite against the upstream kubelet on the same
+// containerd when it is built (`hack/k8s.sh build-kubelet`), same run.
+func BenchmarkKubeletAPI(b *testing.B) {
+	const n = 20
+	ms := func(d time.Duration) float64 { return float64(d.Microseconds()) / 1000 }
+	for range b.N {
+		lite := newBenchEnv(b, "lite")
+		le, ll := apiLatency(b, lite, n)
+		b.ReportMetric(ms(harness.Percentile(le, 0.5)), "lite-exec-p50-ms")
+		b.ReportMetric(ms(harness.Percentile(ll, 0.5)), "lite-logsf-p50-ms")
+		if up := upstreamKubelet(); up != "" {
+			ue, ul := apiLatency(b, newBenchEnv(b, "upstream"), n)
+			b.ReportMetric(ms(harness.Percentile(ue, 0.5)), "upstream-exec-p50-ms")
+			b.ReportMetric(ms(harness.Percentile(ul, 0.5)), "upstream-logsf-p50-ms")
+			b.ReportMetric(float64(harness.Percentile(le, 0.5))/float64(harness.Percentile(ue, 0.5)), "exec-lite/upstream")
+			b.ReportMetric(float64(harness.Percentile(ll, 0.5))/float64(harness.Percentile(ul, 0.5)), "logsf-lite/upstream")
+		}
+	}
+}
