@@ -3,6 +3,7 @@ package kubeletlite
 import (
 	"crypto/x509"
 	"encoding/pem"
+	"net/url"
 	"os"
 	"path/filepath"
 	"strings"
@@ -36,5 +37,22 @@ func TestServingCert(t *testing.T) {
 	}
 	if _, err := servingCert(Config{TLSCertFile: crt}); err == nil || !strings.Contains(err.Error(), "--tls-private-key-file") {
 		t.Errorf("a certificate without its key: %v", err)
+	}
+}
+
+func TestStreamsFromTheAPIServersQuery(t *testing.T) {
+	for q, want := range map[string]streamOpts{
+		"input=1&output=1&error=1": {stdin: true, stdout: true, stderr: true},
+		"output=1&error=1&tty=1":   {stdout: true, tty: true}, // a TTY has no separate stderr
+		"output=true":              {stdout: true},
+	} {
+		v, _ := url.ParseQuery(q)
+		if got, err := streams(v); err != nil || got != want {
+			t.Errorf("%s: %+v %v", q, got, err)
+		}
+	}
+	v, _ := url.ParseQuery("stdin=1&stdout=1") // not the names the API server uses
+	if _, err := streams(v); err == nil {
+		t.Error("no stream asked for, yet accepted")
 	}
 }

@@ -9,6 +9,7 @@ import (
 	"slices"
 	"strconv"
 
+	corev1 "k8s.io/api/core/v1"
 	runtimeapi "k8s.io/cri-api/pkg/apis/runtime/v1"
 
 	"github.com/hivelet/hivelet/kubelet-lite/cri"
@@ -28,15 +29,19 @@ func streamingRoutes(mux *http.ServeMux, rt *cri.Client) {
 			http.Error(w, err.Error(), http.StatusNotFound)
 			return
 		}
-		cmd := q["command"]
+		cmd := q[corev1.ExecCommandParam]
 		if len(cmd) == 0 {
 			http.Error(w, "exec: no command given (?command=...)", http.StatusBadRequest)
 			return
 		}
+		st, err := streams(q)
+		if err != nil {
+			http.Error(w, err.Error(), http.StatusBadRequest)
+			return
+		}
 		ctx, cancel := cri.Ctx(r.Context())
 		defer cancel()
-		resp, err := rt.Runtime.Exec(ctx, &runtimeapi.ExecRequest{ContainerId: id, Cmd: cmd, Tty: flag(q, "tty"),
-			Stdin: flag(q, "stdin"), Stdout: flag(q, "stdout"), Stderr: flag(q, "stderr")})
+		resp, err := rt.Runtime.Exec(ctx, &runtimeapi.ExecRequest{ContainerId: id, Cmd: cmd, Tty: st.tty, Stdin: st.stdin, Stdout: st.stdout, Stderr: st.stderr})
 		if err != nil {
 			http.Error(w, fmt.Sprintf("exec in container %s: %v", id, err), http.StatusInternalServerError)
 			return
@@ -50,10 +55,14 @@ func streamingRoutes(mux *http.ServeMux, rt *cri.Client) {
 			http.Error(w, err.Error(), http.StatusNotFound)
 			return
 		}
+		st, err := streams(q)
+		if err != nil {
+			http.Error(w, err.Error(), http.StatusBadRequest)
+			return
+		}
 		ctx, cancel := cri.Ctx(r.Context())
 		defer cancel()
-		resp, err := rt.Runtime.Attach(ctx, &runtimeapi.AttachRequest{ContainerId: id, Tty: flag(q, "tty"),
-			Stdin: flag(q, "stdin"), Stdout: flag(q, "stdout"), Stderr: flag(q, "stderr")})
+		resp, err := rt.Runtime.Attach(ctx, &runtimeapi.AttachRequest{ContainerId: id, Tty: st.tty, Stdin: st.stdin, Stdout: st.stdout, Stderr: st.stderr})
 		if err != nil {
 			http.Error(w, fmt.Sprintf("attach to container %s: %v", id, err), http.StatusInternalServerError)
 			return
@@ -96,6 +105,23 @@ func streamingRoutes(mux *http.ServeMux, rt *cri.Client) {
 		mux.HandleFunc("GET "+p, portForwardH)
 		mux.HandleFunc("POST "+p, portForwardH)
 	}
+}
+
+// streamOpts are the streams an exec or attach asks for.
+type streamOpts struct{ stdin, stdout, stderr, tty bool }
+
+// streams reads them from the query as the API server writes them
+// (input, output, error, tty = "1"), with upstream's rules: a TTY has no
+// separate stderr, and at least one stream is needed.
+func streams(q url.Values) (streamOpts, error) {
+	s := streamOpts{stdin: flag(q, corev1.ExecStdinParam), stdout: flag(q, corev1.ExecStdoutParam), stderr: flag(q, corev1.ExecStderrParam), tty: flag(q, corev1.ExecTTYParam)}
+	if s.tty {
+		s.stderr = false
+	}
+	if !s.stdin && !s.stdout && !s.stderr {
+		return s, fmt.Errorf("you must specify at least 1 of stdin, stdout, stderr (query parameters %s, %s, %s)", corev1.ExecStdinParam, corev1.ExecStdoutParam, corev1.ExecStderrParam)
+	}
+	return s, nil
 }
 
 // flag reads a boolean query parameter as the kubelet does ("1", "true").

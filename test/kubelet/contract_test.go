@@ -624,7 +624,7 @@ func TestPrivilegedKubeletLitePodContract(t *testing.T) {
 			want                   int
 		}{
 			{"a service account without the role", nobody, http.MethodGet, logs, 403},
-			{"the viewer creating an exec", viewer, http.MethodPost, "/exec/" + e.ns + "/guarded/main?command=true&stdout=1", 403},
+			{"the viewer creating an exec", viewer, http.MethodPost, "/exec/" + e.ns + "/guarded/main?command=true&output=1", 403},
 			{"a forged token", "not-a-token", http.MethodGet, logs, 401},
 			{"no credentials", "", http.MethodGet, logs, 401},
 		} {

@@ -50,22 +50,27 @@ func (e *env) kubeletAPI(t testing.TB) *rest.Config {
 			go func() { _, _ = io.Copy(c, up); c.Close() }()
 		}
 	}()
+	cfg := &rest.Config{Host: "https://" + ln.Addr().String(), TLSClientConfig: rest.TLSClientConfig{Insecure: true}}
+	if e.clientCert.PrivateKey == nil {
+		return cfg // the upstream kubelet of the benchmarks serves anonymous clients
+	}
 	keyDER, err := x509.MarshalPKCS8PrivateKey(e.clientCert.PrivateKey)
 	if err != nil {
 		t.Fatal(err)
 	}
-	return &rest.Config{Host: "https://" + ln.Addr().String(), TLSClientConfig: rest.TLSClientConfig{Insecure: true,
-		CertData: pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: e.clientCert.Certificate[0]}),
-		KeyData:  pem.EncodeToMemory(&pem.Block{Type: "PRIVATE KEY", Bytes: keyDER})}}
+	cfg.CertData = pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: e.clientCert.Certificate[0]})
+	cfg.KeyData = pem.EncodeToMemory(&pem.Block{Type: "PRIVATE KEY", Bytes: keyDER})
+	return cfg
 }
 
 // kubeletExec runs cmd in a container through the kubelet API's exec
 // (SPDY, as the API server speaks to a kubelet), with stdin.
 func kubeletExec(t testing.TB, cfg *rest.Config, ns, pod, container, stdin string, cmd ...string) (string, string, error) {
 	t.Helper()
-	q := url.Values{"stdout": {"1"}, "stderr": {"1"}, "command": cmd}
+	// The parameters as the API server writes them for a kubelet.
+	q := url.Values{corev1.ExecStdoutParam: {"1"}, corev1.ExecStderrParam: {"1"}, corev1.ExecCommandParam: cmd}
 	if stdin != "" {
-		q.Set("stdin", "1")
+		q.Set(corev1.ExecStdinParam, "1")
 	}
 	u, _ := url.Parse(fmt.Sprintf("%s/exec/%s/%s/%s?%s", cfg.Host, ns, pod, container, q.Encode()))
 	ex, err := remotecommand.NewSPDYExecutor(cfg, http.MethodPost, u)
