@@ -16,6 +16,7 @@ import (
 	"net/http"
 	"net/url"
 	"os"
+	"path/filepath"
 	"strconv"
 	"time"
 
@@ -48,7 +49,10 @@ func serveKubelet(ctx context.Context, cfg Config, rt *cri.Client, client *kubea
 	if (mode == AuthzWebhook || cfg.AuthenticationTokenWebhook) && client == nil {
 		return errors.New("--authorization-mode Webhook and --authentication-token-webhook ask the API server: pass --kubeconfig")
 	}
-	tlsCfg := &tls.Config{ClientAuth: tls.RequireAndVerifyClientCert, MinVersion: tls.VersionTLS12}
+	// HTTP/2 for plain requests (logs, stats: one connection, no new
+	// handshake per request); clients that upgrade (exec, attach,
+	// port-forward) offer only HTTP/1.1 and get it.
+	tlsCfg := &tls.Config{ClientAuth: tls.RequireAndVerifyClientCert, MinVersion: tls.VersionTLS12, NextProtos: []string{"h2", "http/1.1"}}
 	if cfg.AuthenticationTokenWebhook {
 		tlsCfg.ClientAuth = tls.VerifyClientCertIfGiven
 	}
@@ -77,10 +81,14 @@ func serveKubelet(ctx context.Context, cfg Config, rt *cri.Client, client *kubea
 	if err != nil {
 		return fmt.Errorf("listen on %s: %w (--address, --port)", addr, err)
 	}
+	logsDir := cfg.PodLogsDir
+	if logsDir == "" {
+		logsDir = pods.DefaultPodLogsDir
+	}
 	mux := http.NewServeMux()
 	mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, _ *http.Request) { _, _ = w.Write([]byte("ok")) })
 	mux.HandleFunc("GET /containerLogs/{ns}/{pod}/{container}", func(w http.ResponseWriter, r *http.Request) {
-		containerLogs(w, r, rt)
+		containerLogs(w, r, rt, logsDir)
 	})
 	mux.HandleFunc("GET /configz", func(w http.ResponseWriter, _ *http.Request) { writeJSON(w, configz(cfg), log) })
 	streamingRoutes(mux, rt)
@@ -89,10 +97,7 @@ func serveKubelet(ctx context.Context, cfg Config, rt *cri.Client, client *kubea
 	// hours, headers may not dawdle.
 	srv := &http.Server{Handler: auth.wrap(mux), ReadHeaderTimeout: 10 * time.Second, ReadTimeout: 4 * time.Hour, WriteTimeout: 4 * time.Hour,
 		IdleTimeout: 90 * time.Second, MaxHeaderBytes: 1 << 20,
-		// HTTP/1.1 only: exec, attach and port-forward upgrade the
-		// connection, which HTTP/2 cannot.
-		TLSNextProto: map[string]func(*http.Server, *tls.Conn, http.Handler){},
-		TLSConfig:    tlsCfg}
+		TLSConfig: tlsCfg}
 	go func() { <-ctx.Done(); _ = srv.Close() }()
 	go func() {
 		if err := srv.ServeTLS(ln, "", ""); err != nil && !errors.Is(err, http.ErrServerClosed) {
@@ -135,7 +140,7 @@ func selfSigned(node string) (tls.Certificate, error) {
 
 // containerLogs serves a container's log (or, with previous=true, its
 // last terminated instance's) from the CRI log file, tailLines honoured.
-func containerLogs(w http.ResponseWriter, r *http.Request, rt *cri.Client) {
+func containerLogs(w http.ResponseWriter, r *http.Request, rt *cri.Client, logsDir string) {
 	ns, pod, name := r.PathValue("ns"), r.PathValue("pod"), r.PathValue("container")
 	ctx, cancel := cri.Ctx(r.Context())
 	defer cancel()
@@ -161,10 +166,20 @@ func containerLogs(w http.ResponseWriter, r *http.Request, rt *cri.Client) {
 		http.Error(w, fmt.Sprintf("container %s of pod %s/%s not found", name, ns, pod), http.StatusNotFound)
 		return
 	}
-	st, err := rt.Runtime.ContainerStatus(ctx, &runtimeapi.ContainerStatusRequest{ContainerId: c.Id})
-	if err != nil {
-		http.Error(w, err.Error(), http.StatusServiceUnavailable)
-		return
+	// The log is where kubelet-lite told the runtime to write it; ask the
+	// runtime only when it is not there (a container of another kubelet).
+	// Built from the runtime's labels (names kubelet-lite validated), never
+	// from the request's path.
+	lb := c.Labels
+	logPath := filepath.Join(logsDir, lb[pods.LabelPodNamespace]+"_"+lb[pods.LabelPodName]+"_"+lb[pods.LabelPodUID], lb[pods.LabelContainer],
+		strconv.Itoa(int(c.Metadata.Attempt))+".log")
+	if fi, err := os.Lstat(logPath); err != nil || !fi.Mode().IsRegular() {
+		st, err := rt.Runtime.ContainerStatus(ctx, &runtimeapi.ContainerStatusRequest{ContainerId: c.Id})
+		if err != nil {
+			http.Error(w, err.Error(), http.StatusServiceUnavailable)
+			return
+		}
+		logPath = st.Status.LogPath
 	}
 	opts, err := logOptions(r.URL.Query())
 	if err != nil {
@@ -179,7 +194,7 @@ func containerLogs(w http.ResponseWriter, r *http.Request, rt *cri.Client) {
 		return err == nil && st.Status.State == runtimeapi.ContainerState_CONTAINER_RUNNING
 	}
 	w.Header().Set("Content-Type", "text/plain")
-	if err := logs.Stream(r.Context(), flusher{w}, st.Status.LogPath, opts, running); err != nil {
+	if err := logs.Stream(r.Context(), flusher{w}, logPath, opts, running); err != nil {
 		http.Error(w, err.Error(), http.StatusInternalServerError)
 	}
 }

@@ -17,7 +17,7 @@ import (
 // apiLatency measures, through the node's kubelet API, the round trip of
 // an exec of `true` and the time to the first byte of `logs -f`, n times
 // each, on a running pod.
-func apiLatency(b *testing.B, e *env, n int) (exec, logsFirst []time.Duration) {
+func apiLatency(b *testing.B, e *env, n int) (exec, logsFirst, healthz []time.Duration) {
 	e.create(b, "bench-api", corev1.RestartPolicyAlways, corev1.Container{Command: []string{"sh", "-c", "echo ready; exec sleep 3600"}})
 	e.waitPod(b, "bench-api", "Running", func(p *corev1.Pod) bool { return p.Status.Phase == corev1.PodRunning })
 	cfg := e.kubeletAPI(b)
@@ -50,7 +50,20 @@ func apiLatency(b *testing.B, e *env, n int) (exec, logsFirst []time.Duration) {
 		resp.Body.Close()
 		cancel()
 	}
-	return exec, logsFirst
+	// The floor both share: a TLS connection and one plain request.
+	for range n {
+		start := time.Now()
+		req, _ := http.NewRequest(http.MethodGet, cfg.Host+"/healthz", nil)
+		req.Close = true // a new connection each time, as for the others
+		resp, err := (&http.Client{Transport: tr}).Do(req)
+		if err != nil {
+			b.Fatalf("healthz: %v", err)
+		}
+		_, _ = io.Copy(io.Discard, resp.Body)
+		resp.Body.Close()
+		healthz = append(healthz, time.Since(start))
+	}
+	return exec, logsFirst, healthz
 }
 
 // BenchmarkKubeletAPI: `kubectl exec` round trip and `kubectl logs -f`
@@ -62,13 +75,15 @@ func BenchmarkKubeletAPI(b *testing.B) {
 	ms := func(d time.Duration) float64 { return float64(d.Microseconds()) / 1000 }
 	for range b.N {
 		lite := newBenchEnv(b, "lite")
-		le, ll := apiLatency(b, lite, n)
+		le, ll, lh := apiLatency(b, lite, n)
 		b.ReportMetric(ms(harness.Percentile(le, 0.5)), "lite-exec-p50-ms")
 		b.ReportMetric(ms(harness.Percentile(ll, 0.5)), "lite-logsf-p50-ms")
+		b.ReportMetric(ms(harness.Percentile(lh, 0.5)), "lite-healthz-p50-ms")
 		if up := upstreamKubelet(); up != "" {
-			ue, ul := apiLatency(b, newBenchEnv(b, "upstream"), n)
+			ue, ul, uh := apiLatency(b, newBenchEnv(b, "upstream"), n)
 			b.ReportMetric(ms(harness.Percentile(ue, 0.5)), "upstream-exec-p50-ms")
 			b.ReportMetric(ms(harness.Percentile(ul, 0.5)), "upstream-logsf-p50-ms")
+			b.ReportMetric(ms(harness.Percentile(uh, 0.5)), "upstream-healthz-p50-ms")
 			b.ReportMetric(float64(harness.Percentile(le, 0.5))/float64(harness.Percentile(ue, 0.5)), "exec-lite/upstream")
 			b.ReportMetric(float64(harness.Percentile(ll, 0.5))/float64(harness.Percentile(ul, 0.5)), "logsf-lite/upstream")
 		}
