@@ -22,21 +22,28 @@ import (
 // connection (SPDY or WebSocket) is proxied there, so the API server
 // never needs a route to the runtime, as upstream proxies by default.
 func streamingRoutes(mux *http.ServeMux, rt *cri.Client) {
-	execH := func(w http.ResponseWriter, r *http.Request) {
-		q := r.URL.Query()
+	// target finds the running container and the streams asked for; a
+	// false ok means the error answer was written.
+	target := func(w http.ResponseWriter, r *http.Request) (id string, st streamOpts, ok bool) {
 		id, err := containerID(r.Context(), rt, r.PathValue("ns"), r.PathValue("pod"), r.PathValue("container"))
 		if err != nil {
 			http.Error(w, err.Error(), http.StatusNotFound)
-			return
+			return "", st, false
 		}
-		cmd := q[corev1.ExecCommandParam]
+		if st, err = streams(r.URL.Query()); err != nil {
+			http.Error(w, err.Error(), http.StatusBadRequest)
+			return "", st, false
+		}
+		return id, st, true
+	}
+	execH := func(w http.ResponseWriter, r *http.Request) {
+		cmd := r.URL.Query()[corev1.ExecCommandParam]
 		if len(cmd) == 0 {
 			http.Error(w, "exec: no command given (?command=...)", http.StatusBadRequest)
 			return
 		}
-		st, err := streams(q)
-		if err != nil {
-			http.Error(w, err.Error(), http.StatusBadRequest)
+		id, st, ok := target(w, r)
+		if !ok {
 			return
 		}
 		ctx, cancel := cri.Ctx(r.Context())
@@ -49,15 +56,8 @@ func streamingRoutes(mux *http.ServeMux, rt *cri.Client) {
 		proxyStream(w, r, resp.Url)
 	}
 	attachH := func(w http.ResponseWriter, r *http.Request) {
-		q := r.URL.Query()
-		id, err := containerID(r.Context(), rt, r.PathValue("ns"), r.PathValue("pod"), r.PathValue("container"))
-		if err != nil {
-			http.Error(w, err.Error(), http.StatusNotFound)
-			return
-		}
-		st, err := streams(q)
-		if err != nil {
-			http.Error(w, err.Error(), http.StatusBadRequest)
+		id, st, ok := target(w, r)
+		if !ok {
 			return
 		}
 		ctx, cancel := cri.Ctx(r.Context())
