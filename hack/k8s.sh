@@ -5,6 +5,7 @@
 #
 #   hack/k8s.sh build   build kube-apiserver and kube-proxy (once; cached)
 #   hack/k8s.sh build-kubelet   also the upstream kubelet (for make bench-kubelet)
+#   hack/k8s.sh build-cluster   also kube-controller-manager, kube-scheduler, kubectl (hack/cluster.sh)
 #   hack/k8s.sh up      build if needed, start etcd + kube-apiserver, print the kubeconfig path
 #   hack/k8s.sh down    stop them (etcd data is kept: reused by the next `up`)
 #   hack/k8s.sh wipe    stop them and delete the etcd data
@@ -67,15 +68,19 @@ GO
   echo "$K8S_VERSION" > "$stamp"
 }
 
-# build_kubelet builds the upstream kubelet with the same tools module,
-# for the kubelet-lite benchmark only (not needed by the tests).
-build_kubelet() {
+# build_extra builds more commands of k8s.io/kubernetes with the same tools
+# module, each once: the upstream kubelet for the kubelet-lite benchmark,
+# the rest of a control plane and kubectl for hack/cluster.sh.
+build_extra() { # cmd/NAME...
   build
-  [ -x "$BIN/kubelet" ] && [ "$(cat "$BIN/.kubelet-version" 2>/dev/null)" = "$K8S_VERSION" ] && return
-  log "building the upstream kubelet $K8S_VERSION (first time: several minutes)"
-  grep -q 'cmd/kubelet' "$DIR/tools/tools.go" || sed -i 's|_ "k8s.io/kubernetes/cmd/kube-proxy"|&\n\t_ "k8s.io/kubernetes/cmd/kubelet"|' "$DIR/tools/tools.go"
-  (cd "$DIR/tools" && go mod tidy >/dev/null && CGO_ENABLED=0 go build -o "$BIN/kubelet" k8s.io/kubernetes/cmd/kubelet)
-  echo "$K8S_VERSION" > "$BIN/.kubelet-version"
+  local name
+  for name in "$@"; do
+    [ -x "$BIN/$name" ] && [ "$(cat "$BIN/.$name-version" 2>/dev/null)" = "$K8S_VERSION" ] && continue
+    log "building $name $K8S_VERSION (first time: several minutes, then cached in $BIN)"
+    grep -q "cmd/$name\"" "$DIR/tools/tools.go" || sed -i "s|_ \"k8s.io/kubernetes/cmd/kube-proxy\"|&\n\t_ \"k8s.io/kubernetes/cmd/$name\"|" "$DIR/tools/tools.go"
+    (cd "$DIR/tools" && go mod tidy >/dev/null && CGO_ENABLED=0 go build -o "$BIN/$name" "k8s.io/kubernetes/cmd/$name")
+    echo "$K8S_VERSION" > "$BIN/.$name-version"
+  done
 }
 
 cert() { # name subject [san]
@@ -185,7 +190,8 @@ down() {
 
 case "${1:-}" in
   build) build ;;
-  build-kubelet) build_kubelet ;;
+  build-kubelet) build_extra kubelet ;;
+  build-cluster) build_extra kube-controller-manager kube-scheduler kubectl ;;
   up) up ;;
   down) down ;;
   wipe) down; rm -rf "$DATA/etcd"; log "etcd data removed" ;;

@@ -58,6 +58,7 @@ updates both.`,
 	in.Flags().StringVar(&opts.Plugin, "plugin", "", "hivelet-cni binary to install (default: hivelet-cni next to this binary)")
 	in.Flags().StringVar(&opts.Network, "network-name", "hivelet", "CNI network name")
 	in.Flags().StringVar(&opts.CNIVersion, "cni-version", install.DefaultCNIVersion, "cniVersion of the conflist (1.1.0 adds STATUS and GC; containerd 1.6/1.7 need 1.0.0)")
+	in.Flags().StringVar(&opts.DataDir, "ipam-data-dir", "", "where pod address leases are kept (default /var/lib/cni/networks); one per node when several share a machine")
 	in.Flags().IntVar(&opts.MTU, "mtu", 0, "pod interface MTU (default 1500)")
 	in.Flags().BoolVar(&opts.Standalone, "standalone", false, "report ready (CNI STATUS) without a running hivelet agent")
 	in.Flags().StringVar(&opts.BPFFS, "bpffs", pins.DefaultBPFFS, "where the agent pins its datapath (CNI STATUS waits for it)")

@@ -27,6 +27,10 @@ type Options struct {
 	MTU             int
 	Standalone      bool
 	BPFFS           string
+	// DataDir is where the plugin keeps its address leases (host-local's
+	// dataDir); empty: the plugin's default under /var/lib/cni. Nodes
+	// sharing one machine need one each.
+	DataDir string
 	// CNIVersion of the conflist: 1.0.0 works with every current runtime
 	// (containerd 1.6 and 1.7 reject 1.1.0 results); 1.1.0 adds STATUS
 	// and GC for runtimes that call them.
@@ -49,10 +53,11 @@ func Conflist(opts Options) ([]byte, error) {
 	for _, p := range opts.PodCIDRs {
 		ranges = append(ranges, []map[string]string{{"subnet": p.Masked().String()}})
 	}
-	plugin := map[string]any{
-		"type": PluginName,
-		"ipam": map[string]any{"ranges": ranges},
+	ipam := map[string]any{"ranges": ranges}
+	if opts.DataDir != "" {
+		ipam["dataDir"] = opts.DataDir
 	}
+	plugin := map[string]any{"type": PluginName, "ipam": ipam}
 	if opts.MTU != 0 {
 		plugin["mtu"] = opts.MTU
 	}

@@ -18,7 +18,7 @@ func TestInstallAndUninstall(t *testing.T) {
 	}
 	opts := Options{
 		BinDir: filepath.Join(dir, "bin"), ConfDir: filepath.Join(dir, "net.d"), Plugin: plugin,
-		ConfName: "05-hivelet.conflist", Network: "hivelet", MTU: 1450,
+		ConfName: "05-hivelet.conflist", Network: "hivelet", MTU: 1450, DataDir: "/var/lib/node1/ipam",
 		PodCIDRs: []netip.Prefix{netip.MustParsePrefix("10.244.1.0/24"), netip.MustParsePrefix("fd00:10:244:1::/64")},
 	}
 	for i := 0; i < 2; i++ { // idempotent
@@ -43,6 +43,9 @@ func TestInstallAndUninstall(t *testing.T) {
 	}
 	if list.CNIVersion != DefaultCNIVersion || list.Name != "hivelet" || len(list.Plugins) != 1 || list.Plugins[0]["type"] != PluginName || list.Plugins[0]["mtu"] != 1450.0 {
 		t.Errorf("conflist: %s", raw)
+	}
+	if ipam, _ := list.Plugins[0]["ipam"].(map[string]any); ipam["dataDir"] != opts.DataDir {
+		t.Errorf("conflist lacks ipam.dataDir %q: %s", opts.DataDir, raw)
 	}
 	if !bytes.Contains(raw, []byte(`"subnet": "fd00:10:244:1::/64"`)) {
 		t.Errorf("conflist lacks the IPv6 range: %s", raw)

@@ -16,6 +16,7 @@ import (
 	"maps"
 	"os"
 	"os/exec"
+	"path"
 	"slices"
 	"strings"
 	"time"
@@ -44,14 +45,38 @@ const ManifestType = "application/vnd.oci.image.manifest.v1+json"
 
 // Busybox builds the busybox image; cmd is its default command.
 func Busybox(cmd []string) (*Image, error) {
+	return Build(Spec{Cmd: cmd})
+}
+
+// Spec is an image built on the busybox layer: files from this machine
+// in a second layer (so every image shares the first), and its config.
+type Spec struct {
+	Entrypoint, Cmd []string
+	Files           map[string]string // path in the image -> file here (mode kept)
+	Env             []string          // beyond PATH
+}
+
+// Build builds the image spec describes.
+func Build(spec Spec) (*Image, error) {
 	layer, diffID, err := busyboxLayer()
 	if err != nil {
 		return nil, err
 	}
+	layers, diffIDs := [][]byte{layer}, []string{diffID}
+	if len(spec.Files) > 0 {
+		layer, diffID, err := filesLayer(spec.Files)
+		if err != nil {
+			return nil, err
+		}
+		layers, diffIDs = append(layers, layer), append(diffIDs, diffID)
+	}
+	cfg := map[string]any{"Cmd": spec.Cmd, "Env": append([]string{"PATH=/bin:/usr/bin:/usr/local/bin"}, spec.Env...)}
+	if len(spec.Entrypoint) > 0 {
+		cfg["Entrypoint"] = spec.Entrypoint
+	}
 	config, err := json.Marshal(map[string]any{
-		"architecture": "amd64", "os": "linux",
-		"config": map[string]any{"Cmd": cmd, "Env": []string{"PATH=/bin"}},
-		"rootfs": map[string]any{"type": "layers", "diff_ids": []string{diffID}},
+		"architecture": "amd64", "os": "linux", "config": cfg,
+		"rootfs": map[string]any{"type": "layers", "diff_ids": diffIDs},
 	})
 	if err != nil {
 		return nil, err
@@ -62,11 +87,15 @@ func Busybox(cmd []string) (*Image, error) {
 		img.Blobs[d] = b
 		return descriptor{MediaType: mediaType, Digest: d, Size: len(b)}
 	}
+	var descs []descriptor
+	for _, l := range layers {
+		descs = append(descs, add(l, "application/vnd.oci.image.layer.v1.tar+gzip"))
+	}
 	manifest, err := json.Marshal(map[string]any{
 		"schemaVersion": 2,
 		"mediaType":     ManifestType,
 		"config":        add(config, "application/vnd.oci.image.config.v1+json"),
-		"layers":        []descriptor{add(layer, "application/vnd.oci.image.layer.v1.tar+gzip")},
+		"layers":        descs,
 	})
 	if err != nil {
 		return nil, err
@@ -149,6 +178,45 @@ func busyboxLayer() ([]byte, string, error) {
 			return nil, "", err
 		}
 	}
+	return finishLayer(tw, &raw)
+}
+
+// filesLayer is a gzipped tar of files (path in the image -> file here)
+// with the directories they need.
+func filesLayer(files map[string]string) ([]byte, string, error) {
+	var raw bytes.Buffer
+	tw := tar.NewWriter(&raw)
+	dirs := map[string]bool{}
+	for _, dst := range slices.Sorted(maps.Keys(files)) {
+		name := strings.TrimPrefix(path.Clean("/"+dst), "/")
+		for d := path.Dir(name); d != "." && !dirs[d]; d = path.Dir(d) {
+			dirs[d] = true
+		}
+	}
+	for _, d := range slices.Sorted(maps.Keys(dirs)) {
+		if err := tw.WriteHeader(&tar.Header{Typeflag: tar.TypeDir, Name: d + "/", Mode: 0o755, ModTime: epoch}); err != nil {
+			return nil, "", err
+		}
+	}
+	for _, dst := range slices.Sorted(maps.Keys(files)) {
+		b, err := os.ReadFile(files[dst])
+		if err != nil {
+			return nil, "", fmt.Errorf("image file %s: %w", dst, err)
+		}
+		st, err := os.Stat(files[dst])
+		if err != nil {
+			return nil, "", err
+		}
+		if err := writeFile(tw, strings.TrimPrefix(path.Clean("/"+dst), "/"), b, int64(st.Mode().Perm())); err != nil {
+			return nil, "", err
+		}
+	}
+	return finishLayer(tw, &raw)
+}
+
+// finishLayer closes tw over raw and returns the gzipped layer and the
+// digest of the uncompressed tar (its diff ID).
+func finishLayer(tw *tar.Writer, raw *bytes.Buffer) ([]byte, string, error) {
 	if err := tw.Close(); err != nil {
 		return nil, "", err
 	}
