@@ -53,6 +53,7 @@ type cached[T any] struct {
 type apiAuth struct {
 	node    string
 	tokens  bool   // bearer tokens through TokenReview
+	anon    bool   // no credentials: system:anonymous
 	mode    string // AuthzAlwaysAllow or AuthzWebhook
 	reviews reviewer
 	now     func() time.Time
@@ -62,8 +63,8 @@ type apiAuth struct {
 	byCheck map[string]cached[bool]       // guarded by mu
 }
 
-func newAPIAuth(node string, tokens bool, mode string, r reviewer) *apiAuth {
-	return &apiAuth{node: node, tokens: tokens, mode: mode, reviews: r, now: time.Now,
+func newAPIAuth(node string, tokens, anon bool, mode string, r reviewer) *apiAuth {
+	return &apiAuth{node: node, tokens: tokens, anon: anon, mode: mode, reviews: r, now: time.Now,
 		byToken: map[[32]byte]cached[*apiUser]{}, byCheck: map[string]cached[bool]{}}
 }
 
@@ -98,7 +99,13 @@ func (a *apiAuth) authenticate(r *http.Request) (*apiUser, error) {
 		c := r.TLS.VerifiedChains[0][0]
 		return &apiUser{name: c.Subject.CommonName, groups: c.Subject.Organization}, nil
 	}
-	token, ok := strings.CutPrefix(r.Header.Get("Authorization"), "Bearer ")
+	header := r.Header.Get("Authorization")
+	if header == "" && a.anon {
+		// As upstream: only a request that presents nothing is
+		// anonymous; a bad token stays refused.
+		return &apiUser{name: "system:anonymous", groups: []string{"system:unauthenticated"}}, nil
+	}
+	token, ok := strings.CutPrefix(header, "Bearer ")
 	if !ok || !a.tokens || token == "" {
 		return nil, fmt.Errorf("a client certificate from the client CA%s is required", map[bool]string{true: " or a bearer token"}[a.tokens])
 	}

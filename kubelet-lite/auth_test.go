@@ -41,7 +41,7 @@ func (f *fakeReviews) ReviewAccess(_ context.Context, sar *authorizationv1.Subje
 
 func TestKubeletAPIAuth(t *testing.T) {
 	f := &fakeReviews{}
-	a := newAPIAuth("node-1", true, AuthzWebhook, f)
+	a := newAPIAuth("node-1", true, false, AuthzWebhook, f)
 	now := time.Now()
 	a.now = func() time.Time { return now }
 	h := a.wrap(http.HandlerFunc(func(w http.ResponseWriter, _ *http.Request) { _, _ = w.Write([]byte("ok")) }))
@@ -89,12 +89,47 @@ func TestKubeletAPIAuth(t *testing.T) {
 		t.Error("an expired token review was not asked again")
 	}
 	// AlwaysAllow without token authentication: certificates only.
-	a = newAPIAuth("node-1", false, AuthzAlwaysAllow, nil)
+	a = newAPIAuth("node-1", false, false, AuthzAlwaysAllow, nil)
 	h = a.wrap(http.HandlerFunc(func(w http.ResponseWriter, _ *http.Request) {}))
 	if got := do("POST", "/exec/ns/p/c", "good", ""); got != 401 {
 		t.Errorf("a token without token authentication: %d", got)
 	}
 	if got := do("POST", "/exec/ns/p/c", "", "anyone"); got != 200 {
 		t.Errorf("a certificate with AlwaysAllow: %d", got)
+	}
+	if got := do("GET", "/healthz", "", ""); got != 401 {
+		t.Errorf("no credentials, anonymous off: %d", got)
+	}
+}
+
+// TestKubeletAPIAnonymous: with --anonymous-auth a request with no
+// credentials is system:anonymous and the authorizer judges it; one
+// with a bad token is still refused.
+func TestKubeletAPIAnonymous(t *testing.T) {
+	f := &fakeReviews{}
+	a := newAPIAuth("node-1", true, true, AuthzWebhook, f)
+	h := a.wrap(http.HandlerFunc(func(w http.ResponseWriter, _ *http.Request) {}))
+	do := func(token string) int {
+		r := httptest.NewRequest("GET", "/pods", nil)
+		if token != "" {
+			r.Header.Set("Authorization", "Bearer "+token)
+		}
+		w := httptest.NewRecorder()
+		h.ServeHTTP(w, r)
+		return w.Code
+	}
+	if got := do(""); got != 403 {
+		t.Errorf("anonymous under Webhook: %d, want 403 (the fake grants system:anonymous nothing)", got)
+	}
+	if f.lastSAR == nil || f.lastSAR.User != "system:anonymous" || len(f.lastSAR.Groups) != 1 || f.lastSAR.Groups[0] != "system:unauthenticated" {
+		t.Errorf("SAR for an anonymous request: %+v", f.lastSAR)
+	}
+	if got := do("bad"); got != 401 {
+		t.Errorf("a bad token with anonymous on: %d, want 401", got)
+	}
+	a = newAPIAuth("node-1", false, true, AuthzAlwaysAllow, nil)
+	h = a.wrap(http.HandlerFunc(func(w http.ResponseWriter, _ *http.Request) {}))
+	if got := do(""); got != 200 {
+		t.Errorf("anonymous under AlwaysAllow: %d, want 200", got)
 	}
 }

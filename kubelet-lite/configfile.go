@@ -115,8 +115,6 @@ func (f *fileConfig) checkUnsupported() error {
 			errs = append(errs, fmt.Errorf("%s: %v is not supported: %s", field, value, why))
 		}
 	}
-	on := func(b *bool) bool { return b != nil && *b }
-	bad(on(f.Authentication.Anonymous.Enabled), "authentication.anonymous.enabled", true, "kubelet-lite never serves anonymous requests")
 	bad(f.Authorization.Mode != "" && f.Authorization.Mode != AuthzAlwaysAllow && f.Authorization.Mode != AuthzWebhook, "authorization.mode", f.Authorization.Mode,
 		"AlwaysAllow or Webhook")
 	bad(f.CgroupDriver != "" && f.CgroupDriver != "cgroupfs", "cgroupDriver", f.CgroupDriver, "only cgroupfs")
@@ -206,6 +204,9 @@ func (c *Config) apply(f *fileConfig, path string) error {
 	str(&c.TLSPrivateKeyFile, "tls-private-key-file", f.TLSPrivateKeyFile)
 	if unset("authentication-token-webhook") && f.Authentication.Webhook.Enabled != nil {
 		c.AuthenticationTokenWebhook = *f.Authentication.Webhook.Enabled
+	}
+	if unset("anonymous-auth") && f.Authentication.Anonymous.Enabled != nil {
+		c.AnonymousAuth = *f.Authentication.Anonymous.Enabled
 	}
 	num(&c.Port, "port", f.Port)
 	if unset("seccomp-default") {

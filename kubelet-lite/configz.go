@@ -23,7 +23,7 @@ func configz(cfg Config) map[string]any {
 		"authentication": map[string]any{
 			"x509":      map[string]any{"clientCAFile": cfg.ClientCAFile},
 			"webhook":   map[string]any{"enabled": cfg.AuthenticationTokenWebhook, "cacheTTL": tokenCacheTTL.String()},
-			"anonymous": map[string]any{"enabled": false},
+			"anonymous": map[string]any{"enabled": cfg.AnonymousAuth},
 		},
 		"authorization": map[string]any{"mode": authzMode(cfg), "webhook": map[string]any{
 			"cacheAuthorizedTTL": allowedCacheTTL.String(), "cacheUnauthorizedTTL": disallowedCacheTTL.String()}},

@@ -17,6 +17,7 @@ import (
 	"github.com/hivelet/hivelet/daemon/kubeclient"
 	"github.com/hivelet/hivelet/kubelet-lite/cri"
 	"github.com/hivelet/hivelet/kubelet-lite/kubeapi"
+	"github.com/hivelet/hivelet/kubelet-lite/metrics"
 	"github.com/hivelet/hivelet/kubelet-lite/node"
 	"github.com/hivelet/hivelet/kubelet-lite/pods"
 )
@@ -49,6 +50,11 @@ type Config struct {
 	// (SubjectAccessReview), the upstream flags.
 	AuthenticationTokenWebhook bool
 	AuthorizationMode          string
+	// AnonymousAuth lets requests with no credentials through as
+	// system:anonymous (group system:unauthenticated), for the
+	// authorizer to judge. Off by default: kubeadm's setting, not the
+	// upstream flag's.
+	AnonymousAuth bool
 	// TLSCertFile and TLSPrivateKeyFile serve the kubelet API; empty:
 	// a self-signed certificate.
 	TLSCertFile, TLSPrivateKeyFile string
@@ -120,6 +126,7 @@ func Run(ctx context.Context, cfg Config, log *slog.Logger) error {
 		return err
 	}
 	defer rt.Close()
+	metrics.NodeName.Set(1, cfg.NodeName)
 	var client *kubeapi.Client
 	if cfg.Kubeconfig != "" {
 		restCfg, err := kubeclient.Config(cfg.Kubeconfig, "hivelet-kubelet", cfg.KubeAPICompression)

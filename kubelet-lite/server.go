@@ -38,7 +38,7 @@ import (
 // token authentication it does not serve: an unauthenticated kubelet
 // API hands out every pod.
 func serveKubelet(ctx context.Context, cfg Config, rt *cri.Client, client *kubeapi.Client, m *pods.Manager, log *slog.Logger) error {
-	if cfg.ClientCAFile == "" && !cfg.AuthenticationTokenWebhook || cfg.Port == 0 {
+	if cfg.ClientCAFile == "" && !cfg.AuthenticationTokenWebhook && !cfg.AnonymousAuth || cfg.Port == 0 {
 		log.Info("Not serving the kubelet API: pass --client-ca-file (or --authentication-token-webhook) to enable it")
 		return nil
 	}
@@ -53,15 +53,17 @@ func serveKubelet(ctx context.Context, cfg Config, rt *cri.Client, client *kubea
 	// handshake per request); clients that upgrade (exec, attach,
 	// port-forward) offer only HTTP/1.1 and get it.
 	tlsCfg := &tls.Config{ClientAuth: tls.RequireAndVerifyClientCert, MinVersion: tls.VersionTLS12, NextProtos: []string{"h2", "http/1.1"}}
-	if cfg.AuthenticationTokenWebhook {
+	if cfg.AuthenticationTokenWebhook || cfg.AnonymousAuth || cfg.ClientCAFile == "" {
 		tlsCfg.ClientAuth = tls.VerifyClientCertIfGiven
 	}
+	// No CA file: no certificate is accepted (a nil pool would mean the
+	// system's roots).
+	tlsCfg.ClientCAs = x509.NewCertPool()
 	if cfg.ClientCAFile != "" {
 		caPEM, err := os.ReadFile(cfg.ClientCAFile)
 		if err != nil {
 			return fmt.Errorf("read --client-ca-file: %w", err)
 		}
-		tlsCfg.ClientCAs = x509.NewCertPool()
 		if !tlsCfg.ClientCAs.AppendCertsFromPEM(caPEM) {
 			return fmt.Errorf("--client-ca-file %s: no PEM certificates", cfg.ClientCAFile)
 		}
@@ -75,7 +77,10 @@ func serveKubelet(ctx context.Context, cfg Config, rt *cri.Client, client *kubea
 	if client != nil {
 		reviews = client
 	}
-	auth := newAPIAuth(cfg.NodeName, cfg.AuthenticationTokenWebhook, mode, reviews)
+	if cfg.AnonymousAuth && mode == AuthzAlwaysAllow {
+		log.Warn("The kubelet API serves anyone who can reach it: --anonymous-auth with --authorization-mode AlwaysAllow; use Webhook")
+	}
+	auth := newAPIAuth(cfg.NodeName, cfg.AuthenticationTokenWebhook, cfg.AnonymousAuth, mode, reviews)
 	addr := net.JoinHostPort(cfg.Address, strconv.Itoa(cfg.Port))
 	ln, err := net.Listen("tcp", addr)
 	if err != nil {
@@ -104,7 +109,7 @@ func serveKubelet(ctx context.Context, cfg Config, rt *cri.Client, client *kubea
 			log.Error("Kubelet API stopped", "error", err)
 		}
 	}()
-	log.Info("Serving the kubelet API", "addr", ln.Addr().String(), "tokenAuthentication", cfg.AuthenticationTokenWebhook, "authorization", mode)
+	log.Info("Serving the kubelet API", "addr", ln.Addr().String(), "tokenAuthentication", cfg.AuthenticationTokenWebhook, "anonymous", cfg.AnonymousAuth, "authorization", mode)
 	return nil
 }
 

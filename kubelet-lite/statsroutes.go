@@ -8,11 +8,12 @@ import (
 	corev1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 
+	"github.com/hivelet/hivelet/kubelet-lite/metrics"
 	"github.com/hivelet/hivelet/kubelet-lite/pods"
 	"github.com/hivelet/hivelet/kubelet-lite/stats"
 )
 
-// statsRoutes serves /stats/summary, /metrics/resource and /pods, as the
+// statsRoutes serves /stats/summary, /metrics/resource, /metrics and /pods, as the
 // upstream kubelet's API does.
 func statsRoutes(mux *http.ServeMux, p *stats.Provider, m *pods.Manager, log *slog.Logger) {
 	mux.HandleFunc("GET /stats/summary", func(w http.ResponseWriter, r *http.Request) {
@@ -32,6 +33,12 @@ func statsRoutes(mux *http.ServeMux, p *stats.Provider, m *pods.Manager, log *sl
 		w.Header().Set("Content-Type", "text/plain; version=0.0.4")
 		if err := stats.WriteResourceMetrics(w, s); err != nil {
 			log.Debug("Writing resource metrics failed", "error", err)
+		}
+	})
+	mux.HandleFunc("GET /metrics", func(w http.ResponseWriter, _ *http.Request) {
+		w.Header().Set("Content-Type", "text/plain; version=0.0.4")
+		if err := metrics.Kubelet.Write(w); err != nil {
+			log.Debug("Writing the kubelet's metrics failed", "error", err)
 		}
 	})
 	mux.HandleFunc("GET /pods", func(w http.ResponseWriter, _ *http.Request) {

@@ -8,10 +8,13 @@ import (
 	"fmt"
 	"strings"
 	"time"
+	"unicode"
 
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/credentials/insecure"
 	runtimeapi "k8s.io/cri-api/pkg/apis/runtime/v1"
+
+	"github.com/hivelet/hivelet/kubelet-lite/metrics"
 )
 
 // DefaultEndpoint is containerd's CRI socket.
@@ -38,7 +41,7 @@ func Dial(endpoint string) (*Client, error) {
 		endpoint = "unix://" + endpoint
 	}
 	conn, err := grpc.NewClient(endpoint, grpc.WithTransportCredentials(insecure.NewCredentials()),
-		grpc.WithDefaultCallOptions(grpc.MaxCallRecvMsgSize(16<<20)))
+		grpc.WithDefaultCallOptions(grpc.MaxCallRecvMsgSize(16<<20)), grpc.WithUnaryInterceptor(countOperations))
 	if err != nil {
 		return nil, fmt.Errorf("connect to container runtime %s: %w (check --container-runtime-endpoint)", endpoint, err)
 	}
@@ -68,4 +71,35 @@ func (c *Client) Ready(ctx context.Context) error {
 		}
 	}
 	return nil
+}
+
+// countOperations records every runtime call in the kubelet's metrics,
+// by operation as upstream names them (ListContainers: list_containers).
+func countOperations(ctx context.Context, method string, req, reply any, cc *grpc.ClientConn, invoker grpc.UnaryInvoker, opts ...grpc.CallOption) error {
+	op := operationName(method)
+	began := time.Now()
+	err := invoker(ctx, method, req, reply, cc, opts...)
+	metrics.RuntimeOperations.Inc(op)
+	metrics.RuntimeOperationsTime.Since(began, op)
+	if err != nil {
+		metrics.RuntimeOperationsErrors.Inc(op)
+	}
+	return err
+}
+
+// operationName turns "/runtime.v1.RuntimeService/ListPodSandbox" into
+// "list_pod_sandbox".
+func operationName(method string) string {
+	name := method[strings.LastIndexByte(method, '/')+1:]
+	var b strings.Builder
+	for i, r := range name {
+		if unicode.IsUpper(r) {
+			if i > 0 {
+				b.WriteByte('_')
+			}
+			r = unicode.ToLower(r)
+		}
+		b.WriteRune(r)
+	}
+	return b.String()
 }

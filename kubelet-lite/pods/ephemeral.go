@@ -46,3 +46,18 @@ func (w *worker) startEphemeral(ctx context.Context, pod *corev1.Pod, rp *runtim
 		w.start(ctx, pod, c, 0, sb, sbCfg, podIPs, vols, adjust...)
 	}
 }
+
+// containerType is the upstream metrics label of a container's kind.
+func containerType(pod *corev1.Pod, name string) string {
+	for _, c := range pod.Spec.InitContainers {
+		if c.Name == name {
+			return "init_container"
+		}
+	}
+	for _, c := range pod.Spec.EphemeralContainers {
+		if c.Name == name {
+			return "ephemeral_container"
+		}
+	}
+	return "container"
+}

@@ -3,12 +3,14 @@ package pods
 import (
 	"context"
 	"slices"
+	"strings"
 	"time"
 
 	"k8s.io/apimachinery/pkg/types"
 	runtimeapi "k8s.io/cri-api/pkg/apis/runtime/v1"
 
 	"github.com/hivelet/hivelet/kubelet-lite/cri"
+	"github.com/hivelet/hivelet/kubelet-lite/metrics"
 )
 
 // PLEGPeriod is how often the runtime is relisted.
@@ -27,7 +29,9 @@ func (m *Manager) Run(ctx context.Context) {
 			return
 		case <-tick.C:
 		}
+		began := time.Now()
 		snap, err := m.relist(ctx)
+		metrics.PLEGRelist.Since(began)
 		if err != nil {
 			m.log.Warn("Relisting the container runtime failed", "error", err)
 			continue
@@ -35,6 +39,8 @@ func (m *Manager) Run(ctx context.Context) {
 		m.mu.Lock()
 		m.lastRelist = time.Now()
 		m.mu.Unlock()
+		metrics.PLEGLastSeen.Set(float64(time.Now().Unix()))
+		snap.count()
 		changed := map[types.UID]bool{}
 		for id, s := range snap.states {
 			if prev[id] != s {
@@ -84,6 +90,32 @@ type snapshot struct {
 	states map[string]string    // sandbox or container id → state
 	owner  map[string]types.UID // id → pod uid
 	uids   map[types.UID]bool
+}
+
+// count sets the running pods and containers gauges, named as upstream
+// (a pod runs while its sandbox is ready).
+func (s *snapshot) count() {
+	pods := map[types.UID]bool{}
+	byState := map[string]int{}
+	for id, st := range s.states {
+		switch st {
+		case runtimeapi.PodSandboxState_SANDBOX_READY.String():
+			pods[s.owner[id]] = true
+		case runtimeapi.PodSandboxState_SANDBOX_NOTREADY.String():
+		default:
+			byState[containerStateLabel(st)]++
+		}
+	}
+	metrics.RunningPods.Set(float64(len(pods)))
+	metrics.RunningContainers.Reset()
+	for st, n := range byState {
+		metrics.RunningContainers.Set(float64(n), st)
+	}
+}
+
+// containerStateLabel is CONTAINER_RUNNING as upstream writes it: running.
+func containerStateLabel(state string) string {
+	return strings.ToLower(strings.TrimPrefix(state, "CONTAINER_"))
 }
 
 func (m *Manager) relist(ctx context.Context) (*snapshot, error) {

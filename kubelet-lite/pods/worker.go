@@ -7,6 +7,7 @@ import (
 	"sync"
 	"time"
 
+	"google.golang.org/grpc/status"
 	corev1 "k8s.io/api/core/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
@@ -15,6 +16,7 @@ import (
 	"k8s.io/utils/ptr"
 
 	"github.com/hivelet/hivelet/kubelet-lite/cri"
+	"github.com/hivelet/hivelet/kubelet-lite/metrics"
 )
 
 // Crash-loop back-off, as the upstream kubelet: the first restart is
@@ -58,11 +60,14 @@ type worker struct {
 	startTime  metav1.Time
 	lastStatus *corev1.PodStatus
 	deadline   *time.Timer // wakes the worker at activeDeadlineSeconds
+	seen       time.Time   // when this kubelet first saw the pod
+	ranOnce    bool        // the pod was Running once: its start time is recorded
 }
 
 func newWorker(m *Manager, pod *corev1.Pod) *worker {
 	w := &worker{m: m, uid: pod.UID, kickc: make(chan struct{}, 1), pod: pod,
-		backoff: map[string]*backoff{}, pulls: map[string]*pullBackoff{}, waiting: map[string]waiting{}, reported: map[string]bool{}, startTime: metav1.Now()}
+		backoff: map[string]*backoff{}, pulls: map[string]*pullBackoff{}, waiting: map[string]waiting{}, reported: map[string]bool{}, startTime: metav1.Now(),
+		seen: time.Now(), ranOnce: pod.Status.Phase != "" && pod.Status.Phase != corev1.PodPending}
 	// A restarted kubelet adopts the pod as the API server last saw it:
 	// its start time, and a finished pod stays finished.
 	if pod.Status.StartTime != nil {
@@ -100,7 +105,10 @@ func (w *worker) run() {
 	t := time.NewTicker(resyncPeriod)
 	defer t.Stop()
 	for {
-		if w.safeSync(context.Background()) {
+		began := time.Now()
+		gone := w.safeSync(context.Background())
+		metrics.PodWorker.Since(began, "sync")
+		if gone {
 			w.m.forget(w.uid)
 			return
 		}
@@ -192,7 +200,12 @@ func (w *worker) sync(ctx context.Context) bool {
 		ips = w.m.podIPs(ctx, pod, sb.Id)
 		w.m.probes.sync(w, pod, rp, firstOr(ips))
 	}
-	w.writeStatus(ctx, pod, w.status(pod, rp, ips))
+	st := w.status(pod, rp, ips)
+	if st.Phase == corev1.PodRunning && !w.ranOnce {
+		w.ranOnce = true
+		metrics.PodStart.Since(w.seen)
+	}
+	w.writeStatus(ctx, pod, st)
 	if w.terminal() {
 		// The main containers are done: sidecars stop too, last first.
 		w.m.stopInOrder(ctx, pod, rp, gracePeriod(pod))
@@ -372,8 +385,10 @@ func (w *worker) runSandbox(ctx context.Context, pod *corev1.Pod, attempt uint32
 	}
 	ctx, cancel := cri.Ctx(ctx)
 	defer cancel()
+	metrics.StartedPods.Inc()
 	resp, err := w.m.rt.Runtime.RunPodSandbox(ctx, &runtimeapi.RunPodSandboxRequest{Config: cfg})
 	if err != nil {
+		metrics.StartedPodsErrors.Inc()
 		return "", fmt.Errorf("run pod sandbox: %w", err)
 	}
 	return resp.PodSandboxId, nil
@@ -405,7 +420,10 @@ func (w *worker) start(ctx context.Context, pod *corev1.Pod, c *corev1.Container
 		w.waiting[c.Name] = waiting{"CreateContainerError", err.Error()}
 		return
 	}
+	kind := containerType(pod, c.Name)
+	metrics.StartedContainers.Inc(kind)
 	if _, err := w.m.rt.Runtime.StartContainer(cctx, &runtimeapi.StartContainerRequest{ContainerId: created.ContainerId}); err != nil {
+		metrics.StartedContainersErrors.Inc(kind, status.Code(err).String())
 		w.waiting[c.Name] = waiting{"RunContainerError", err.Error()}
 		return
 	}

@@ -191,6 +191,15 @@ func testStreaming(t *testing.T, e *env) {
 	if m := getBody("/metrics/resource"); !strings.Contains(m, `container_memory_working_set_bytes{container="main",namespace="`+e.ns+`",pod="web"}`) {
 		t.Errorf("/metrics/resource lacks web/main:\n%s", m)
 	}
+	// The kubelet's own metrics: what it ran, as upstream names it.
+	m := getBody("/metrics")
+	for _, want := range []string{`kubelet_node_name{node="` + e.node + `"} 1`, `kubelet_runtime_operations_total{operation_type="run_pod_sandbox"}`,
+		`kubelet_running_containers{container_state="running"}`, "kubelet_running_pods ", "kubelet_pleg_relist_duration_seconds_count ",
+		`kubelet_started_containers_total{container_type="container"}`, "kubelet_pod_start_duration_seconds_count ", "process_resident_memory_bytes "} {
+		if !strings.Contains(m, want) {
+			t.Errorf("/metrics lacks %s:\n%s", want, m)
+		}
+	}
 	var cz struct {
 		KubeletConfig struct {
 			Kind string `json:"kind"`

@@ -69,6 +69,7 @@ changes. Flags keep the upstream kubelet's names.`,
 	f.StringVar(&cfg.Address, "address", "0.0.0.0", "IP address the kubelet API (container logs for `kubectl logs`, TLS) listens on")
 	f.IntVar(&cfg.Port, "port", 10250, "port of the kubelet API; 0 disables it")
 	f.BoolVar(&cfg.AuthenticationTokenWebhook, "authentication-token-webhook", false, "also accept bearer tokens on the kubelet API, checked with the API server (TokenReview)")
+	f.BoolVar(&cfg.AnonymousAuth, "anonymous-auth", false, "serve kubelet API requests that carry no credentials as system:anonymous, for --authorization-mode to judge (upstream's default is true; kubeadm's and this one's is false)")
 	f.StringVar(&cfg.AuthorizationMode, "authorization-mode", "AlwaysAllow", "kubelet API authorization: AlwaysAllow, or Webhook (a SubjectAccessReview on nodes/proxy, nodes/log, ... per request, cached)")
 	f.StringVar(&cfg.TLSCertFile, "tls-cert-file", "", "serving certificate of the kubelet API (default: self-signed for the node's name)")
 	f.StringVar(&cfg.TLSPrivateKeyFile, "tls-private-key-file", "", "key of --tls-cert-file")
