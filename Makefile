@@ -3,7 +3,7 @@ SHELL := /bin/bash
 GO    ?= go
 BIN   := bin
 
-.PHONY: all deps vmlinux generate build test test-k8s k8s-harness demo bench bench-k8s bench-kubelet lint clean
+.PHONY: all deps vmlinux generate build test test-k8s k8s-harness demo bench bench-k8s bench-kubelet lint clean cluster-up cluster-down test-cluster conformance
 
 all: build
 
@@ -83,6 +83,32 @@ bench-kubelet: deps k8s-harness
 	./hack/k8s.sh build-kubelet
 	@echo ">> pod start and the kubelet API (exec, logs -f): kubelet-lite vs upstream kubelet (vs raw CRI)"
 	$(GO) test -run '^$$' -bench 'BenchmarkPodStart|BenchmarkKubeletAPI' -benchtime 1x -timeout 30m -v ./test/kubelet | grep -v '^\s*[IW][0-9]'
+
+# A cluster whose nodes run only hivelet (hack/cluster.sh): an upstream
+# control plane in a network namespace of its own, NODES nodes, CoreDNS.
+# KIND=kpr or upstream for the other node kinds. First time: the control
+# plane and CoreDNS are built (~20 min, cached in /var/cache/hivelet-k8s).
+NODES ?= 2
+KIND ?= hivelet
+cluster-up: deps build
+	./hack/cluster.sh up --nodes $(NODES) --kind $(KIND)
+
+cluster-down:
+	./hack/cluster.sh down
+
+# kubectl exec -it, attach, port-forward, logs -f, cp and the summary API
+# through the API server on hack/cluster.sh (brought up if it is not).
+test-cluster: deps build
+	@echo ">> kubectl against hivelet nodes (hack/cluster.sh)"
+	HIVELET_CLUSTER=1 $(GO) test -count=1 -timeout 40m -v ./test/cluster
+
+# The upstream e2e suite's [Conformance] tests of sig-node, sig-storage,
+# sig-apps, sig-cli and sig-network on hack/cluster.sh; NODE=hivelet (default),
+# kpr or upstream; FOCUS=regex narrows them (both passed on to the script
+# from the command line or the environment). Results:
+# test/results/conformance/results.md.
+conformance: deps build
+	./hack/conformance.sh
 
 clean:
 	rm -rf $(BIN)

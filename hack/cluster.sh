@@ -9,13 +9,19 @@
 # to the other nodes' pods) and hivelet-kubelet with a real node identity.
 # CoreDNS runs on the cluster behind the kube-dns Service.
 #
-#   hack/cluster.sh up [--nodes N]   build what is missing (cached), start, wait until every node and CoreDNS is ready
+#   hack/cluster.sh up [--nodes N] [--kind K]   build what is missing (cached), start, wait until every node and CoreDNS is ready
 #   hack/cluster.sh down             stop everything and remove every trace (netns, cgroups, mounts, bpffs pins, state)
 #   hack/cluster.sh status           nodes and system pods
 #   hack/cluster.sh kubectl ARGS...  kubectl against the cluster
 #   hack/cluster.sh env              print `export KUBECONFIG=...` (kubectl from this machine's shell)
 #   hack/cluster.sh exec-hub CMD...  run CMD in the control plane's namespace (it reaches nodes and pods)
 #   hack/cluster.sh import ARCHIVE   import an OCI archive into every node's containerd
+#
+# --kind says what runs on the nodes: hivelet (default: hivelet-kubelet,
+# the hivelet agent, hivelet-cni), kpr (the upstream kubelet with the
+# hivelet agent as kube-proxy replacement and hivelet-cni: how most users
+# meet hivelet first) or upstream (the upstream kubelet, kube-proxy in
+# iptables mode and the reference bridge CNI: the baseline).
 #
 # Layout: the "hub" namespace holds the bridge (10.250.0.1/24) and the
 # control plane; node i is 10.250.0.(10+i). kubectl here goes through a
@@ -179,6 +185,9 @@ hub_up() {
   ip -n "$HUB" link show "$BRIDGE" >/dev/null 2>&1 || ip -n "$HUB" link add "$BRIDGE" type bridge
   ip -n "$HUB" addr replace "$API_IP/24" dev "$BRIDGE"
   ip -n "$HUB" link set "$BRIDGE" up
+  # The hub routes between nodes' pod ranges where the nodes do not
+  # (the upstream kind) and to them from the control plane.
+  ip netns exec "$HUB" sysctl -qw net.ipv4.ip_forward=1
 }
 
 control_plane_up() {
@@ -274,6 +283,10 @@ TOML
     ctr --address "$sock" -n k8s.io images import "$img" >/dev/null
   done
   echo "nameserver $API_IP" > "$nd/resolv.conf"
+  if [ "$(kind)" != hivelet ]; then
+    upstream_kubelet "$i"
+    return
+  fi
   start "node$i-kubelet" "$ns" "$cg/daemons" "$CL/bin/hivelet-kubelet" \
     --kubeconfig "$nd/kubelet.kubeconfig" --hostname-override "$name" --node-ip "$ip" \
     --container-runtime-endpoint "unix://$sock" --root-dir "$nd/kubelet" --pod-logs-dir "$nd/logs" \
@@ -281,6 +294,49 @@ TOML
     --client-ca-file "$PKI/ca.crt" --authentication-token-webhook --authorization-mode Webhook \
     --tls-cert-file "$PKI/node$i-serving.crt" --tls-private-key-file "$PKI/node$i-serving.key" \
     --cluster-dns "$DNS_IP" --cluster-domain cluster.local --resolv-conf "$nd/resolv.conf"
+}
+
+# upstream_kubelet NODE: the upstream kubelet with the same identity,
+# certificates and authorization as hivelet-kubelet gets.
+upstream_kubelet() {
+  local i=$1 name ns ip nd cg c p
+  name=$(node_name "$i"); ns=hlc-node$i; ip=$(node_ip "$i"); nd=$CL/nodes/node$i
+  cg=$(cgroup2_root)/hlc-node$i
+  # It wants its cgroup root in every v1 hierarchy (a new cpuset needs
+  # CPUs and memory nodes before anything can join it).
+  for c in /sys/fs/cgroup/*; do
+    [ "$(basename "$c")" = unified ] && continue
+    p=$c/hlc-node$i
+    mkdir -p "$p" 2>/dev/null || continue
+    if [ "$(basename "$c")" = cpuset ]; then
+      cat "$c/cpuset.cpus" > "$p/cpuset.cpus"; cat "$c/cpuset.mems" > "$p/cpuset.mems"
+    fi
+  done
+  cat > "$nd/kubelet.yaml" <<YAML
+apiVersion: kubelet.config.k8s.io/v1beta1
+kind: KubeletConfiguration
+failCgroupV1: false
+cgroupDriver: cgroupfs
+cgroupRoot: /hlc-node$i
+containerRuntimeEndpoint: unix:///run/hlc-node$i/containerd.sock
+staticPodPath: $nd/manifests
+authentication: {anonymous: {enabled: false}, webhook: {enabled: true}, x509: {clientCAFile: "$PKI/ca.crt"}}
+authorization: {mode: Webhook}
+tlsCertFile: $PKI/node$i-serving.crt
+tlsPrivateKeyFile: $PKI/node$i-serving.key
+readOnlyPort: 0
+failSwapOn: false
+enforceNodeAllocatable: []
+evictionHard: {memory.available: "1Mi", nodefs.available: "1%", imagefs.available: "1%"}
+imageGCHighThresholdPercent: 100
+imageGCLowThresholdPercent: 99
+resolvConf: $nd/resolv.conf
+clusterDNS: [$DNS_IP]
+clusterDomain: cluster.local
+podLogsDir: $nd/logs
+YAML
+  start "node$i-kubelet" "$ns" "$cg/daemons" "$BIN/kubelet" --config "$nd/kubelet.yaml" \
+    --kubeconfig "$nd/kubelet.kubeconfig" --hostname-override "$name" --node-ip "$ip" --root-dir "$nd/kubelet"
 }
 
 # node_network NODE: once the controller manager gave the node its pod
@@ -291,6 +347,10 @@ node_network() {
   cg=$(cgroup2_root)/hlc-node$i
   wait_for "Node $name registered with a podCIDR" 120 sh -c "[ -n \"\$('$BIN/kubectl' --kubeconfig '$ADMIN_KC' get node '$name' -o jsonpath='{.spec.podCIDR}')\" ]"
   cidr=$(kc get node "$name" -o jsonpath='{.spec.podCIDR}')
+  if [ "$(kind)" = upstream ]; then
+    upstream_network "$i" "$cidr"
+    return
+  fi
   log "node $name: pod CIDR $cidr: hivelet-cni and the agent"
   "$CL/bin/hivelet" cni install --bin-dir "$nd/cni-bin" --conf-dir "$nd/net.d" --pod-cidr "$cidr" \
     --plugin "$CL/bin/hivelet-cni" --bpffs "/sys/fs/bpf/hlc-node$i" --ipam-data-dir "$nd/ipam" >/dev/null
@@ -299,6 +359,26 @@ node_network() {
     --kubeconfig "$CL/kube-proxy.kubeconfig" --hostname-override "$name" --node-ip "$ip" \
     --bpffs "/sys/fs/bpf/hlc-node$i" --cgroup2 "$cg" --devices eth0 --pod-routes native
   # The hub is the cluster's outside world: it reaches pods as a router would.
+  ip -n "$HUB" route replace "$cidr" via "$ip"
+}
+
+# upstream_network NODE CIDR: the reference bridge CNI and kube-proxy
+# (iptables); the hub routes between the nodes' pod ranges.
+upstream_network() {
+  local i=$1 cidr=$2 name ns ip nd cg p
+  name=$(node_name "$i"); ns=hlc-node$i; ip=$(node_ip "$i"); nd=$CL/nodes/node$i
+  cg=$(cgroup2_root)/hlc-node$i
+  log "node $name: pod CIDR $cidr: bridge CNI and kube-proxy"
+  for p in bridge host-local portmap loopback; do ln -sf "/usr/lib/cni/$p" "$nd/cni-bin/$p"; done
+  cat > "$nd/net.d/10-bridge.conflist" <<JSON
+{"cniVersion": "1.0.0", "name": "hlc-bridge", "plugins": [
+  {"type": "bridge", "bridge": "cni0", "isGateway": true, "ipMasq": false, "hairpinMode": true,
+   "ipam": {"type": "host-local", "ranges": [[{"subnet": "$cidr"}]], "routes": [{"dst": "0.0.0.0/0"}], "dataDir": "$nd/ipam"}},
+  {"type": "portmap", "capabilities": {"portMappings": true}}]}
+JSON
+  start "node$i-proxy" "$ns" "$cg/daemons" "$BIN/kube-proxy" --kubeconfig "$CL/kube-proxy.kubeconfig" \
+    --hostname-override "$name" --cluster-cidr "$CLUSTER_CIDR" --proxy-mode iptables \
+    --conntrack-max-per-core 0 --metrics-bind-address 127.0.0.1:10249 --healthz-bind-address 127.0.0.1:10256
   ip -n "$HUB" route replace "$cidr" via "$ip"
 }
 
@@ -389,25 +469,30 @@ YAML
 }
 
 nodes_list() { cat "$CL/nodes.count" 2>/dev/null || echo 0; }
+kind() { cat "$CL/kind" 2>/dev/null || echo hivelet; }
 
 up() {
-  local n=2
+  local n=2 k=hivelet
   while [ $# -gt 0 ]; do
     case "$1" in
       --nodes) n=$2; shift 2 ;;
       --nodes=*) n=${1#*=}; shift ;;
+      --kind) k=$2; shift 2 ;;
+      --kind=*) k=${1#*=}; shift ;;
       *) die "up: unknown argument $1" ;;
     esac
   done
   [[ "$n" =~ ^[1-9]$ ]] || die "up: --nodes takes 1 to 9"
+  case "$k" in hivelet|kpr|upstream) ;; *) die "up: --kind takes hivelet, kpr or upstream" ;; esac
   [ "$(id -u)" -eq 0 ] || die "run as root: it makes network namespaces, cgroups and mounts"
   "$REPO/hack/deps.sh" >&2
-  if [ -f "$CL/nodes.count" ] && [ "$(nodes_list)" != "$n" ]; then
-    die "a cluster with $(nodes_list) nodes is up: hack/cluster.sh down first"
+  if [ -f "$CL/nodes.count" ] && { [ "$(nodes_list)" != "$n" ] || [ "$(kind)" != "$k" ]; }; then
+    die "a cluster of $(nodes_list) $(kind) nodes is up: hack/cluster.sh down first"
   fi
   build
   mkdir -p "$RUN"
   echo "$n" > "$CL/nodes.count"
+  echo "$k" > "$CL/kind"
   images
   pki
   hub_up
@@ -419,7 +504,7 @@ up() {
   wait_for "nodes Ready" 180 kc wait --for=condition=Ready node --all --timeout=1s
   wait_for "CoreDNS available" 180 kc -n kube-system wait --for=condition=Available deployment/coredns --timeout=1s
   kc get nodes -o wide >&2
-  log "up: $n nodes. kubectl: hack/cluster.sh kubectl ..., or: $(env_line)"
+  log "up: $n $k nodes. kubectl: hack/cluster.sh kubectl ..., or: $(env_line)"
 }
 
 env_line() { echo "export KUBECONFIG=$ADMIN_KC"; }
@@ -428,7 +513,7 @@ down() {
   [ -d "$CL" ] || { log "no cluster"; return; }
   local n i cg2; n=$(nodes_list); cg2=$(cgroup2_root)
   for i in $(seq "$n"); do
-    stop "node$i-kubelet" "node$i-agent"
+    stop "node$i-kubelet" "node$i-agent" "node$i-proxy"
     if running "node$i-containerd"; then
       log "node$i: removing its pods through CRI"
       "$CL/bin/clusterctl" cri-clean -endpoint "unix:///run/hlc-node$i/containerd.sock" >&2 || true

@@ -6,6 +6,7 @@
 #   hack/k8s.sh build   build kube-apiserver and kube-proxy (once; cached)
 #   hack/k8s.sh build-kubelet   also the upstream kubelet (for make bench-kubelet)
 #   hack/k8s.sh build-cluster   also kube-controller-manager, kube-scheduler, kubectl (hack/cluster.sh)
+#   hack/k8s.sh build-e2e       also e2e.test, agnhost and ginkgo (make conformance)
 #   hack/k8s.sh up      build if needed, start etcd + kube-apiserver, print the kubeconfig path
 #   hack/k8s.sh down    stop them (etcd data is kept: reused by the next `up`)
 #   hack/k8s.sh wipe    stop them and delete the etcd data
@@ -81,6 +82,21 @@ build_extra() { # cmd/NAME...
     (cd "$DIR/tools" && go mod tidy >/dev/null && CGO_ENABLED=0 go build -o "$BIN/$name" "k8s.io/kubernetes/cmd/$name")
     echo "$K8S_VERSION" > "$BIN/.$name-version"
   done
+}
+
+# build_e2e builds the upstream conformance suite: e2e.test, the agnhost
+# test image's binary and the ginkgo runner (parallel processes).
+build_e2e() {
+  build
+  if [ ! -x "$BIN/e2e.test" ] || [ "$(cat "$BIN/.e2e-version" 2>/dev/null)" != "$K8S_VERSION" ]; then
+    log "building e2e.test, agnhost and ginkgo $K8S_VERSION (first time: ~15 min, then cached in $BIN)"
+    # The suite's own test dependencies are not in the tools module's
+    # graph until asked for: -mod=mod records them.
+    (cd "$DIR/tools" && GOFLAGS=-mod=mod CGO_ENABLED=0 go test -c -o "$BIN/e2e.test" k8s.io/kubernetes/test/e2e \
+      && GOFLAGS=-mod=mod CGO_ENABLED=0 go build -o "$BIN/agnhost" k8s.io/kubernetes/test/images/agnhost \
+      && GOFLAGS=-mod=mod CGO_ENABLED=0 go build -o "$BIN/ginkgo" github.com/onsi/ginkgo/v2/ginkgo)
+    echo "$K8S_VERSION" > "$BIN/.e2e-version"
+  fi
 }
 
 cert() { # name subject [san]
@@ -192,6 +208,7 @@ case "${1:-}" in
   build) build ;;
   build-kubelet) build_extra kubelet ;;
   build-cluster) build_extra kube-controller-manager kube-scheduler kubectl ;;
+  build-e2e) build_e2e ;;
   up) up ;;
   down) down ;;
   wipe) down; rm -rf "$DATA/etcd"; log "etcd data removed" ;;

@@ -2,8 +2,9 @@
 // badly: container images built without a registry or image tools, a TCP
 // forwarder from this machine's loopback into the cluster's network
 // namespace (so kubectl here reaches an API server that has no route
-// here), and removal of every pod sandbox a node's runtime holds (so
-// `down` leaves no pod network namespace or mount behind).
+// here), removal of every pod sandbox a node's runtime holds (so
+// `down` leaves no pod network namespace or mount behind), and the
+// conformance report from the e2e suite's junit files.
 package main
 
 import (
@@ -31,7 +32,7 @@ func main() {
 	log.SetFlags(0)
 	log.SetPrefix("clusterctl: ")
 	if len(os.Args) < 2 {
-		log.Fatal("usage: clusterctl image|forward|cri-clean [flags]")
+		log.Fatal("usage: clusterctl image|forward|cri-clean|report [flags]")
 	}
 	var err error
 	switch cmd, args := os.Args[1], os.Args[2:]; cmd {
@@ -41,6 +42,8 @@ func main() {
 		err = forward(args)
 	case "cri-clean":
 		err = criClean(args)
+	case "report":
+		err = report(args)
 	default:
 		err = fmt.Errorf("unknown command %q", cmd)
 	}
@@ -64,11 +67,12 @@ func image(args []string) error {
 	fs.Var(&cmd, "cmd", "default command argument (repeat)")
 	fs.Var(&files, "file", "DST=SRC: file SRC here at DST in the image (repeat)")
 	fs.Var(&env, "env", "K=V (repeat)")
+	user := fs.String("user", "", "the image's USER (uid or uid:gid)")
 	_ = fs.Parse(args)
 	if *out == "" || *ref == "" {
 		return errors.New("image: -o and -ref are required")
 	}
-	spec := images.Spec{Entrypoint: entry, Cmd: cmd, Env: env, Files: map[string]string{}}
+	spec := images.Spec{Entrypoint: entry, Cmd: cmd, Env: env, User: *user, Files: map[string]string{}}
 	for _, f := range files {
 		dst, src, ok := strings.Cut(f, "=")
 		if !ok {

@@ -54,6 +54,7 @@ type Spec struct {
 	Entrypoint, Cmd []string
 	Files           map[string]string // path in the image -> file here (mode kept)
 	Env             []string          // beyond PATH
+	User            string            // the image's USER, "" for root
 }
 
 // Build builds the image spec describes.
@@ -73,6 +74,9 @@ func Build(spec Spec) (*Image, error) {
 	cfg := map[string]any{"Cmd": spec.Cmd, "Env": append([]string{"PATH=/bin:/usr/bin:/usr/local/bin"}, spec.Env...)}
 	if len(spec.Entrypoint) > 0 {
 		cfg["Entrypoint"] = spec.Entrypoint
+	}
+	if spec.User != "" {
+		cfg["User"] = spec.User
 	}
 	config, err := json.Marshal(map[string]any{
 		"architecture": "amd64", "os": "linux", "config": cfg,
