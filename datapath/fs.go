@@ -29,24 +29,32 @@ func isFS(path string, magic int64) (bool, error) {
 // one is mounted: at /sys/fs/bpf for paths below it (what a node's init
 // system would do), otherwise on dir itself.
 func EnsureBPFFS(dir string) error {
+	return ensureBPFFS(dir, standardBPFFS)
+}
+
+// ensureBPFFS is EnsureBPFFS with the standard mount point as a parameter.
+// Below it, the mount comes first: an unmounted /sys/fs/bpf is a sysfs
+// directory where nothing can be created.
+func ensureBPFFS(dir, standard string) error {
+	target := dir
+	if strings.HasPrefix(filepath.Clean(dir)+"/", standard+"/") {
+		target = standard
+	} else if err := os.MkdirAll(dir, 0o755); err != nil {
+		return fmt.Errorf("create bpffs dir %s: %w", dir, err)
+	}
+	ok, err := isFS(target, unix.BPF_FS_MAGIC)
+	if err != nil {
+		return fmt.Errorf("statfs %s: %w", target, err)
+	}
+	if !ok {
+		if err := unix.Mount("bpffs", target, "bpf", 0, "mode=0700"); err != nil {
+			return fmt.Errorf("mount bpffs on %s: %w (is the agent running as root?)", target, err)
+		}
+	}
 	if err := os.MkdirAll(dir, 0o755); err != nil {
 		return fmt.Errorf("create bpffs dir %s: %w", dir, err)
 	}
-	ok, err := isFS(dir, unix.BPF_FS_MAGIC)
-	if err != nil {
-		return fmt.Errorf("statfs %s: %w", dir, err)
-	}
-	if ok {
-		return nil
-	}
-	target := dir
-	if strings.HasPrefix(filepath.Clean(dir)+"/", standardBPFFS+"/") {
-		target = standardBPFFS
-	}
-	if err := unix.Mount("bpffs", target, "bpf", 0, "mode=0700"); err != nil {
-		return fmt.Errorf("mount bpffs on %s: %w (is the agent running as root?)", target, err)
-	}
-	return os.MkdirAll(dir, 0o755)
+	return nil
 }
 
 // Cgroup2Root returns the mount point of the cgroup v2 hierarchy from

@@ -76,7 +76,11 @@ build() {
   mkdir -p "$CL/bin"
   (cd "$REPO" && CGO_ENABLED=0 go build -o "$CL/bin/clusterctl" ./test/clusterctl)
   # The nodes run a copy: rebuilding the repository does not change a running cluster.
-  cp "$REPO"/bin/hivelet "$REPO"/bin/hivelet-cni "$REPO"/bin/hivelet-kubelet "$CL/bin/"
+  # A new file, not a rewrite: the old one may be running.
+  local b
+  for b in hivelet hivelet-cni hivelet-kubelet; do
+    cp "$REPO/bin/$b" "$CL/bin/.$b.new" && mv -f "$CL/bin/.$b.new" "$CL/bin/$b"
+  done
 }
 
 images() {
@@ -167,12 +171,12 @@ stop() { # NAME...
 }
 
 wait_for() { # what seconds cmd...
-  local what=$1 secs=$2; shift 2
-  for _ in $(seq $((secs * 5))); do
+  local what=$1 end=$((SECONDS + $2)); shift 2
+  while [ "$SECONDS" -lt "$end" ]; do
     "$@" >/dev/null 2>&1 && return
-    sleep 0.2
+    sleep 0.5
   done
-  die "$what: not within $secs s (logs in $RUN)"
+  die "$what: not within $2 s (logs in $RUN)"
 }
 
 kc() { "$BIN/kubectl" --kubeconfig "$ADMIN_KC" "$@"; }
@@ -567,9 +571,10 @@ import() {
   done
 }
 
-cmd=${1:-}
+main() {
+local cmd=${1:-}
 [ $# -gt 0 ] && shift
-case "$cmd" in
+  case "$cmd" in
   up) up "$@" ;;
   down) down ;;
   status) status ;;
@@ -579,3 +584,8 @@ case "$cmd" in
   import) import "$@" ;;
   *) echo "usage: $0 up [--nodes N] | down | status | kubectl ARGS... | env | exec-hub CMD... | import ARCHIVE" >&2; exit 2 ;;
 esac
+}
+
+# One line, read whole before it runs: editing this file while a command
+# runs cannot make bash read on into the new text.
+main "$@"; exit
