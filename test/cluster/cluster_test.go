@@ -254,7 +254,8 @@ func TestKubectl(t *testing.T) {
 		// kube-dns Service), then the Service through the socket LB.
 		var out string
 		waitFor(t, "web.<ns>.svc answering from the other node", 60*time.Second, func() bool {
-			out, _, _ = kubectl(t, "", "-n", ns, "exec", "reader", "--", "wget", "-qO-", "-T", "3", "http://web/index.html")
+			// Not wget -T: Debian's static busybox 1.35 crashes on it.
+			out, _, _ = kubectl(t, "", "-n", ns, "exec", "reader", "--", "timeout", "5", "wget", "-qO-", "http://web/index.html")
 			return out == "served\n"
 		})
 		out = must(t, "", "-n", ns, "exec", "reader", "--", "nslookup", "kubernetes.default.svc.cluster.local")
