@@ -143,7 +143,7 @@ func Run(ctx context.Context, cfg Config, log *slog.Logger) error {
 		PodLogsDir: cfg.PodLogsDir, ContainerLogMaxSize: logMax, ContainerLogMaxFiles: logFiles, Allocatable: node.Allocatable(cfg.RootDir)}, rt, client, log)
 	if client != nil {
 		keeper := node.New(client, node.Config{Name: cfg.NodeName, IPs: cfg.NodeIPs, RootDir: cfg.RootDir, PodCIDR: cfg.PodCIDR,
-			MaxPods: cfg.MaxPods, RuntimeReady: rt.Ready}, log)
+			MaxPods: cfg.MaxPods, RuntimeReady: rt.Ready, RuntimeVersion: rt.Version}, log)
 		go func() {
 			for delay := time.Second; ; delay = min(2*delay, 30*time.Second) {
 				err := keeper.Register(ctx)

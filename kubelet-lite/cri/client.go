@@ -56,6 +56,18 @@ func Ctx(parent context.Context) (context.Context, context.CancelFunc) {
 	return context.WithTimeout(parent, CallTimeout)
 }
 
+// Version is the runtime's name and version as nodes report it:
+// "containerd://1.6.20".
+func (c *Client) Version(ctx context.Context) (string, error) {
+	ctx, cancel := Ctx(ctx)
+	defer cancel()
+	v, err := c.Runtime.Version(ctx, &runtimeapi.VersionRequest{})
+	if err != nil {
+		return "", fmt.Errorf("runtime version: %w", err)
+	}
+	return v.RuntimeName + "://" + v.RuntimeVersion, nil
+}
+
 // Ready reports whether the runtime answers and says it and its network
 // are ready; the error says why not.
 func (c *Client) Ready(ctx context.Context) error {

@@ -43,6 +43,8 @@ type Config struct {
 	MaxPods int
 	// RuntimeReady reports whether the container runtime is usable.
 	RuntimeReady func(context.Context) error
+	// RuntimeVersion is "name://version" of the runtime, for nodeInfo.
+	RuntimeVersion func(context.Context) (string, error)
 }
 
 // Keeper registers the Node and keeps its status and Lease fresh.
@@ -192,7 +194,7 @@ func (k *Keeper) updateStatus(ctx context.Context) error {
 	node.Status.NodeInfo.KubeletVersion = kubeletVersion
 	node.Status.NodeInfo.OperatingSystem = runtime.GOOS
 	node.Status.NodeInfo.Architecture = runtime.GOARCH
-	node.Status.NodeInfo.ContainerRuntimeVersion = "cri"
+	k.fillNodeInfo(ctx, &node.Status.NodeInfo)
 	var rtErr error
 	if k.cfg.RuntimeReady != nil {
 		rtErr = k.cfg.RuntimeReady(ctx)
