@@ -10,8 +10,9 @@
 #
 # Builds e2e.test, agnhost and ginkgo once (cached, hack/k8s.sh build-e2e),
 # the test images the suite names as local OCI images (there is no
-# registry: agnhost, busybox, pause and nonroot as upstream builds them on
-# busybox; nginx is agnhost's HTTP server on port 80), imports them into
+# registry: agnhost, busybox, pause and nonroot as upstream builds them,
+# on busybox and with this machine's nc, curl and dig; nginx is agnhost's
+# HTTP server on port 80), imports them into
 # every node, runs the suite from the control plane's namespace, and
 # writes the junit files to test/results/conformance/$NODE and the table
 # to test/results/conformance/results.md.
@@ -43,10 +44,16 @@ log "building the suite's test images and importing them into every node"
 img=$CL/images/e2e
 mkdir -p "$img"
 ctl=$CL/bin/clusterctl
+# The helper as this checkout has it (a new file: the running forwarder
+# keeps the old one).
+(cd "$REPO" && CGO_ENABLED=0 go build -o "$ctl.new" ./test/clusterctl && mv -f "$ctl.new" "$ctl")
 # agnhost's image adds a user and a group that tests look for.
 printf 'root:x:0:0:root:/:/bin/sh\nnobody:x:65534:65534:nobody:/:/bin/false\nuser-defined-in-image:x:1000:1000::/home/user-defined-in-image:/bin/sh\n' > "$img/passwd"
 printf 'root:x:0:\nnogroup:x:65534:\nuser-defined-in-image:x:1000:\ngroup-defined-in-image:x:50000:user-defined-in-image\n' > "$img/group"
-agnhost=(-file "/agnhost=$BIN/agnhost" -file "/etc/passwd=$img/passwd" -file "/etc/group=$img/group")
+# Its alpine base has OpenBSD nc, curl and dig, which tests run; busybox's
+# nc lacks their options: this machine's, with their libraries.
+agnhost=(-file "/agnhost=$BIN/agnhost" -file "/etc/passwd=$img/passwd" -file "/etc/group=$img/group"
+  -bin /bin/nc=/usr/bin/nc -bin /usr/bin/curl=/usr/bin/curl -bin /usr/bin/dig=/usr/bin/dig)
 "$ctl" image -o "$img/agnhost.tar" -ref "$E2E/agnhost:2.66.1" "${agnhost[@]}" -entrypoint /agnhost -cmd pause
 "$ctl" image -o "$img/agnhost-prev.tar" -ref "$E2E/agnhost:2.55" "${agnhost[@]}" -entrypoint /agnhost -cmd pause
 "$ctl" image -o "$img/busybox.tar" -ref "$E2E/busybox:1.37.0-2" -cmd sh

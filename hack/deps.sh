@@ -17,6 +17,7 @@ PACKAGES=(
   containernetworking-plugins  # the reference bridge + host-local plugins hivelet-cni is measured against
   containerd runc       # the real runtime hivelet-cni's end-to-end tests run pods with
   make git ca-certificates
+  netcat-openbsd bind9-dnsutils  # make conformance: the e2e images' nc and dig, as upstream's alpine has them
 )
 
 missing=()

@@ -67,18 +67,22 @@ func image(args []string) error {
 	fs.Var(&cmd, "cmd", "default command argument (repeat)")
 	fs.Var(&files, "file", "DST=SRC: file SRC here at DST in the image (repeat)")
 	fs.Var(&env, "env", "K=V (repeat)")
+	var bins list
+	fs.Var(&bins, "bin", "DST=SRC: program SRC here at DST in the image, with the shared libraries it loads (repeat)")
 	user := fs.String("user", "", "the image's USER (uid or uid:gid)")
 	_ = fs.Parse(args)
 	if *out == "" || *ref == "" {
 		return errors.New("image: -o and -ref are required")
 	}
-	spec := images.Spec{Entrypoint: entry, Cmd: cmd, Env: env, User: *user, Files: map[string]string{}}
-	for _, f := range files {
-		dst, src, ok := strings.Cut(f, "=")
-		if !ok {
-			return fmt.Errorf("image: -file %q: want DST=SRC", f)
+	spec := images.Spec{Entrypoint: entry, Cmd: cmd, Env: env, User: *user, Files: map[string]string{}, Binaries: map[string]string{}}
+	for flagName, l := range map[string]list{"file": files, "bin": bins} {
+		for _, f := range l {
+			dst, src, ok := strings.Cut(f, "=")
+			if !ok {
+				return fmt.Errorf("image: -%s %q: want DST=SRC", flagName, f)
+			}
+			map[string]map[string]string{"file": spec.Files, "bin": spec.Binaries}[flagName][dst] = src
 		}
-		spec.Files[dst] = src
 	}
 	img, err := images.Build(spec)
 	if err != nil {

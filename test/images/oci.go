@@ -55,6 +55,10 @@ type Spec struct {
 	Files           map[string]string // path in the image -> file here (mode kept)
 	Env             []string          // beyond PATH
 	User            string            // the image's USER, "" for root
+	// Binaries are this machine's programs (path in the image -> file
+	// here), carried with the shared libraries they load: real tools
+	// (nc, dig, curl) where busybox's applets lack the options tests use.
+	Binaries map[string]string
 }
 
 // Build builds the image spec describes.
@@ -64,8 +68,15 @@ func Build(spec Spec) (*Image, error) {
 		return nil, err
 	}
 	layers, diffIDs := [][]byte{layer}, []string{diffID}
-	if len(spec.Files) > 0 {
-		layer, diffID, err := filesLayer(spec.Files)
+	files := maps.Clone(spec.Files)
+	if files == nil {
+		files = map[string]string{}
+	}
+	if err := addBinaries(files, spec.Binaries); err != nil {
+		return nil, err
+	}
+	if len(files) > 0 {
+		layer, diffID, err := filesLayer(files)
 		if err != nil {
 			return nil, err
 		}
