@@ -51,9 +51,11 @@ ctl=$CL/bin/clusterctl
 printf 'root:x:0:0:root:/:/bin/sh\nnobody:x:65534:65534:nobody:/:/bin/false\nuser-defined-in-image:x:1000:1000::/home/user-defined-in-image:/bin/sh\n' > "$img/passwd"
 printf 'root:x:0:\nnogroup:x:65534:\nuser-defined-in-image:x:1000:\ngroup-defined-in-image:x:50000:user-defined-in-image\n' > "$img/group"
 # Its alpine base has OpenBSD nc, curl and dig, which tests run; busybox's
-# nc lacks their options: this machine's, with their libraries.
+# nc lacks their options: this machine's, with their libraries. And a
+# shell that looks programs up: Debian's busybox sh runs its own applets
+# first, whatever PATH holds.
 agnhost=(-file "/agnhost=$BIN/agnhost" -file "/etc/passwd=$img/passwd" -file "/etc/group=$img/group"
-  -bin /bin/nc=/usr/bin/nc -bin /usr/bin/curl=/usr/bin/curl -bin /usr/bin/dig=/usr/bin/dig)
+  -bin /bin/sh=/bin/dash -bin /bin/nc=/usr/bin/nc -bin /usr/bin/curl=/usr/bin/curl -bin /usr/bin/dig=/usr/bin/dig)
 "$ctl" image -o "$img/agnhost.tar" -ref "$E2E/agnhost:2.66.1" "${agnhost[@]}" -entrypoint /agnhost -cmd pause
 "$ctl" image -o "$img/agnhost-prev.tar" -ref "$E2E/agnhost:2.55" "${agnhost[@]}" -entrypoint /agnhost -cmd pause
 "$ctl" image -o "$img/busybox.tar" -ref "$E2E/busybox:1.37.0-2" -cmd sh
