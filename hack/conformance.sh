@@ -68,6 +68,7 @@ done
 for f in "$img"/*.tar; do "$REPO/hack/cluster.sh" import "$f"; done
 
 rm -rf "$OUT" && mkdir -p "$OUT"
+echo "$(date -u +%Y-%m-%dT%H:%MZ), focus \`$FOCUS\`, skip \`$SKIP\`, $PROCS processes, $(cat "$CL/nodes.count") nodes" > "$OUT/run.txt"
 log "running e2e.test: focus $FOCUS, skip $SKIP, $PROCS processes; junit in $OUT"
 set +e
 "$REPO/hack/cluster.sh" exec-hub "$BIN/ginkgo" --procs="$PROCS" --timeout=4h --no-color \

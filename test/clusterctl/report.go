@@ -52,7 +52,7 @@ func readJunit(dir string) ([]outcome, error) {
 	}
 	var out []outcome
 	for _, p := range paths {
-		raw, err := os.ReadFile(p)
+		raw, err := prune(p)
 		if err != nil {
 			return nil, err
 		}
@@ -80,6 +80,24 @@ func readJunit(dir string) ([]outcome, error) {
 	return out, nil
 }
 
+// unselected is a <testcase> ginkgo lists although the focus left it
+// out: several thousand per run, most of a junit file's megabytes.
+var unselected = regexp.MustCompile(`(?s)\s*<testcase [^>]*status="skipped" time="0">\s*<skipped message="skipped"></skipped>\s*</testcase>`)
+
+// prune rewrites the junit file at p without the specs the focus left
+// out, so that what is committed is what ran, and returns its text.
+func prune(p string) ([]byte, error) {
+	raw, err := os.ReadFile(p)
+	if err != nil {
+		return nil, err
+	}
+	pruned := unselected.ReplaceAll(raw, nil)
+	if len(pruned) == len(raw) {
+		return raw, nil
+	}
+	return pruned, os.WriteFile(p, pruned, 0o644)
+}
+
 func classify(c junitCase) (outcome, bool) {
 	// ginkgo prefixes the node type: "[It] [sig-node] ...".
 	name := strings.TrimSpace(strings.TrimPrefix(c.Name, "[It]"))
@@ -101,6 +119,8 @@ func classify(c junitCase) (outcome, bool) {
 		default:
 			o.cause = c.Status
 		}
+	case c.Skipped != nil && c.Skipped.Message == "skipped":
+		return outcome{}, false // not selected by the focus: ginkgo's bare "skipped"
 	case c.Skipped != nil || c.Status == "skipped" || c.Status == "pending":
 		o.status = "skipped"
 	}
@@ -136,7 +156,9 @@ func report(args []string) error {
 		*out = filepath.Join(*dir, "results.md")
 	}
 	kinds := map[string][]outcome{}
+	runs := map[string]string{}
 	for _, k := range []string{"hivelet", "kpr", "upstream"} {
+		runs[k] = strings.TrimSpace(readNote(filepath.Join(*dir, k, "run.txt")))
 		o, err := readJunit(filepath.Join(*dir, k))
 		if err != nil {
 			return err
@@ -150,7 +172,7 @@ func report(args []string) error {
 		return err
 	}
 	defer f.Close()
-	return writeReport(f, kinds, readNote(filepath.Join(*dir, "NOTE.md")))
+	return writeReport(f, kinds, runs, readNote(filepath.Join(*dir, "NOTE.md")))
 }
 
 func readNote(path string) string {
@@ -164,7 +186,7 @@ var kindText = map[string]string{
 	"upstream": "upstream: upstream kubelet, kube-proxy, reference bridge CNI (baseline)",
 }
 
-func writeReport(w io.Writer, kinds map[string][]outcome, note string) error {
+func writeReport(w io.Writer, kinds map[string][]outcome, runs map[string]string, note string) error {
 	var b strings.Builder
 	b.WriteString("# Kubernetes conformance on hack/cluster.sh\n\n")
 	b.WriteString("Written by `make conformance` (test/clusterctl report) from the junit files beside it.\n\n")
@@ -200,6 +222,9 @@ func writeReport(w io.Writer, kinds map[string][]outcome, note string) error {
 			continue
 		}
 		fmt.Fprintf(&b, "\n## %s\n\n", kindText[k])
+		if runs[k] != "" {
+			fmt.Fprintf(&b, "Run: %s\n\n", runs[k])
+		}
 		var failed []outcome
 		for _, o := range kinds[k] {
 			if o.status == "failed" {

@@ -15,8 +15,11 @@ const sampleJunit = `<?xml version="1.0" encoding="UTF-8"?>
     <testcase name="[It] [sig-network] Services should serve a basic endpoint from pods [Conformance]" status="failed" time="60">
       <failure message="[FAILED] failed to exec: unable | upgrade&#xA;second line">stack</failure>
     </testcase>
-    <testcase name="[It] [sig-network] DNS should provide DNS for services [Conformance]" status="skipped">
-      <skipped message="skipped"></skipped>
+    <testcase name="[It] [sig-network] DNS should provide DNS for services [Conformance]" status="skipped" time="0.1">
+      <skipped message="skipped - Only supported for providers [gce]"></skipped>
+    </testcase>
+    <testcase name="[It] [sig-storage] In-tree Volumes [Driver: local] subPath [Slow]" classname="Kubernetes e2e suite" status="skipped" time="0">
+        <skipped message="skipped"></skipped>
     </testcase>
   </testsuite>
 </testsuites>`
@@ -46,6 +49,12 @@ func TestReport(t *testing.T) {
 		if !strings.Contains(md, want) {
 			t.Errorf("results.md lacks %q:\n%s", want, md)
 		}
+	}
+	if strings.Contains(md, "sig-storage") {
+		t.Errorf("a spec the focus left out is counted:\n%s", md)
+	}
+	if raw, _ := os.ReadFile(filepath.Join(dir, "hivelet", "junit_01.xml")); strings.Contains(string(raw), "In-tree") || !strings.Contains(string(raw), "DNS should provide") {
+		t.Errorf("junit not pruned to what was selected:\n%s", raw)
 	}
 	if strings.Contains(md, "BeforeSuite") || strings.Contains(md, "| kpr |") {
 		t.Errorf("suite nodes or absent kinds reported:\n%s", md)
