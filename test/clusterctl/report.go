@@ -84,14 +84,20 @@ func readJunit(dir string) ([]outcome, error) {
 // out: several thousand per run, most of a junit file's megabytes.
 var unselected = regexp.MustCompile(`(?s)\s*<testcase [^>]*status="skipped" time="0">\s*<skipped message="skipped"></skipped>\s*</testcase>`)
 
+// passedLog is the captured output of a spec that passed: kept by
+// ginkgo for every spec, it is what makes a run's junit megabytes,
+// and nobody reads it when the spec passed.
+var passedLog = regexp.MustCompile(`(?s)(<testcase [^>]*status="passed"[^>]*>)\s*<system-err>.*?</system-err>`)
+
 // prune rewrites the junit file at p without the specs the focus left
-// out, so that what is committed is what ran, and returns its text.
+// out and without the output of specs that passed, so that what is
+// committed is what ran and what failed in detail, and returns its text.
 func prune(p string) ([]byte, error) {
 	raw, err := os.ReadFile(p)
 	if err != nil {
 		return nil, err
 	}
-	pruned := unselected.ReplaceAll(raw, nil)
+	pruned := passedLog.ReplaceAll(unselected.ReplaceAll(raw, nil), []byte("$1"))
 	if len(pruned) == len(raw) {
 		return raw, nil
 	}

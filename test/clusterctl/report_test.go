@@ -11,9 +11,12 @@ const sampleJunit = `<?xml version="1.0" encoding="UTF-8"?>
 <testsuites tests="4">
   <testsuite name="Kubernetes e2e suite" tests="4">
     <testcase name="[SynchronizedBeforeSuite]" status="passed"></testcase>
-    <testcase name="[It] [sig-node] Pods should be submitted and removed [NodeConformance] [Conformance]" status="passed" time="3.2"></testcase>
+    <testcase name="[It] [sig-node] Pods should be submitted and removed [NodeConformance] [Conformance]" status="passed" time="3.2">
+      <system-err>&gt; Enter [It] passed spec chatter</system-err>
+    </testcase>
     <testcase name="[It] [sig-network] Services should serve a basic endpoint from pods [Conformance]" status="failed" time="60">
       <failure message="[FAILED] failed to exec: unable | upgrade&#xA;second line">stack</failure>
+      <system-err>&gt; Enter [It] failed spec log</system-err>
     </testcase>
     <testcase name="[It] [sig-network] DNS should provide DNS for services [Conformance]" status="skipped" time="0.1">
       <skipped message="skipped - Only supported for providers [gce]"></skipped>
@@ -55,6 +58,8 @@ func TestReport(t *testing.T) {
 	}
 	if raw, _ := os.ReadFile(filepath.Join(dir, "hivelet", "junit_01.xml")); strings.Contains(string(raw), "In-tree") || !strings.Contains(string(raw), "DNS should provide") {
 		t.Errorf("junit not pruned to what was selected:\n%s", raw)
+	} else if strings.Contains(string(raw), "passed spec chatter") || !strings.Contains(string(raw), "failed spec log") {
+		t.Errorf("junit keeps the output of passed specs or drops that of failed ones:\n%s", raw)
 	}
 	if strings.Contains(md, "BeforeSuite") || strings.Contains(md, "| kpr |") {
 		t.Errorf("suite nodes or absent kinds reported:\n%s", md)
