@@ -10,9 +10,10 @@
 #
 # Builds e2e.test, agnhost and ginkgo once (cached, hack/k8s.sh build-e2e),
 # the test images the suite names as local OCI images (there is no
-# registry: agnhost, busybox, pause and nonroot as upstream builds them,
-# on busybox and with this machine's nc, curl and dig; nginx is agnhost's
-# HTTP server on port 80), imports them into
+# registry: agnhost, busybox, pause, nonroot and nonewprivs as upstream
+# builds them, on busybox and with this machine's bash, nc, curl and dig;
+# nginx is agnhost's HTTP server on port 80, nautilus and kitten busybox
+# httpd serving their data.json), imports them into
 # every node, runs the suite from the control plane's namespace, and
 # writes the junit files to test/results/conformance/$NODE and the table
 # to test/results/conformance/results.md.
@@ -51,14 +52,26 @@ ctl=$CL/bin/clusterctl
 printf 'root:x:0:0:root:/:/bin/sh\nnobody:x:65534:65534:nobody:/:/bin/false\nuser-defined-in-image:x:1000:1000::/home/user-defined-in-image:/bin/sh\n' > "$img/passwd"
 printf 'root:x:0:\nnogroup:x:65534:\nuser-defined-in-image:x:1000:\ngroup-defined-in-image:x:50000:user-defined-in-image\n' > "$img/group"
 # Its alpine base has OpenBSD nc, curl and dig, which tests run; busybox's
-# nc lacks their options: this machine's, with their libraries. And a
-# shell that looks programs up: Debian's busybox sh runs its own applets
-# first, whatever PATH holds.
-agnhost=(-file "/agnhost=$BIN/agnhost" -file "/etc/passwd=$img/passwd" -file "/etc/group=$img/group"
-  -bin /bin/sh=/bin/dash -bin /bin/nc=/usr/bin/nc -bin /usr/bin/curl=/usr/bin/curl -bin /usr/bin/dig=/usr/bin/dig)
+# nc lacks their options: this machine's, with their libraries. Both it
+# and busybox get bash as sh: Debian's busybox 1.35 sh runs its own
+# applets first, whatever PATH holds, and (as dash does) drops variables
+# whose names are not C identifiers, which the 1.37 busybox the suite
+# names passes on (envFrom keys such as "data-1").
+sh=(-bin /bin/sh=/bin/bash)
+agnhost=(-file "/agnhost=$BIN/agnhost" -file "/agnhost-2=$BIN/agnhost" -file "/etc/passwd=$img/passwd" -file "/etc/group=$img/group"
+  "${sh[@]}" -bin /bin/nc=/usr/bin/nc -bin /usr/bin/curl=/usr/bin/curl -bin /usr/bin/dig=/usr/bin/dig)
 "$ctl" image -o "$img/agnhost.tar" -ref "$E2E/agnhost:2.66.1" "${agnhost[@]}" -entrypoint /agnhost -cmd pause
 "$ctl" image -o "$img/agnhost-prev.tar" -ref "$E2E/agnhost:2.55" "${agnhost[@]}" -entrypoint /agnhost -cmd pause
-"$ctl" image -o "$img/busybox.tar" -ref "$E2E/busybox:1.37.0-2" -cmd sh
+"$ctl" image -o "$img/busybox.tar" -ref "$E2E/busybox:1.37.0-2" "${sh[@]}" -cmd sh
+# nonewprivs: a setuid-root program printing its effective uid.
+(cd "$REPO" && CGO_ENABLED=0 go build -o "$img/nnp" ./test/images/nnp) && chmod 4755 "$img/nnp"
+"$ctl" image -o "$img/nonewprivs.tar" -ref "$E2E/nonewprivs:1.3" -file "/usr/local/bin/nnp=$img/nnp" -entrypoint /usr/local/bin/nnp
+# The update demo's images serve data.json on port 80 (busybox httpd).
+for pic in nautilus kitten; do
+  mkdir -p "$img/$pic" && printf '{\n  "image": "%s.jpg"\n}\n' "$pic" > "$img/$pic/data.json"
+  "$ctl" image -o "$img/$pic.tar" -ref "$E2E/$pic:1.8" -file "/www/data.json=$img/$pic/data.json" \
+    -cmd httpd -cmd -f -cmd -p -cmd 80 -cmd -h -cmd /www
+done
 "$ctl" image -o "$img/nonroot.tar" -ref "$E2E/nonroot:1.5" -cmd sh -user 1234
 "$ctl" image -o "$img/pause.tar" -ref "registry.k8s.io/pause:3.10.2" -cmd sleep -cmd 2147483647
 for v in 1.27.0-2 1.28.0-2; do

@@ -38,7 +38,7 @@ func (w *worker) containerStatus(pod *corev1.Pod, c *corev1.Container, cur, prev
 	if cur == nil {
 		wt := w.waiting[c.Name]
 		if wt.reason == "" {
-			wt.reason = "ContainerCreating"
+			wt.reason = defaultWaitingReason(pod)
 		}
 		cs.State.Waiting = &corev1.ContainerStateWaiting{Reason: wt.reason, Message: wt.message}
 		return cs, false
@@ -68,6 +68,17 @@ func (w *worker) containerStatus(pod *corev1.Pod, c *corev1.Container, cur, prev
 }
 
 func ptrBool(b bool) *bool { return &b }
+
+// defaultWaitingReason is what a container not yet created waits for:
+// as upstream reports it, PodInitializing in every pod that has init
+// containers (users and the InitContainer conformance tests read it as
+// "held back by the init phase"), else ContainerCreating.
+func defaultWaitingReason(pod *corev1.Pod) string {
+	if len(pod.Spec.InitContainers) > 0 {
+		return "PodInitializing"
+	}
+	return "ContainerCreating"
+}
 
 // status computes the pod's status from the runtime; ips are the ready
 // sandbox's addresses.
@@ -145,8 +156,11 @@ func (w *worker) status(pod *corev1.Pod, rp *runtimePod, ips []string) *corev1.P
 	default:
 		st.Phase = corev1.PodPending
 	}
+	// The generation this status answers (PodObservedGenerationTracking,
+	// GA in 1.35): clients wait on it to know an update reached the node.
+	st.ObservedGeneration = pod.Generation
 	cond := func(t corev1.PodConditionType, ok bool) corev1.PodCondition {
-		c := corev1.PodCondition{Type: t, Status: corev1.ConditionFalse}
+		c := corev1.PodCondition{Type: t, Status: corev1.ConditionFalse, ObservedGeneration: pod.Generation}
 		if ok {
 			c.Status = corev1.ConditionTrue
 		}

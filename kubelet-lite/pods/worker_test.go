@@ -77,6 +77,12 @@ func TestWorkerRunsInitContainersInOrder(t *testing.T) {
 	if got := state(rt, pod); got["two"] != nil {
 		t.Fatalf("init container two started while one runs: %v", got)
 	}
+	// Waiting containers say why, in upstream's words.
+	for _, cs := range append(w.lastStatus.InitContainerStatuses[1:], w.lastStatus.ContainerStatuses...) {
+		if cs.State.Waiting == nil || cs.State.Waiting.Reason != "PodInitializing" {
+			t.Errorf("%s during the init phase: %+v, want waiting PodInitializing", cs.Name, cs.State)
+		}
+	}
 	rt.Exit(newest(rt, pod, "one").Id, 0)
 	w.sync(ctx)
 	if got := state(rt, pod); len(got["two"]) != 1 || got["main"] != nil {
@@ -167,14 +173,26 @@ func TestWorkerReplacesAChangedContainerAndPrunesDeadOnes(t *testing.T) {
 	m, rt := fakeNode(t)
 	pod := testPod("change", nil, corev1.Container{Name: "main"})
 	pod.Spec.RestartPolicy = corev1.RestartPolicyAlways
+	pod.Generation = 1
 	w := newWorker(m, pod)
 	ctx := context.Background()
 	w.sync(ctx)
 	first := newest(rt, pod, "main").Id
 	changed := pod.DeepCopy()
 	changed.Spec.Containers[0].Args = []string{"new"}
+	changed.Generation = 2
 	w.update(changed)
 	w.sync(ctx)
+	// The status says which generation it answers, and so does each of
+	// the kubelet's conditions.
+	if w.lastStatus.ObservedGeneration != 2 {
+		t.Errorf("observedGeneration %d after the update to generation 2", w.lastStatus.ObservedGeneration)
+	}
+	for _, c := range w.lastStatus.Conditions {
+		if c.ObservedGeneration != 2 {
+			t.Errorf("condition %s observedGeneration %d, want 2", c.Type, c.ObservedGeneration)
+		}
+	}
 	cs := rt.Containers(string(pod.UID))["main"]
 	if len(cs) != 2 || cs[0].Id != first || cs[0].State != exited || cs[1].State != running {
 		t.Fatalf("after the spec change: %v", state(rt, pod))

@@ -13,6 +13,7 @@ import (
 	"encoding/hex"
 	"encoding/json"
 	"fmt"
+	"io/fs"
 	"maps"
 	"os"
 	"os/exec"
@@ -222,7 +223,11 @@ func filesLayer(files map[string]string) ([]byte, string, error) {
 		if err != nil {
 			return nil, "", err
 		}
-		if err := writeFile(tw, strings.TrimPrefix(path.Clean("/"+dst), "/"), b, int64(st.Mode().Perm())); err != nil {
+		mode := int64(st.Mode().Perm())
+		if st.Mode()&fs.ModeSetuid != 0 {
+			mode |= 0o4000 // the setuid bit in tar's (and chmod's) numbering
+		}
+		if err := writeFile(tw, strings.TrimPrefix(path.Clean("/"+dst), "/"), b, mode); err != nil {
 			return nil, "", err
 		}
 	}
