@@ -58,14 +58,26 @@ printf 'root:x:0:\nnogroup:x:65534:\nuser-defined-in-image:x:1000:\ngroup-define
 # whose names are not C identifiers, which the 1.37 busybox the suite
 # names passes on (envFrom keys such as "data-1").
 sh=(-bin /bin/sh=/bin/bash)
+# The DNS tests resolve with dig and getent (glibc's, whose files and dns
+# lookups are built into libc since 2.34: nsswitch.conf is all they need).
+printf 'hosts: files dns\n' > "$img/nsswitch.conf"
+resolvers=(-bin /usr/bin/dig=/usr/bin/dig -bin /usr/bin/getent=/usr/bin/getent -file "/etc/nsswitch.conf=$img/nsswitch.conf")
+# agnhost's image carries a self-signed localhost certificate: porter
+# serves TLS with it and the StatefulSet tests' readiness probe fetches
+# /localhost.crt from test-webserver.
+[ -f "$img/localhost.crt" ] || openssl req -x509 -newkey rsa:2048 -nodes -days 36500 -subj /CN=localhost \
+  -addext "subjectAltName=IP:127.0.0.1,IP:::1,DNS:localhost" -keyout "$img/localhost.key" -out "$img/localhost.crt" 2>/dev/null
 agnhost=(-file "/agnhost=$BIN/agnhost" -file "/agnhost-2=$BIN/agnhost" -file "/etc/passwd=$img/passwd" -file "/etc/group=$img/group"
-  "${sh[@]}" -bin /bin/nc=/usr/bin/nc -bin /usr/bin/curl=/usr/bin/curl -bin /usr/bin/dig=/usr/bin/dig)
+  -file "/localhost.crt=$img/localhost.crt" -file "/localhost.key=$img/localhost.key"
+  "${sh[@]}" "${resolvers[@]}" -bin /bin/nc=/usr/bin/nc -bin /usr/bin/curl=/usr/bin/curl)
 "$ctl" image -o "$img/agnhost.tar" -ref "$E2E/agnhost:2.66.1" "${agnhost[@]}" -entrypoint /agnhost -cmd pause
 "$ctl" image -o "$img/agnhost-prev.tar" -ref "$E2E/agnhost:2.55" "${agnhost[@]}" -entrypoint /agnhost -cmd pause
 "$ctl" image -o "$img/busybox.tar" -ref "$E2E/busybox:1.37.0-2" "${sh[@]}" -cmd sh
+# The DNS tests' second querier (glibc's resolver beside agnhost's musl).
+"$ctl" image -o "$img/glibc-dns-testing.tar" -ref "$E2E/glibc-dns-testing:2.1.1" "${sh[@]}" "${resolvers[@]}" -cmd sh
 # nonewprivs: a setuid-root program printing its effective uid.
 (cd "$REPO" && CGO_ENABLED=0 go build -o "$img/nnp" ./test/images/nnp) && chmod 4755 "$img/nnp"
-"$ctl" image -o "$img/nonewprivs.tar" -ref "$E2E/nonewprivs:1.3" -file "/usr/local/bin/nnp=$img/nnp" -entrypoint /usr/local/bin/nnp
+"$ctl" image -o "$img/nonewprivs.tar" -ref "$E2E/nonewprivs:1.4" -file "/usr/local/bin/nnp=$img/nnp" -entrypoint /usr/local/bin/nnp
 # The update demo's images serve data.json on port 80 (busybox httpd).
 for pic in nautilus kitten; do
   mkdir -p "$img/$pic" && printf '{\n  "image": "%s.jpg"\n}\n' "$pic" > "$img/$pic/data.json"

@@ -11,7 +11,10 @@ import (
 )
 
 // Read reads a CRI log file ("<time> <stream> <P|F> <text>" per line)
-// back into the lines the container wrote, joining partial ones.
+// back into the lines the container wrote, partial ones joined. A line
+// the container ended keeps its "\n"; its last output, if it ended
+// without one, comes last without it (the runtime tags it P at EOF), as
+// upstream's reader gives them back.
 func Read(path string) ([]string, error) {
 	f, err := os.Open(path)
 	if err != nil {
@@ -33,9 +36,13 @@ func Read(path string) ([]string, error) {
 		}
 		partial.WriteString(text)
 		if fields[2] == "F" {
+			partial.WriteByte('\n')
 			out = append(out, partial.String())
 			partial.Reset()
 		}
+	}
+	if partial.Len() > 0 {
+		out = append(out, partial.String())
 	}
 	return out, sc.Err()
 }
@@ -50,10 +57,7 @@ func Tail(path string, lines, bytes int) (string, error) {
 	if len(all) > lines {
 		all = all[len(all)-lines:]
 	}
-	s := strings.Join(all, "\n")
-	if len(all) > 0 {
-		s += "\n"
-	}
+	s := strings.Join(all, "")
 	if len(s) > bytes {
 		s = s[len(s)-bytes:]
 	}

@@ -45,8 +45,30 @@ func TestStream(t *testing.T) {
 			t.Errorf("%s: %q %v, want %q", name, out.String(), err, tc.want)
 		}
 	}
-	if _, err := Tail(p, 2, 4); err != nil {
-		t.Error(err)
+	if got, err := Tail(p, 2, 4); err != nil || got != "ree\n" {
+		t.Errorf("Tail(2 lines, 4 bytes) = %q %v, want %q", got, err, "ree\n")
+	}
+}
+
+// TestTailEndsAsTheContainerDid checks a termination message taken from
+// the log (FallbackToLogsOnError): a last line the container wrote
+// without a newline (`echo -n DONE`, tagged P at EOF by the runtime) is
+// kept, without a newline, and partial lines join.
+func TestTailEndsAsTheContainerDid(t *testing.T) {
+	p := filepath.Join(t.TempDir(), "0.log")
+	log := "2026-12-04T10:00:00.000000000Z stdout P hal\n" +
+		"2026-12-04T10:00:00.100000000Z stdout F f\n" +
+		"2026-12-04T10:00:01.000000000Z stderr P DONE\n"
+	if err := os.WriteFile(p, []byte(log), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	for _, tc := range []struct {
+		lines, bytes int
+		want         string
+	}{{80, 2048, "half\nDONE"}, {1, 2048, "DONE"}, {80, 3, "ONE"}} {
+		if got, err := Tail(p, tc.lines, tc.bytes); err != nil || got != tc.want {
+			t.Errorf("Tail(%d, %d) = %q %v, want %q", tc.lines, tc.bytes, got, err, tc.want)
+		}
 	}
 }
 

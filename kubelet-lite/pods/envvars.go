@@ -32,7 +32,9 @@ func (l *envList) set(k, v string) {
 }
 
 // resolveEnv computes the container's environment as the upstream
-// kubelet does: envFrom sources first (prefixed, invalid names skipped),
+// kubelet does: envFrom sources first (prefixed; since
+// RelaxedEnvironmentVariableValidation went GA any printable name
+// without "=" is a variable, "1-data" included),
 // then env, whose $(VAR) references see what came before and the
 // Service variables; Service variables the container did not set come
 // last.
@@ -53,7 +55,7 @@ func (m *Manager) resolveEnv(ctx context.Context, pod *corev1.Pod, c *corev1.Con
 		}
 		slices.Sort(keys)
 		for _, k := range keys {
-			if name := src.Prefix + k; len(validation.IsEnvVarName(name)) == 0 {
+			if name := src.Prefix + k; len(validation.IsRelaxedEnvVarName(name)) == 0 {
 				env.set(name, data[k])
 			}
 		}

@@ -59,7 +59,7 @@ func TestEnvFromKeysAsUpstream(t *testing.T) {
 	c := &corev1.Container{
 		EnvFrom: []corev1.EnvFromSource{
 			{ConfigMapRef: &corev1.ConfigMapEnvSource{LocalObjectReference: corev1.LocalObjectReference{Name: "cm"}}},
-			{Prefix: "p-", ConfigMapRef: &corev1.ConfigMapEnvSource{LocalObjectReference: corev1.LocalObjectReference{Name: "cm"}}},
+			{Prefix: "1-", ConfigMapRef: &corev1.ConfigMapEnvSource{LocalObjectReference: corev1.LocalObjectReference{Name: "cm"}}},
 			{Prefix: "s_", SecretRef: &corev1.SecretEnvSource{LocalObjectReference: corev1.LocalObjectReference{Name: "s"}}},
 			{ConfigMapRef: &corev1.ConfigMapEnvSource{LocalObjectReference: corev1.LocalObjectReference{Name: "gone"}, Optional: &yes}},
 		},
@@ -74,7 +74,7 @@ func TestEnvFromKeysAsUpstream(t *testing.T) {
 		got[e.Key] = string(e.Value)
 	}
 	want := map[string]string{
-		"data-1": "value-1", "data.2": "override value-1", "p-data-1": "value-1", "p-data.2": "value-2",
+		"data-1": "value-1", "data.2": "override value-1", "1-data-1": "value-1", "1-data.2": "value-2",
 		"s_data-1": "secret-1", "WEB_SERVICE_HOST": "10.96.0.5", "WEB_PORT": "tcp://10.96.0.5:80",
 	}
 	for k, v := range want {

@@ -9,10 +9,16 @@ import (
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 )
 
+// eventQueue bounds the Events waiting for the API server; beyond it
+// they are dropped (and logged), never waited for.
+const eventQueue = 512
+
 // event records a Kubernetes Event about pod (what `kubectl describe pod`
-// shows); best effort, and only with an API server.
+// shows); best effort, and only with an API server. The pod worker only
+// queues it: one goroutine sends, as upstream's broadcaster does, so a
+// slow API server never holds up starting a container.
 func (m *Manager) event(pod *corev1.Pod, typ, reason, msg string) {
-	if m.client == nil || pod == nil || IsStatic(pod) {
+	if m.events == nil || pod == nil || IsStatic(pod) {
 		return
 	}
 	now := metav1.NewTime(time.Now())
@@ -24,10 +30,21 @@ func (m *Manager) event(pod *corev1.Pod, typ, reason, msg string) {
 		Source:              corev1.EventSource{Component: "kubelet", Host: m.cfg.NodeName},
 		ReportingController: "kubelet", ReportingInstance: m.cfg.NodeName,
 	}
-	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
-	defer cancel()
-	if _, err := m.client.CoreV1().Events(pod.Namespace).Create(ctx, ev, metav1.CreateOptions{}); err != nil {
-		m.log.Debug("Recording an event failed", "pod", pod.Namespace+"/"+pod.Name, "reason", reason, "error", err)
+	select {
+	case m.events <- ev:
+	default:
+		m.log.Debug("Event queue full; dropping an event", "pod", pod.Namespace+"/"+pod.Name, "reason", reason)
+	}
+}
+
+// sendEvents creates the queued Events, for the process's lifetime.
+func (m *Manager) sendEvents() {
+	for ev := range m.events {
+		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+		if _, err := m.client.CoreV1().Events(ev.Namespace).Create(ctx, ev, metav1.CreateOptions{}); err != nil {
+			m.log.Debug("Recording an event failed", "pod", ev.Namespace+"/"+ev.InvolvedObject.Name, "reason", ev.Reason, "error", err)
+		}
+		cancel()
 	}
 }
 

@@ -82,6 +82,9 @@ func specOf(pod *corev1.Pod, c *runtimeapi.ContainerStatus) *corev1.Container {
 // period, then asks the runtime to stop it with what is left of that
 // period (at least 2 s after a hook): SIGTERM, then SIGKILL.
 func (m *Manager) stopContainer(ctx context.Context, pod *corev1.Pod, c *runtimeapi.ContainerStatus, grace int64) {
+	if c.State == runtimeapi.ContainerState_CONTAINER_RUNNING {
+		m.event(pod, corev1.EventTypeNormal, "Killing", "Stopping container "+c.GetMetadata().GetName())
+	}
 	if spec := specOf(pod, c); spec != nil && spec.Lifecycle != nil && spec.Lifecycle.PreStop != nil && grace > 0 {
 		start := time.Now()
 		hctx, cancel := context.WithTimeout(ctx, secondsDur(grace))

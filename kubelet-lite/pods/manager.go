@@ -71,6 +71,7 @@ type Manager struct {
 	hostDNS resolvConf // the node's --resolv-conf, read once at start
 	// lastRelist is when the runtime was last listed; guarded by mu.
 	lastRelist time.Time
+	events     chan *corev1.Event // to sendEvents; nil without an API server
 }
 
 // NewManager returns a Manager; client may be nil (static pods only).
@@ -81,6 +82,10 @@ func NewManager(cfg Config, rt *cri.Client, client *kubeapi.Client, log *slog.Lo
 	m := &Manager{cfg: cfg, rt: rt, client: client, log: log, workers: map[types.UID]*worker{}, sources: map[string]bool{},
 		writer: volumes.NewWriter()}
 	m.probes = newProber(m)
+	if client != nil {
+		m.events = make(chan *corev1.Event, eventQueue)
+		go m.sendEvents()
+	}
 	var err error
 	if m.hostDNS, err = readResolvConf(cfg.ResolvConf); err != nil {
 		log.Warn("Pods with dnsPolicy Default get no resolver", "error", err)

@@ -98,7 +98,7 @@ func (w *worker) status(pod *corev1.Pod, rp *runtimePod, ips []string) *corev1.P
 			st.PodIP = st.PodIPs[0].IP
 		}
 	}
-	initialized, allReady := true, true
+	var incomplete, unready []string // init containers not done; containers not ready
 	past := sb != nil && mainStarted(pod, rp, sbID)
 	for i := range pod.Spec.InitContainers {
 		c := &pod.Spec.InitContainers[i]
@@ -107,11 +107,17 @@ func (w *worker) status(pod *corev1.Pod, rp *runtimePod, ips []string) *corev1.P
 		if isSidecar(c) {
 			// A sidecar counts as initialized once started; its readiness
 			// is part of the pod's.
-			allReady = allReady && cs.Ready
-			initialized = initialized && (past || w.m.probes.isStarted(c, cur))
+			if !cs.Ready {
+				unready = append(unready, c.Name)
+			}
+			if !past && !w.m.probes.isStarted(c, cur) {
+				incomplete = append(incomplete, c.Name)
+			}
 		} else {
 			cs.Ready = cur != nil && cur.State == runtimeapi.ContainerState_CONTAINER_EXITED && cur.ExitCode == 0
-			initialized = initialized && (past || cs.Ready)
+			if !past && !cs.Ready {
+				incomplete = append(incomplete, c.Name)
+			}
 		}
 		st.InitContainerStatuses = append(st.InitContainerStatuses, cs)
 	}
@@ -120,7 +126,9 @@ func (w *worker) status(pod *corev1.Pod, rp *runtimePod, ips []string) *corev1.P
 		c := &pod.Spec.Containers[i]
 		cur, prev := rp.latest(c.Name, sbID)
 		cs, running := w.containerStatus(pod, c, cur, prev)
-		allReady = allReady && cs.Ready
+		if !cs.Ready {
+			unready = append(unready, c.Name)
+		}
 		switch {
 		case running:
 			nRunning++
@@ -139,6 +147,7 @@ func (w *worker) status(pod *corev1.Pod, rp *runtimePod, ips []string) *corev1.P
 		st.EphemeralContainerStatuses = append(st.EphemeralContainerStatuses, cs)
 	}
 	n := len(pod.Spec.Containers)
+	initialized := len(incomplete) == 0
 	switch {
 	case !initialized || sb == nil && nSucceeded+nFailed < n:
 		st.Phase = corev1.PodPending
@@ -159,26 +168,7 @@ func (w *worker) status(pod *corev1.Pod, rp *runtimePod, ips []string) *corev1.P
 	// The generation this status answers (PodObservedGenerationTracking,
 	// GA in 1.35): clients wait on it to know an update reached the node.
 	st.ObservedGeneration = pod.Generation
-	cond := func(t corev1.PodConditionType, ok bool) corev1.PodCondition {
-		c := corev1.PodCondition{Type: t, Status: corev1.ConditionFalse, ObservedGeneration: pod.Generation}
-		if ok {
-			c.Status = corev1.ConditionTrue
-		}
-		return c
-	}
-	containersReady := allReady && st.Phase == corev1.PodRunning
-	gatesOK, gatesMsg := readinessGates(pod)
-	podReady := cond(corev1.PodReady, containersReady && gatesOK)
-	if containersReady && !gatesOK {
-		podReady.Reason, podReady.Message = "ReadinessGatesNotReady", gatesMsg
-	}
-	st.Conditions = []corev1.PodCondition{
-		cond(corev1.PodReadyToStartContainers, sb != nil),
-		cond(corev1.PodInitialized, initialized),
-		cond(corev1.ContainersReady, containersReady),
-		podReady,
-		cond(corev1.PodScheduled, true),
-	}
+	st.Conditions = podConditions(pod, st.Phase, sb != nil, incomplete, unready)
 	st.Conditions = append(st.Conditions, foreignConditions(pod.Status.Conditions, st.Conditions)...)
 	return st
 }

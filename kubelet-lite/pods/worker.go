@@ -420,6 +420,7 @@ func (w *worker) start(ctx context.Context, pod *corev1.Pod, c *corev1.Container
 		w.waiting[c.Name] = waiting{"CreateContainerError", err.Error()}
 		return
 	}
+	w.m.event(pod, corev1.EventTypeNormal, "Created", "Created container: "+c.Name)
 	kind := containerType(pod, c.Name)
 	metrics.StartedContainers.Inc(kind)
 	if _, err := w.m.rt.Runtime.StartContainer(cctx, &runtimeapi.StartContainerRequest{ContainerId: created.ContainerId}); err != nil {
@@ -427,6 +428,7 @@ func (w *worker) start(ctx context.Context, pod *corev1.Pod, c *corev1.Container
 		w.waiting[c.Name] = waiting{"RunContainerError", err.Error()}
 		return
 	}
+	w.m.event(pod, corev1.EventTypeNormal, "Started", "Started container "+c.Name)
 	if err := w.postStart(ctx, pod, c, created.ContainerId); err != nil {
 		w.waiting[c.Name] = waiting{"PostStartHookError", err.Error()}
 		return
@@ -515,9 +517,11 @@ func (m *Manager) ensureImage(ctx context.Context, pod *corev1.Pod, c *corev1.Co
 		if !present {
 			return "ErrImageNeverPull", fmt.Errorf("image %s is not present and imagePullPolicy is Never", c.Image)
 		}
+		m.event(pod, corev1.EventTypeNormal, "Pulled", fmt.Sprintf("Container image %q already present on machine", c.Image))
 		return "", nil
 	case corev1.PullIfNotPresent:
 		if present {
+			m.event(pod, corev1.EventTypeNormal, "Pulled", fmt.Sprintf("Container image %q already present on machine", c.Image))
 			return "", nil
 		}
 	}
@@ -526,8 +530,11 @@ func (m *Manager) ensureImage(ctx context.Context, pod *corev1.Pod, c *corev1.Co
 		return "ErrImagePull", err
 	}
 	var lastErr error
+	m.event(pod, corev1.EventTypeNormal, "Pulling", fmt.Sprintf("Pulling image %q", c.Image))
+	began := time.Now()
 	for _, auth := range auths {
 		if _, lastErr = m.rt.Images.PullImage(ctx, &runtimeapi.PullImageRequest{Image: spec, Auth: auth}); lastErr == nil {
+			m.event(pod, corev1.EventTypeNormal, "Pulled", fmt.Sprintf("Successfully pulled image %q in %s", c.Image, time.Since(began).Round(time.Millisecond)))
 			return "", nil
 		}
 	}

@@ -2,8 +2,14 @@ package pods
 
 import (
 	"context"
+	"encoding/json"
 	"io"
 	"log/slog"
+	"net/http"
+	"net/http/httptest"
+	"slices"
+	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -11,10 +17,12 @@ import (
 	corev1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	k8stypes "k8s.io/apimachinery/pkg/types"
+	"k8s.io/client-go/rest"
 	runtimeapi "k8s.io/cri-api/pkg/apis/runtime/v1"
 	"k8s.io/utils/ptr"
 
 	"github.com/hivelet/hivelet/kubelet-lite/cri/critest"
+	"github.com/hivelet/hivelet/kubelet-lite/kubeapi"
 )
 
 // fakeNode is a Manager over cri-api's fake runtime: worker behaviour in
@@ -254,5 +262,117 @@ func TestStopGivesTheWholeGracePeriod(t *testing.T) {
 	m.removeRuntimePod(context.Background(), pod.UID, gracePeriod(pod), pod)
 	if len(rec.timeouts) != 1 || rec.timeouts[0] != 2 {
 		t.Errorf("StopContainer timeouts %v, want [2]", rec.timeouts)
+	}
+}
+
+// condition returns the status's condition of type t.
+func condition(st *corev1.PodStatus, t corev1.PodConditionType) corev1.PodCondition {
+	for _, c := range st.Conditions {
+		if c.Type == t {
+			return c
+		}
+	}
+	return corev1.PodCondition{}
+}
+
+// TestWorkerConditionsSayWhy checks the reasons and messages upstream
+// gives the kubelet's conditions, which the InitContainer conformance
+// tests read: a failed init container, a pod still initializing, and a
+// pod that completed.
+func TestWorkerConditionsSayWhy(t *testing.T) {
+	m, rt := fakeNode(t)
+	pod := testPod("why", []corev1.Container{{Name: "one"}, {Name: "two"}}, corev1.Container{Name: "main"})
+	w := newWorker(m, pod)
+	ctx := context.Background()
+	w.sync(ctx)
+	if c := condition(w.lastStatus, corev1.PodInitialized); c.Status != corev1.ConditionFalse || c.Reason != "ContainersNotInitialized" ||
+		c.Message != "containers with incomplete status: [one two]" {
+		t.Errorf("initializing: %+v", c)
+	}
+	if c := condition(w.lastStatus, corev1.PodReady); c.Reason != "ContainersNotReady" || c.Message != "containers with unready status: [main]" {
+		t.Errorf("Ready while initializing: %+v", c)
+	}
+	rt.Exit(newest(rt, pod, "one").Id, 0)
+	w.sync(ctx)
+	rt.Exit(newest(rt, pod, "two").Id, 1)
+	w.sync(ctx)
+	if w.lastStatus.Phase != corev1.PodFailed {
+		t.Fatalf("phase %s after init container two failed (restartPolicy Never)", w.lastStatus.Phase)
+	}
+	if c := condition(w.lastStatus, corev1.PodInitialized); c.Reason != "ContainersNotInitialized" || c.Message != "containers with incomplete status: [two]" {
+		t.Errorf("after two failed: %+v", c)
+	}
+	if c := condition(w.lastStatus, corev1.ContainersReady); c.Status != corev1.ConditionFalse || c.Reason != "PodFailed" {
+		t.Errorf("ContainersReady of a failed pod: %+v", c)
+	}
+
+	done := testPod("done", nil, corev1.Container{Name: "main"})
+	w = newWorker(m, done)
+	w.sync(ctx)
+	if c := condition(w.lastStatus, corev1.ContainersReady); c.Status != corev1.ConditionTrue || c.Reason != "" {
+		t.Errorf("ContainersReady while running: %+v", c)
+	}
+	rt.Exit(newest(rt, done, "main").Id, 0)
+	w.sync(ctx)
+	for _, want := range []corev1.PodCondition{
+		{Type: corev1.PodInitialized, Status: corev1.ConditionTrue, Reason: "PodCompleted"},
+		{Type: corev1.ContainersReady, Status: corev1.ConditionFalse, Reason: "PodCompleted"},
+		{Type: corev1.PodReady, Status: corev1.ConditionFalse, Reason: "PodCompleted"},
+	} {
+		if c := condition(w.lastStatus, want.Type); c.Status != want.Status || c.Reason != want.Reason {
+			t.Errorf("succeeded pod: %+v, want %s %s", c, want.Status, want.Reason)
+		}
+	}
+}
+
+// TestWorkerRecordsContainerEvents checks the Events upstream records
+// for a container's life, which users read in `kubectl describe` and
+// the conformance tests wait on (Started): image present, created,
+// started, and stopping on deletion.
+func TestWorkerRecordsContainerEvents(t *testing.T) {
+	var mu sync.Mutex
+	var reasons []string
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		var ev corev1.Event
+		if r.Method == http.MethodPost && strings.HasSuffix(r.URL.Path, "/events") && json.NewDecoder(r.Body).Decode(&ev) == nil {
+			mu.Lock()
+			reasons = append(reasons, ev.Reason+": "+ev.Message)
+			mu.Unlock()
+		}
+		w.Header().Set("Content-Type", "application/json")
+		if strings.HasSuffix(r.URL.Path, "/services") {
+			_ = json.NewEncoder(w).Encode(corev1.ServiceList{TypeMeta: metav1.TypeMeta{APIVersion: "v1", Kind: "ServiceList"}})
+			return
+		}
+		w.WriteHeader(http.StatusNotFound)
+		_ = json.NewEncoder(w).Encode(metav1.Status{TypeMeta: metav1.TypeMeta{APIVersion: "v1", Kind: "Status"}, Status: metav1.StatusFailure, Code: http.StatusNotFound})
+	}))
+	defer srv.Close()
+	client, err := kubeapi.New(&rest.Config{Host: srv.URL, ContentConfig: rest.ContentConfig{ContentType: "application/json"}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	_, crc := critest.New("busybox:1")
+	dir := t.TempDir()
+	m := NewManager(Config{NodeName: "n", RootDir: dir, PodLogsDir: dir + "/logs"}, crc, client, slog.New(slog.NewTextHandler(io.Discard, nil)))
+	pod := testPod("events", nil, corev1.Container{Name: "main"})
+	pod.Spec.DNSPolicy = corev1.DNSDefault
+	w := newWorker(m, pod)
+	w.sync(context.Background())
+	m.removeRuntimePod(context.Background(), pod.UID, 0, pod)
+	want := []string{`Pulled: Container image "busybox:1" already present on machine`, "Created: Created container: main",
+		"Started: Started container main", "Killing: Stopping container main"}
+	deadline := time.Now().Add(10 * time.Second)
+	for {
+		mu.Lock()
+		got := slices.Clone(reasons)
+		mu.Unlock()
+		if slices.Equal(got, want) {
+			return
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("events %q, want %q", got, want)
+		}
+		time.Sleep(10 * time.Millisecond)
 	}
 }
