@@ -165,6 +165,12 @@ func (w *worker) status(pod *corev1.Pod, rp *runtimePod, ips []string) *corev1.P
 	default:
 		st.Phase = corev1.PodPending
 	}
+	if w.deleting && st.Phase != corev1.PodSucceeded && st.Phase != corev1.PodFailed {
+		st.Phase = corev1.PodFailed
+		if nSucceeded == n {
+			st.Phase = corev1.PodSucceeded
+		}
+	}
 	// The generation this status answers (PodObservedGenerationTracking,
 	// GA in 1.35): clients wait on it to know an update reached the node.
 	st.ObservedGeneration = pod.Generation

@@ -59,9 +59,12 @@ type worker struct {
 	reported   map[string]bool // waiting reasons already told as events
 	startTime  metav1.Time
 	lastStatus *corev1.PodStatus
-	deadline   *time.Timer // wakes the worker at activeDeadlineSeconds
-	seen       time.Time   // when this kubelet first saw the pod
-	ranOnce    bool        // the pod was Running once: its start time is recorded
+	// deleting: the pod was deleted and its containers stopped, so its
+	// status is terminal whatever its restart policy.
+	deleting bool
+	deadline *time.Timer // wakes the worker at activeDeadlineSeconds
+	seen     time.Time   // when this kubelet first saw the pod
+	ranOnce  bool        // the pod was Running once: its start time is recorded
 }
 
 func newWorker(m *Manager, pod *corev1.Pod) *worker {
@@ -142,6 +145,9 @@ func (w *worker) sync(ctx context.Context) bool {
 	if removed || pod.DeletionTimestamp != nil {
 		if rp, err := w.m.runtimePod(ctx, w.uid); err == nil {
 			w.m.probes.stopPod(w.uid, rp)
+			if !removed && w.m.client != nil {
+				w.finalStatus(ctx, pod, rp)
+			}
 		}
 		w.m.removeRuntimePod(ctx, w.uid, gracePeriod(pod), pod)
 		w.m.cleanupPodFiles(string(w.uid))
@@ -211,6 +217,26 @@ func (w *worker) sync(ctx context.Context) bool {
 		w.m.stopInOrder(ctx, pod, rp, gracePeriod(pod))
 	}
 	return false
+}
+
+// finalStatus stops a deleted pod's containers (in order, within its
+// grace period) and writes its last status, terminal as upstream's is:
+// controllers that hold a finalizer on the pod (the Job controller) let
+// it go only once its phase is Succeeded or Failed.
+func (w *worker) finalStatus(ctx context.Context, pod *corev1.Pod, rp *runtimePod) {
+	w.m.stopInOrder(ctx, pod, rp, gracePeriod(pod))
+	rp, err := w.m.runtimePod(ctx, w.uid)
+	if err != nil {
+		return
+	}
+	var ips []string
+	if w.lastStatus != nil {
+		for _, ip := range w.lastStatus.PodIPs {
+			ips = append(ips, ip.IP)
+		}
+	}
+	w.deleting = true
+	w.writeStatus(ctx, pod, w.status(pod, rp, ips))
 }
 
 // terminal reports a pod that finished for good (Succeeded or Failed):

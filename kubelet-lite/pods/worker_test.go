@@ -325,6 +325,36 @@ func TestWorkerConditionsSayWhy(t *testing.T) {
 	}
 }
 
+// apiNode is fakeNode with an API server: reply answers each request
+// (nil: 404), under a lock.
+func apiNode(t *testing.T, reply func(r *http.Request, body []byte) any) (*Manager, *critest.Runtime) {
+	t.Helper()
+	var mu sync.Mutex
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		body, _ := io.ReadAll(r.Body)
+		mu.Lock()
+		out := reply(r, body)
+		mu.Unlock()
+		w.Header().Set("Content-Type", "application/json")
+		if out == nil {
+			w.WriteHeader(http.StatusNotFound)
+			out = metav1.Status{TypeMeta: metav1.TypeMeta{APIVersion: "v1", Kind: "Status"}, Status: metav1.StatusFailure,
+				Reason: metav1.StatusReasonNotFound, Code: http.StatusNotFound}
+		}
+		_ = json.NewEncoder(w).Encode(out)
+	}))
+	t.Cleanup(srv.Close)
+	client, err := kubeapi.New(&rest.Config{Host: srv.URL, ContentConfig: rest.ContentConfig{ContentType: "application/json"}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	rt, crc := critest.New("busybox:1")
+	dir := t.TempDir()
+	return NewManager(Config{NodeName: "n", RootDir: dir, PodLogsDir: dir + "/logs"}, crc, client, slog.New(slog.NewTextHandler(io.Discard, nil))), rt
+}
+
+var emptyServices = corev1.ServiceList{TypeMeta: metav1.TypeMeta{APIVersion: "v1", Kind: "ServiceList"}}
+
 // TestWorkerRecordsContainerEvents checks the Events upstream records
 // for a container's life, which users read in `kubectl describe` and
 // the conformance tests wait on (Started): image present, created,
@@ -332,29 +362,18 @@ func TestWorkerConditionsSayWhy(t *testing.T) {
 func TestWorkerRecordsContainerEvents(t *testing.T) {
 	var mu sync.Mutex
 	var reasons []string
-	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+	m, _ := apiNode(t, func(r *http.Request, body []byte) any {
 		var ev corev1.Event
-		if r.Method == http.MethodPost && strings.HasSuffix(r.URL.Path, "/events") && json.NewDecoder(r.Body).Decode(&ev) == nil {
+		switch {
+		case r.Method == http.MethodPost && strings.HasSuffix(r.URL.Path, "/events") && json.Unmarshal(body, &ev) == nil:
 			mu.Lock()
 			reasons = append(reasons, ev.Reason+": "+ev.Message)
 			mu.Unlock()
+		case strings.HasSuffix(r.URL.Path, "/services"):
+			return emptyServices
 		}
-		w.Header().Set("Content-Type", "application/json")
-		if strings.HasSuffix(r.URL.Path, "/services") {
-			_ = json.NewEncoder(w).Encode(corev1.ServiceList{TypeMeta: metav1.TypeMeta{APIVersion: "v1", Kind: "ServiceList"}})
-			return
-		}
-		w.WriteHeader(http.StatusNotFound)
-		_ = json.NewEncoder(w).Encode(metav1.Status{TypeMeta: metav1.TypeMeta{APIVersion: "v1", Kind: "Status"}, Status: metav1.StatusFailure, Code: http.StatusNotFound})
-	}))
-	defer srv.Close()
-	client, err := kubeapi.New(&rest.Config{Host: srv.URL, ContentConfig: rest.ContentConfig{ContentType: "application/json"}})
-	if err != nil {
-		t.Fatal(err)
-	}
-	_, crc := critest.New("busybox:1")
-	dir := t.TempDir()
-	m := NewManager(Config{NodeName: "n", RootDir: dir, PodLogsDir: dir + "/logs"}, crc, client, slog.New(slog.NewTextHandler(io.Discard, nil)))
+		return nil
+	})
 	pod := testPod("events", nil, corev1.Container{Name: "main"})
 	pod.Spec.DNSPolicy = corev1.DNSDefault
 	w := newWorker(m, pod)
@@ -374,5 +393,64 @@ func TestWorkerRecordsContainerEvents(t *testing.T) {
 			t.Fatalf("events %q, want %q", got, want)
 		}
 		time.Sleep(10 * time.Millisecond)
+	}
+}
+
+// TestDeletedPodEndsTerminal checks the last status of a pod deleted
+// while it ran (restartPolicy Always): terminal, its container terminated,
+// written before the kubelet confirms the deletion, as the Job
+// controller needs to drop its finalizer (the "pod failure policy ...
+// DisruptionTarget" conformance test).
+func TestDeletedPodEndsTerminal(t *testing.T) {
+	pod := testPod("del", nil, corev1.Container{Name: "main"})
+	pod.Spec.RestartPolicy = corev1.RestartPolicyAlways
+	pod.Spec.DNSPolicy = corev1.DNSDefault
+	var written []corev1.PodStatus
+	var deleted bool
+	m, _ := apiNode(t, func(r *http.Request, body []byte) any {
+		switch {
+		case strings.HasSuffix(r.URL.Path, "/services"):
+			return emptyServices
+		case r.Method == http.MethodPut && strings.HasSuffix(r.URL.Path, "/status"):
+			var p corev1.Pod
+			if json.Unmarshal(body, &p) == nil {
+				written = append(written, p.Status)
+			}
+			return p
+		case r.Method == http.MethodDelete && strings.HasSuffix(r.URL.Path, "/pods/"+pod.Name):
+			deleted = true
+			return metav1.Status{TypeMeta: metav1.TypeMeta{APIVersion: "v1", Kind: "Status"}, Status: metav1.StatusSuccess}
+		case r.Method == http.MethodGet && strings.HasSuffix(r.URL.Path, "/pods/"+pod.Name):
+			p := pod.DeepCopy()
+			p.TypeMeta = metav1.TypeMeta{APIVersion: "v1", Kind: "Pod"}
+			return p
+		}
+		return nil
+	})
+	w := newWorker(m, pod)
+	ctx := context.Background()
+	w.sync(ctx)
+	if n := len(written); n == 0 || written[n-1].Phase != corev1.PodRunning {
+		t.Fatalf("statuses %v before the deletion, want Running last", written)
+	}
+	gone := pod.DeepCopy()
+	gone.DeletionTimestamp = &metav1.Time{Time: time.Now()}
+	gone.DeletionGracePeriodSeconds = ptr.To(int64(0))
+	w.update(gone)
+	if !w.sync(ctx) {
+		t.Fatal("the deleted pod's worker did not finish")
+	}
+	// The fake runtime's stopped container exits 0: Succeeded, as
+	// upstream says of a pod whose containers all ended well (one
+	// killed by SIGKILL, 137, makes it Failed).
+	last := written[len(written)-1]
+	if last.Phase != corev1.PodSucceeded || len(last.ContainerStatuses) != 1 || last.ContainerStatuses[0].State.Terminated == nil {
+		t.Errorf("last status %s %+v, want Succeeded with the container terminated", last.Phase, last.ContainerStatuses)
+	}
+	if c := condition(&last, corev1.PodReady); c.Status != corev1.ConditionFalse || c.Reason != "PodCompleted" {
+		t.Errorf("Ready of the deleted pod: %+v", c)
+	}
+	if !deleted {
+		t.Error("the deletion was not confirmed")
 	}
 }
