@@ -270,6 +270,10 @@ state = "/run/hlc-node$i/containerd"
 [plugins."io.containerd.grpc.v1.cri"]
   sandbox_image = "$PAUSE_REF"
   restrict_oom_score_adj = true
+  # Pod network namespaces under the node's state, not this machine's
+  # /run/netns: down removes them even when the node died before it
+  # could remove its pods.
+  netns_mounts_under_state_dir = true
   [plugins."io.containerd.grpc.v1.cri".cni]
     bin_dir = "$nd/cni-bin"
     conf_dir = "$nd/net.d"
