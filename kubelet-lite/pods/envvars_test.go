@@ -2,49 +2,29 @@ package pods
 
 import (
 	"context"
-	"encoding/json"
 	"net/http"
-	"net/http/httptest"
 	"strings"
 	"testing"
 
 	corev1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
-	"k8s.io/client-go/rest"
-
-	"github.com/hivelet/hivelet/kubelet-lite/kubeapi"
 )
 
-// envAPI serves one ConfigMap, one Secret and one Service in ns.
-func envAPI(t *testing.T) *kubeapi.Client {
-	t.Helper()
-	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		w.Header().Set("Content-Type", "application/json")
-		var reply any
-		switch {
-		case strings.HasSuffix(r.URL.Path, "/configmaps/cm"):
-			reply = corev1.ConfigMap{TypeMeta: metav1.TypeMeta{APIVersion: "v1", Kind: "ConfigMap"},
-				Data: map[string]string{"data-1": "value-1", "data.2": "value-2", "bad=key": "x"}}
-		case strings.HasSuffix(r.URL.Path, "/secrets/s"):
-			reply = corev1.Secret{TypeMeta: metav1.TypeMeta{APIVersion: "v1", Kind: "Secret"},
-				Data: map[string][]byte{"data-1": []byte("secret-1")}}
-		case strings.HasSuffix(r.URL.Path, "/services"):
-			reply = corev1.ServiceList{TypeMeta: metav1.TypeMeta{APIVersion: "v1", Kind: "ServiceList"}, Items: []corev1.Service{{
-				ObjectMeta: metav1.ObjectMeta{Name: "web"},
-				Spec:       corev1.ServiceSpec{ClusterIP: "10.96.0.5", Ports: []corev1.ServicePort{{Port: 80}}}}}}
-		default:
-			w.WriteHeader(http.StatusNotFound)
-			reply = metav1.Status{TypeMeta: metav1.TypeMeta{APIVersion: "v1", Kind: "Status"}, Status: metav1.StatusFailure,
-				Reason: metav1.StatusReasonNotFound, Code: http.StatusNotFound}
-		}
-		_ = json.NewEncoder(w).Encode(reply)
-	}))
-	t.Cleanup(srv.Close)
-	c, err := kubeapi.New(&rest.Config{Host: srv.URL, ContentConfig: rest.ContentConfig{ContentType: "application/json"}})
-	if err != nil {
-		t.Fatal(err)
+// envObjects answers for one ConfigMap, one Secret and one Service.
+func envObjects(r *http.Request, _ []byte) any {
+	switch {
+	case strings.HasSuffix(r.URL.Path, "/configmaps/cm"):
+		return corev1.ConfigMap{TypeMeta: metav1.TypeMeta{APIVersion: "v1", Kind: "ConfigMap"},
+			Data: map[string]string{"data-1": "value-1", "data.2": "value-2", "bad=key": "x"}}
+	case strings.HasSuffix(r.URL.Path, "/secrets/s"):
+		return corev1.Secret{TypeMeta: metav1.TypeMeta{APIVersion: "v1", Kind: "Secret"},
+			Data: map[string][]byte{"data-1": []byte("secret-1")}}
+	case strings.HasSuffix(r.URL.Path, "/services"):
+		return corev1.ServiceList{TypeMeta: metav1.TypeMeta{APIVersion: "v1", Kind: "ServiceList"}, Items: []corev1.Service{{
+			ObjectMeta: metav1.ObjectMeta{Name: "web"},
+			Spec:       corev1.ServiceSpec{ClusterIP: "10.96.0.5", Ports: []corev1.ServicePort{{Port: 80}}}}}}
 	}
-	return c
+	return nil
 }
 
 // TestEnvFromKeysAsUpstream checks what the conformance tests "ConfigMap
@@ -53,7 +33,7 @@ func envAPI(t *testing.T) *kubeapi.Client {
 // become variables, prefixes apply, env overrides envFrom, a key with
 // "=" is skipped, and a missing optional source is empty.
 func TestEnvFromKeysAsUpstream(t *testing.T) {
-	m := &Manager{client: envAPI(t)}
+	m, _ := apiNode(t, envObjects)
 	yes := true
 	pod := &corev1.Pod{ObjectMeta: metav1.ObjectMeta{Name: "p", Namespace: "ns"}}
 	c := &corev1.Container{
