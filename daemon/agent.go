@@ -77,6 +77,9 @@ type Config struct {
 	// are served per packet on their veths (service meshes, sandboxed
 	// runtimes).
 	SocketLBHostOnly bool
+	// HostPorts serves this node's pods' hostPorts from the LB maps (with
+	// an API server; needs list and watch on pods).
+	HostPorts bool
 }
 
 // ResolveCgroup fills in the default cgroup (the cgroup2 root).
@@ -200,7 +203,11 @@ func startSource(ctx context.Context, cfg Config, tr *tracker.Tracker, log *slog
 		}
 	}
 	log.Info("Waiting for the API server's Services and EndpointSlices")
-	return k8s.New(client, cfg.NodeName, tr, log).Start(ctx)
+	src := k8s.New(client, cfg.NodeName, tr, log)
+	if cfg.HostPorts {
+		src.EnableHostPorts()
+	}
+	return src.Start(ctx)
 }
 
 // staleAfter is how long a change may wait for a sync before /healthz

@@ -61,8 +61,10 @@ cgroup2_root() { awk '$3 == "cgroup2" {print $2; exit}' /proc/mounts; }
 
 # --- build -----------------------------------------------------------------
 
-build() {
+build() { # kind
   "$REPO/hack/k8s.sh" build-cluster
+  # kpr and upstream nodes run the upstream kubelet (built once, stamped).
+  [ "$1" = hivelet ] || "$REPO/hack/k8s.sh" build-kubelet
   if [ ! -x "$BIN/coredns" ] || [ "$(cat "$BIN/.coredns-version" 2>/dev/null)" != "$COREDNS_VERSION" ]; then
     log "building CoreDNS $COREDNS_VERSION from the Go module proxy (once, cached in $BIN)"
     mkdir -p "$DIR/coredns"
@@ -232,6 +234,20 @@ kind: ClusterRoleBinding
 metadata: {name: "kube-apiserver:kubelet-api-admin"}
 roleRef: {apiGroup: rbac.authorization.k8s.io, kind: ClusterRole, name: "system:kubelet-api-admin"}
 subjects: [{apiGroup: rbac.authorization.k8s.io, kind: User, name: kube-apiserver-kubelet-client}]
+---
+# The agent runs as kube-proxy (system:node-proxier) and also serves the
+# hostPorts of its node's pods.
+apiVersion: rbac.authorization.k8s.io/v1
+kind: ClusterRole
+metadata: {name: "hivelet:agent"}
+rules:
+- {apiGroups: [""], resources: [pods], verbs: [get, list, watch]}
+---
+apiVersion: rbac.authorization.k8s.io/v1
+kind: ClusterRoleBinding
+metadata: {name: "hivelet:agent"}
+roleRef: {apiGroup: rbac.authorization.k8s.io, kind: ClusterRole, name: "hivelet:agent"}
+subjects: [{apiGroup: rbac.authorization.k8s.io, kind: User, name: "system:kube-proxy"}]
 YAML
 }
 
@@ -244,7 +260,9 @@ node_up() { # index
   local i=$1 name ns ip nd cg
   name=$(node_name "$i"); ns=hlc-node$i; ip=$(node_ip "$i"); nd=$CL/nodes/node$i
   cg=$(cgroup2_root)/hlc-node$i
-  log "node $name: namespace $ns ($ip), containerd, hivelet-kubelet"
+  local kubelet=hivelet-kubelet
+  [ "$(kind)" = hivelet ] || kubelet="the upstream kubelet"
+  log "node $name: namespace $ns ($ip), containerd, $kubelet"
   mkdir -p "$nd"/{cni-bin,net.d,ipam,kubelet,logs,manifests} "$cg"
   ip netns add "$ns" 2>/dev/null || true
   ip -n "$ns" link set lo up
@@ -497,7 +515,7 @@ up() {
   if [ -f "$CL/nodes.count" ] && { [ "$(nodes_list)" != "$n" ] || [ "$(kind)" != "$k" ]; }; then
     die "a cluster of $(nodes_list) $(kind) nodes is up: hack/cluster.sh down first"
   fi
-  build
+  build "$k"
   mkdir -p "$RUN"
   echo "$n" > "$CL/nodes.count"
   echo "$k" > "$CL/kind"

@@ -93,6 +93,7 @@ link it pinned, then exits.`,
 	f.Uint32Var(&cfg.MapSizes.SrcRanges, "bpf-lb-source-range-map-max", datapath.DefaultMapSizes.SrcRanges, "loadBalancerSourceRanges prefixes, all Services together")
 	f.Uint32Var(&cfg.MapSizes.Maglev, "bpf-lb-maglev-map-max", datapath.DefaultMapSizes.Maglev, "frontends with a Maglev table")
 	f.Var(&portRange{&cfg.NATPortMin, &cfg.NATPortMax}, "snat-port-range", fmt.Sprintf("ports flows to other nodes' backends are SNATed to, MIN-MAX (default %d-%d, above the kernel's ephemeral range)", datapath.DefaultNATPortMin, datapath.DefaultNATPortMax))
+	f.BoolVar(&cfg.HostPorts, "enable-host-port", true, "serve the hostPorts of this node's pods from the BPF maps, as NodePorts with the pod as the one backend (needs list and watch on pods; the portmap CNI plugin is then not needed)")
 	f.BoolVar(&cfg.SocketLBHostOnly, "socket-lb-host-only", false, "socket LB serves only the host's network namespace; pods' Service traffic is translated per packet on their veths (hivelet-cni's hl* host ends) instead, as service meshes and sandboxed runtimes need")
 	f.StringVar(&cfg.HealthCheckAddr, "health-check-address", "", "address healthCheckNodePorts of externalTrafficPolicy Local Services listen on (default: every address)")
 	f.StringVar(&logLevel, "log-level", "info", "log level: debug, info, warn, error")

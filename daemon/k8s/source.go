@@ -44,6 +44,8 @@ type Source struct {
 	handler  Handler
 	log      *slog.Logger
 	nodeName string
+	// hostPorts: this node's pods are followed for their hostPorts.
+	hostPorts bool
 
 	mu sync.Mutex
 	// rejected maps slices whose latest version was rejected to the
@@ -82,6 +84,14 @@ func (s *Source) Start(ctx context.Context) error {
 		return fmt.Errorf("watch Node %s: %w", s.nodeName, err)
 	}
 	nf.Start(ctx.Done())
+	checkers := []cache.DoneChecker{nodeReg.HasSyncedChecker()}
+	if s.hostPorts {
+		podReg, err := s.watchHostPorts(ctx.Done())
+		if err != nil {
+			return fmt.Errorf("watch the pods of %s for hostPorts: %w", s.nodeName, err)
+		}
+		checkers = append(checkers, podReg.HasSyncedChecker())
+	}
 	synced := make(chan struct{})
 	go func() {
 		defer close(synced)
@@ -98,7 +108,7 @@ func (s *Source) Start(ctx context.Context) error {
 				return
 			}
 		}
-		cache.WaitFor(ctx, "", nodeReg.HasSyncedChecker())
+		cache.WaitFor(ctx, "", checkers...)
 	}()
 	for {
 		select {
@@ -108,7 +118,7 @@ func (s *Source) Start(ctx context.Context) error {
 			s.log.Info("Listed Services and EndpointSlices", logfields.Duration, time.Since(listStart))
 			return nil
 		case <-time.After(30 * time.Second):
-			s.log.Warn("Still waiting for the API server's initial lists; nothing is synced before them")
+			s.log.Warn("Still waiting for the API server's initial lists; nothing is synced before them (the agent lists Services, EndpointSlices, its Node and, for hostPorts, its pods: check its RBAC)")
 		}
 	}
 }

@@ -39,7 +39,12 @@ type Node struct {
 //     IPs carry loadBalancerSourceRanges; Maglev Services say so.
 //
 // Backends on this node are marked Local.
+//
+// A pod's hostPorts (TypeHostPort) are served by hostPortFrontends.
 func Frontends(svc *Service, eps []*EndpointSlice, node *Node) []Entry {
+	if svc.Type == TypeHostPort {
+		return hostPortFrontends(svc, node)
+	}
 	var out []Entry
 	alg := datapath.AlgRandom
 	if svc.Maglev {

@@ -31,7 +31,7 @@ type ServicePort struct {
 // Service is a Kubernetes Service as the load balancer sees it.
 type Service struct {
 	Name        ServiceName
-	Type        string // ClusterIP, NodePort, LoadBalancer
+	Type        string // ClusterIP, NodePort, LoadBalancer; TypeHostPort for a pod's hostPorts
 	ClusterIPs  []netip.Addr
 	ExternalIPs []netip.Addr
 	// LoadBalancerIPs are status.loadBalancer.ingress[].ip.
@@ -56,6 +56,8 @@ type Service struct {
 	// false).
 	Maglev       bool
 	AlgorithmSet bool
+	// HostPorts are a pod's hostPorts (Type TypeHostPort, nothing else set).
+	HostPorts []HostPort
 }
 
 // EndpointPort is one entry of an EndpointSlice's ports.

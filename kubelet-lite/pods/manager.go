@@ -162,7 +162,18 @@ func (m *Manager) allSourcesReady() bool {
 	return len(m.sources) > 0
 }
 
+// specHash pins a container to its spec without its resources: a change
+// of those is a resize, done in place (resize.go).
 func specHash(c *corev1.Container) string {
+	cp := *c
+	cp.Resources = corev1.ResourceRequirements{}
+	return fullSpecHash(&cp)
+}
+
+// fullSpecHash is the hash of the whole spec, which kubelet-lite wrote
+// (as annotationHash) before resizes were done in place: containers it
+// created then are compared with it.
+func fullSpecHash(c *corev1.Container) string {
 	b, _ := json.Marshal(c)
 	h := fnv.New64a()
 	h.Write(b)

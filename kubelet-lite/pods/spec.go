@@ -22,8 +22,12 @@ const (
 	LabelPodName      = "io.kubernetes.pod.name"
 	LabelPodNamespace = "io.kubernetes.pod.namespace"
 	LabelContainer    = "io.kubernetes.container.name"
-	// annotationHash pins a container to the spec it was created from.
-	annotationHash = "io.kubernetes.container.hash"
+	// annotationHash pinned a container to the whole spec it was created
+	// from; annotationHashNoResources pins it to the spec without its
+	// resources (a resize is not a spec change), as the upstream kubelet
+	// once called it.
+	annotationHash            = "io.kubernetes.container.hash"
+	annotationHashNoResources = "io.kubernetes.container.hashWithoutResources"
 )
 
 // QOSClass computes the pod's QoS class as Kubernetes does: Guaranteed
@@ -161,7 +165,7 @@ func (m *Manager) ContainerConfig(ctx context.Context, pod *corev1.Pod, c *corev
 		WorkingDir:  c.WorkingDir,
 		LogPath:     filepath.Join(c.Name, strconv.Itoa(int(attempt))+".log"),
 		Labels:      map[string]string{LabelPodUID: string(pod.UID), LabelPodName: pod.Name, LabelPodNamespace: pod.Namespace, LabelContainer: c.Name},
-		Annotations: map[string]string{annotationHash: specHash(c)},
+		Annotations: map[string]string{annotationHashNoResources: specHash(c), annotationResources: resourcesAnnotation(c)},
 		Linux:       &runtimeapi.LinuxContainerConfig{Resources: res, SecurityContext: m.containerSecurity(pod, c)},
 		Stdin:       c.Stdin,
 		StdinOnce:   c.StdinOnce,

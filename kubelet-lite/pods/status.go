@@ -41,10 +41,12 @@ func (w *worker) containerStatus(pod *corev1.Pod, c *corev1.Container, cur, prev
 			wt.reason = defaultWaitingReason(pod)
 		}
 		cs.State.Waiting = &corev1.ContainerStateWaiting{Reason: wt.reason, Message: wt.message}
+		w.reportResources(&cs, c, nil)
 		return cs, false
 	}
 	cs.ContainerID = runtimeScheme + cur.Id
 	cs.ImageID = cur.ImageRef
+	w.reportResources(&cs, c, cur)
 	cs.RestartCount = int32(cur.Metadata.Attempt)
 	switch cur.State {
 	case runtimeapi.ContainerState_CONTAINER_RUNNING:
@@ -84,6 +86,7 @@ func defaultWaitingReason(pod *corev1.Pod) string {
 // sandbox's addresses.
 func (w *worker) status(pod *corev1.Pod, rp *runtimePod, ips []string) *corev1.PodStatus {
 	st := &corev1.PodStatus{QOSClass: QOSClass(pod), StartTime: &w.startTime}
+	w.pruneResources(rp)
 	if ip := w.m.hostIP(); ip != "" {
 		st.HostIP, st.HostIPs = ip, []corev1.HostIP{{IP: ip}}
 	}

@@ -59,6 +59,9 @@ type worker struct {
 	reported   map[string]bool // waiting reasons already told as events
 	startTime  metav1.Time
 	lastStatus *corev1.PodStatus
+	// resources are the CPU and memory applied to running instances, by
+	// container ID (resize.go); pruned with the instances.
+	resources map[string]corev1.ResourceRequirements
 	// deleting: the pod was deleted and its containers stopped, so its
 	// status is terminal whatever its restart policy.
 	deleting bool
@@ -69,7 +72,7 @@ type worker struct {
 
 func newWorker(m *Manager, pod *corev1.Pod) *worker {
 	w := &worker{m: m, uid: pod.UID, kickc: make(chan struct{}, 1), pod: pod,
-		backoff: map[string]*backoff{}, pulls: map[string]*pullBackoff{}, waiting: map[string]waiting{}, reported: map[string]bool{}, startTime: metav1.Now(),
+		backoff: map[string]*backoff{}, pulls: map[string]*pullBackoff{}, waiting: map[string]waiting{}, reported: map[string]bool{}, resources: map[string]corev1.ResourceRequirements{}, startTime: metav1.Now(),
 		seen: time.Now(), ranOnce: pod.Status.Phase != "" && pod.Status.Phase != corev1.PodPending}
 	// A restarted kubelet adopts the pod as the API server last saw it:
 	// its start time, and a finished pod stays finished.
@@ -319,13 +322,19 @@ func (w *worker) ensure(ctx context.Context, pod *corev1.Pod, c *corev1.Containe
 	switch {
 	case cur == nil:
 		w.start(ctx, pod, c, 0, sb, sbCfg, podIPs, vols)
-	case cur.State == runtimeapi.ContainerState_CONTAINER_RUNNING && cur.Annotations[annotationHash] != "" &&
-		cur.Annotations[annotationHash] != specHash(c):
+	case cur.State == runtimeapi.ContainerState_CONTAINER_RUNNING && specChanged(c, cur):
 		// The pod was updated (a new image): like the kubelet, replace
 		// the container whatever the restart policy.
 		w.m.log.Info("Container spec changed; restarting it", "pod", pod.Namespace+"/"+pod.Name, "container", c.Name)
 		w.m.event(pod, corev1.EventTypeNormal, "Killing", fmt.Sprintf("container %s definition changed, will be restarted", c.Name))
 		w.m.stopContainer(ctx, pod, cur, gracePeriod(pod))
+		w.start(ctx, pod, c, cur.Metadata.Attempt+1, sb, sbCfg, podIPs, vols)
+	case cur.State == runtimeapi.ContainerState_CONTAINER_RUNNING && w.resize(ctx, pod, c, cur):
+		// Its resizePolicy asks for a restart to take the new resources.
+		w.m.log.Info("Container resized; restarting it as its resizePolicy asks", "pod", pod.Namespace+"/"+pod.Name, "container", c.Name)
+		w.m.event(pod, corev1.EventTypeNormal, "Killing", fmt.Sprintf("container %s resized, will be restarted", c.Name))
+		w.m.stopContainer(ctx, pod, cur, gracePeriod(pod))
+		delete(w.resources, cur.Id)
 		w.start(ctx, pod, c, cur.Metadata.Attempt+1, sb, sbCfg, podIPs, vols)
 	case cur.State == runtimeapi.ContainerState_CONTAINER_CREATED:
 		cctx, cancel := cri.Ctx(ctx)
@@ -354,6 +363,17 @@ func (w *worker) ensure(ctx context.Context, pod *corev1.Pod, c *corev1.Containe
 		bo.grow()
 		w.start(ctx, pod, c, cur.Metadata.Attempt+1, sb, sbCfg, podIPs, vols)
 	}
+}
+
+// specChanged reports whether the running instance cur was created from
+// another spec than c (resources aside); instances without a hash (not
+// created by a kubelet) are left alone.
+func specChanged(c *corev1.Container, cur *runtimeapi.ContainerStatus) bool {
+	if h := cur.Annotations[annotationHashNoResources]; h != "" {
+		return h != specHash(c)
+	}
+	h := cur.Annotations[annotationHash]
+	return h != "" && h != fullSpecHash(c)
 }
 
 func shouldRestart(policy corev1.RestartPolicy, exitCode int32) bool {

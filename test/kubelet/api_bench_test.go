@@ -5,10 +5,12 @@ import (
 	"fmt"
 	"io"
 	"net/http"
+	"path/filepath"
 	"testing"
 	"time"
 
 	corev1 "k8s.io/api/core/v1"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/client-go/rest"
 
 	"github.com/hivelet/hivelet/test/harness"
@@ -66,24 +68,52 @@ func apiLatency(b *testing.B, e *env, n int) (exec, logsFirst, healthz []time.Du
 	return exec, logsFirst, healthz
 }
 
+// apiMeasure fills the node to benchPods pods (29 plain ones and the one
+// apiLatency streams from), measures the kubelet API on it, and then
+// reads the kubelet's RSS, with the API server and streaming used.
+func apiMeasure(b *testing.B, e *env, n int) (exec, logsFirst, healthz []time.Duration, rss float64) {
+	ctx := context.Background()
+	for i := range benchPods - 1 {
+		if _, err := e.client.CoreV1().Pods(e.ns).Create(ctx, benchPod(e.ns, fmt.Sprintf("fill-%d", i), e.node), metav1.CreateOptions{}); err != nil {
+			b.Fatal(err)
+		}
+	}
+	for i := range benchPods - 1 {
+		e.waitPod(b, fmt.Sprintf("fill-%d", i), "Running", func(p *corev1.Pod) bool { return p.Status.Phase == corev1.PodRunning })
+	}
+	exec, logsFirst, healthz = apiLatency(b, e, n)
+	pid := e.kubelet.Cmd.Process.Pid
+	rss, err := harness.RSSMiB(pid)
+	if err != nil {
+		b.Fatal(err)
+	}
+	if anon, file, err := harness.RSSPartsMiB(pid); err == nil {
+		b.Logf("%s with %d pods after streaming: RSS %.1f MiB: anonymous %.1f, file-backed %.1f", filepath.Base(e.bin), benchPods, rss, anon, file)
+	}
+	return exec, logsFirst, healthz, rss
+}
+
 // BenchmarkKubeletAPI: `kubectl exec` round trip and `kubectl logs -f`
 // first byte, straight at the kubelet API (the API server's proxy hop
-// left out), kubelet-lite against the upstream kubelet on the same
-// containerd when it is built (`hack/k8s.sh build-kubelet`), same run.
+// left out), with 30 pods on the node, and the RSS after; kubelet-lite
+// against the upstream kubelet on the same containerd when it is built
+// (`hack/k8s.sh build-kubelet`), same run.
 func BenchmarkKubeletAPI(b *testing.B) {
 	const n = 20
 	ms := func(d time.Duration) float64 { return float64(d.Microseconds()) / 1000 }
 	for range b.N {
 		lite := newBenchEnv(b, "lite")
-		le, ll, lh := apiLatency(b, lite, n)
+		le, ll, lh, lrss := apiMeasure(b, lite, n)
 		b.ReportMetric(ms(harness.Percentile(le, 0.5)), "lite-exec-p50-ms")
 		b.ReportMetric(ms(harness.Percentile(ll, 0.5)), "lite-logsf-p50-ms")
 		b.ReportMetric(ms(harness.Percentile(lh, 0.5)), "lite-healthz-p50-ms")
+		b.ReportMetric(lrss, "lite-rss-30pods-MiB")
 		if up := upstreamKubelet(); up != "" {
-			ue, ul, uh := apiLatency(b, newBenchEnv(b, "upstream"), n)
+			ue, ul, uh, urss := apiMeasure(b, newBenchEnv(b, "upstream"), n)
 			b.ReportMetric(ms(harness.Percentile(ue, 0.5)), "upstream-exec-p50-ms")
 			b.ReportMetric(ms(harness.Percentile(ul, 0.5)), "upstream-logsf-p50-ms")
 			b.ReportMetric(ms(harness.Percentile(uh, 0.5)), "upstream-healthz-p50-ms")
+			b.ReportMetric(urss, "upstream-rss-30pods-MiB")
 			b.ReportMetric(float64(harness.Percentile(le, 0.5))/float64(harness.Percentile(ue, 0.5)), "exec-lite/upstream")
 			b.ReportMetric(float64(harness.Percentile(ll, 0.5))/float64(harness.Percentile(ul, 0.5)), "logsf-lite/upstream")
 		}

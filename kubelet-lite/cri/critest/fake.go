@@ -6,6 +6,7 @@ package critest
 
 import (
 	"context"
+	"sync"
 	"time"
 
 	"google.golang.org/grpc"
@@ -20,13 +21,24 @@ import (
 type Runtime struct {
 	RT     *fake.FakeRuntimeService
 	Images *fake.FakeImageService
+
+	mu      sync.Mutex
+	updates map[string]*runtimeapi.LinuxContainerResources // guarded by mu
 }
 
 // New returns a fake runtime holding the given images, and a client of it.
 func New(images ...string) (*Runtime, *cri.Client) {
-	r := &Runtime{RT: fake.NewFakeRuntimeService(), Images: fake.NewFakeImageService()}
+	r := &Runtime{RT: fake.NewFakeRuntimeService(), Images: fake.NewFakeImageService(), updates: map[string]*runtimeapi.LinuxContainerResources{}}
 	r.Images.SetFakeImages(images)
-	return r, &cri.Client{Runtime: runtimeClient{f: r.RT}, Images: imageClient{f: r.Images}}
+	return r, &cri.Client{Runtime: runtimeClient{f: r.RT, r: r}, Images: imageClient{f: r.Images}}
+}
+
+// Updated is the last UpdateContainerResources a container got; nil
+// without one (the fake keeps no resources of its own).
+func (r *Runtime) Updated(id string) *runtimeapi.LinuxContainerResources {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	return r.updates[id]
 }
 
 // Exit marks a container exited with code, as if its process ended.
@@ -66,6 +78,7 @@ func (r *Runtime) Containers(podUID string) map[string][]*runtimeapi.ContainerSt
 type runtimeClient struct {
 	runtimeapi.RuntimeServiceClient
 	f *fake.FakeRuntimeService
+	r *Runtime
 }
 
 var _ runtimeapi.RuntimeServiceClient = runtimeClient{}
@@ -111,7 +124,13 @@ func (c runtimeClient) ContainerStatus(ctx context.Context, in *runtimeapi.Conta
 	return c.f.ContainerStatus(ctx, in.ContainerId, in.Verbose)
 }
 func (c runtimeClient) UpdateContainerResources(ctx context.Context, in *runtimeapi.UpdateContainerResourcesRequest, _ ...grpc.CallOption) (*runtimeapi.UpdateContainerResourcesResponse, error) {
-	return &runtimeapi.UpdateContainerResourcesResponse{}, c.f.UpdateContainerResources(ctx, in.ContainerId, &runtimeapi.ContainerResources{Linux: in.Linux})
+	err := c.f.UpdateContainerResources(ctx, in.ContainerId, &runtimeapi.ContainerResources{Linux: in.Linux})
+	if err == nil {
+		c.r.mu.Lock()
+		c.r.updates[in.ContainerId] = in.Linux
+		c.r.mu.Unlock()
+	}
+	return &runtimeapi.UpdateContainerResourcesResponse{}, err
 }
 func (c runtimeClient) ReopenContainerLog(ctx context.Context, in *runtimeapi.ReopenContainerLogRequest, _ ...grpc.CallOption) (*runtimeapi.ReopenContainerLogResponse, error) {
 	return &runtimeapi.ReopenContainerLogResponse{}, c.f.ReopenContainerLog(ctx, in.ContainerId)
