@@ -105,3 +105,73 @@ func (m *Manager) checkImageUser(ctx context.Context, pod *corev1.Pod, c *corev1
 	}
 	return checkRunAsNonRoot(pod, c, uid, st.Image.Username)
 }
+
+// reasonNodePorts is the upstream kubelet's reason (its NodePorts
+// predicate) for a pod whose hostPorts another pod on the node holds.
+const reasonNodePorts = "NodePorts"
+
+// admitWorker admits w's pod, host ports included: one admission at a
+// time, so two pods asking for the same port cannot both pass.
+func (m *Manager) admitWorker(w *worker, pod *corev1.Pod) (string, error) {
+	m.admitMu.Lock()
+	defer m.admitMu.Unlock()
+	if reason, err := m.admit(pod); err != nil {
+		return reason, err
+	}
+	if other := m.hostPortHolder(w, pod); other != "" {
+		return reasonNodePorts, fmt.Errorf("Predicate NodePorts failed: node(s) didn't have free ports for the requested pod ports (held by pod %s)", other)
+	}
+	w.admitted.Store(true)
+	return "", nil
+}
+
+// hostPortHolder names an admitted, unfinished pod other than w's whose
+// hostPorts meet pod's: same protocol and port, and the same host IP or
+// either on every address (the scheduler's NodePorts rule).
+func (m *Manager) hostPortHolder(w *worker, pod *corev1.Pod) string {
+	want := hostPorts(pod)
+	if len(want) == 0 {
+		return ""
+	}
+	m.mu.Lock()
+	others := make([]*worker, 0, len(m.workers))
+	for _, o := range m.workers {
+		if o != w && o.admitted.Load() {
+			others = append(others, o)
+		}
+	}
+	m.mu.Unlock()
+	for _, o := range others {
+		o.mu.Lock()
+		op, st, removed := o.pod, o.published, o.removed
+		o.mu.Unlock()
+		if removed || st != nil && (st.Phase == corev1.PodSucceeded || st.Phase == corev1.PodFailed) {
+			continue
+		}
+		for _, a := range hostPorts(op) {
+			for _, b := range want {
+				if a.Protocol == b.Protocol && a.HostPort == b.HostPort && (a.HostIP == b.HostIP || anyAddr(a.HostIP) || anyAddr(b.HostIP)) {
+					return op.Namespace + "/" + op.Name
+				}
+			}
+		}
+	}
+	return ""
+}
+
+func hostPorts(pod *corev1.Pod) []corev1.ContainerPort {
+	var out []corev1.ContainerPort
+	for _, c := range allContainers(pod) {
+		for _, p := range c.Ports {
+			if p.HostPort > 0 {
+				if p.Protocol == "" {
+					p.Protocol = corev1.ProtocolTCP
+				}
+				out = append(out, p)
+			}
+		}
+	}
+	return out
+}
+
+func anyAddr(ip string) bool { return ip == "" || ip == "0.0.0.0" || ip == "::" }

@@ -90,3 +90,35 @@ func TestRejectedPodStaysFailed(t *testing.T) {
 		}
 	}
 }
+
+func TestHostPortConflictsAreRejected(t *testing.T) {
+	m, _ := fakeNode(t)
+	ctx := context.Background()
+	withPort := func(uid, hostIP string, proto corev1.Protocol) *worker {
+		pod := testPod(uid, nil, corev1.Container{Name: "main", Ports: []corev1.ContainerPort{{ContainerPort: 80, HostPort: 8080, HostIP: hostIP, Protocol: proto}}})
+		w := newWorker(m, pod)
+		m.mu.Lock()
+		m.workers[pod.UID] = w
+		m.mu.Unlock()
+		w.sync(ctx)
+		return w
+	}
+	first := withPort("a", "", "")
+	if first.lastStatus.Phase == corev1.PodFailed {
+		t.Fatalf("the first pod with the port was rejected: %s", first.lastStatus.Message)
+	}
+	clash := withPort("b", "10.0.0.1", corev1.ProtocolTCP) // every address includes this one
+	if st := clash.lastStatus; st.Phase != corev1.PodFailed || st.Reason != reasonNodePorts || !strings.Contains(st.Message, "didn't have free ports") {
+		t.Errorf("a second pod on the port: phase %s reason %q message %q", st.Phase, st.Reason, st.Message)
+	}
+	if st := withPort("c", "", corev1.ProtocolUDP).lastStatus; st.Phase == corev1.PodFailed {
+		t.Errorf("the same port over UDP was rejected: %s", st.Message)
+	}
+	// Once the holder has finished, the port is free again.
+	first.mu.Lock()
+	first.published = &corev1.PodStatus{Phase: corev1.PodSucceeded}
+	first.mu.Unlock()
+	if st := withPort("d", "10.0.0.1", corev1.ProtocolTCP).lastStatus; st.Phase == corev1.PodFailed {
+		t.Errorf("the port of a finished pod was not freed: %s", st.Message)
+	}
+}

@@ -65,7 +65,9 @@ type Manager struct {
 
 	mu      sync.Mutex
 	workers map[types.UID]*worker // guarded by mu
-	sources map[string]bool       // guarded by mu: source name → has listed everything
+	// admitMu makes admissions one at a time (admitWorker).
+	admitMu sync.Mutex
+	sources map[string]bool // guarded by mu: source name → has listed everything
 	probes  *prober
 	writer  *volumes.Writer
 	hostDNS resolvConf // the node's --resolv-conf, read once at start

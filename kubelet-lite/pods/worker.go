@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"google.golang.org/grpc/status"
@@ -51,6 +52,8 @@ type worker struct {
 	pod       *corev1.Pod       // guarded by mu
 	removed   bool              // guarded by mu
 	published *corev1.PodStatus // guarded by mu: lastStatus, for the kubelet API
+	// admitted: the pod passed admission (its hostPorts are held).
+	admitted atomic.Bool
 
 	// Owned by the worker goroutine.
 	backoff    map[string]*backoff
@@ -184,7 +187,9 @@ func (w *worker) sync(ctx context.Context) bool {
 		// trusted); the rest of admission only before the pod starts.
 		reason, err := reasonInvalidPod, validatePod(pod)
 		if err == nil && len(rp.sandboxes) == 0 {
-			reason, err = w.m.admit(pod)
+			reason, err = w.m.admitWorker(w, pod)
+		} else if err == nil {
+			w.admitted.Store(true) // running already (a restarted kubelet adopts it)
 		}
 		if err != nil {
 			w.reject(ctx, pod, reason, err)
