@@ -159,6 +159,10 @@ func (w *worker) status(pod *corev1.Pod, rp *runtimePod, ips []string) *corev1.P
 		}
 	case nRunning > 0:
 		st.Phase = corev1.PodRunning
+	case nSucceeded+nFailed == n && pod.Spec.RestartPolicy == corev1.RestartPolicyAlways:
+		// Every container is restarting (upstream's getPhase): a pod
+		// that always restarts is never Succeeded, whatever its exit codes.
+		st.Phase = corev1.PodRunning
 	case nSucceeded == n:
 		st.Phase = corev1.PodSucceeded
 	case nSucceeded+nFailed == n && pod.Spec.RestartPolicy == corev1.RestartPolicyNever:

@@ -454,3 +454,27 @@ func TestDeletedPodEndsTerminal(t *testing.T) {
 		t.Error("the deletion was not confirmed")
 	}
 }
+
+// A pod that always restarts is Running while its containers restart,
+// whatever their exit codes: Succeeded would end it for good.
+func TestAlwaysRestartingPodIsNeverSucceeded(t *testing.T) {
+	m, rt := fakeNode(t)
+	pod := testPod("always", nil, corev1.Container{Name: "main"})
+	pod.Spec.RestartPolicy = corev1.RestartPolicyAlways
+	w := newWorker(m, pod)
+	ctx := context.Background()
+	w.sync(ctx)
+	rt.Exit(newest(rt, pod, "main").Id, 0)
+	rp, err := m.runtimePod(ctx, pod.UID)
+	if err != nil {
+		t.Fatal(err)
+	}
+	// Seen exited before the worker has decided on the restart.
+	if st := w.status(pod, rp, nil); st.Phase != corev1.PodRunning {
+		t.Errorf("restartPolicy Always, container exited 0: phase %s, want Running", st.Phase)
+	}
+	pod.Spec.RestartPolicy = corev1.RestartPolicyOnFailure
+	if st := w.status(pod, rp, nil); st.Phase != corev1.PodSucceeded {
+		t.Errorf("restartPolicy OnFailure, container exited 0: phase %s, want Succeeded", st.Phase)
+	}
+}
