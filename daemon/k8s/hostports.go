@@ -1,14 +1,17 @@
 package k8s
 
 import (
+	"context"
 	"reflect"
 
 	corev1 "k8s.io/api/core/v1"
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/client-go/informers"
 	"k8s.io/client-go/tools/cache"
 
 	lb "github.com/hivelet/hivelet/daemon/loadbalancer"
+	"github.com/hivelet/hivelet/daemon/logfields"
 )
 
 // EnableHostPorts makes the source follow this node's pods too and hand
@@ -33,6 +36,18 @@ func (s *Source) watchHostPorts(stop <-chan struct{}) (cache.ResourceEventHandle
 	}
 	f.Start(stop)
 	return reg, nil
+}
+
+// mayListPods tries one small list of this node's pods: an agent running
+// with kube-proxy's RBAC alone may not, and must then serve Services as
+// before rather than wait forever for a list it will never get.
+func (s *Source) mayListPods(ctx context.Context) bool {
+	_, err := s.client.CoreV1().Pods("").List(ctx, metav1.ListOptions{FieldSelector: "spec.nodeName=" + s.nodeName, Limit: 1})
+	if apierrors.IsForbidden(err) {
+		s.log.Warn("hostPorts are not served: the agent may not list pods (grant it get, list and watch on pods, or pass --enable-host-port=false)", logfields.Error, err)
+		return false
+	}
+	return true // other errors: the informer retries, as for Services
 }
 
 // onPod hands on the change of a pod's hostPorts; a pod update that does

@@ -2,14 +2,19 @@ package k8s
 
 import (
 	"context"
+	"errors"
 	"io"
 	"log/slog"
 	"net/netip"
 	"testing"
+	"time"
 
 	corev1 "k8s.io/api/core/v1"
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/runtime"
 	"k8s.io/client-go/kubernetes/fake"
+	k8stesting "k8s.io/client-go/testing"
 
 	lb "github.com/hivelet/hivelet/daemon/loadbalancer"
 )
@@ -73,4 +78,24 @@ func TestSourceServesThisNodesHostPorts(t *testing.T) {
 		t.Fatal(err)
 	}
 	eventually(t, "the deleted pod's hostPort gone", func() bool { return rec.hostPorts("fresh") == nil })
+}
+
+// An agent with kube-proxy's RBAC alone (no pods) still starts and serves
+// Services: hostPorts are left out with a warning, not waited for.
+func TestSourceStartsWithoutPodsRBAC(t *testing.T) {
+	client := fake.NewClientset(service("web", 80), podOn("node-a", "listed", "10.244.0.5", 9000))
+	client.PrependReactor("list", "pods", func(k8stesting.Action) (bool, runtime.Object, error) {
+		return true, nil, apierrors.NewForbidden(corev1.Resource("pods"), "", errors.New("RBAC: no"))
+	})
+	rec := &recorder{services: map[lb.ServiceName]*lb.Service{}, slices: map[string]*lb.EndpointSlice{}}
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	src := New(client, "node-a", rec, slog.New(slog.NewTextHandler(io.Discard, nil)))
+	src.EnableHostPorts()
+	if err := src.Start(ctx); err != nil {
+		t.Fatalf("Start without pods RBAC: %v", err)
+	}
+	if rec.port("web") != 80 || rec.hostPorts("listed") != nil {
+		t.Errorf("web port %d (want 80), hostPorts %+v (want none)", rec.port("web"), rec.hostPorts("listed"))
+	}
 }

@@ -85,7 +85,7 @@ func (s *Source) Start(ctx context.Context) error {
 	}
 	nf.Start(ctx.Done())
 	checkers := []cache.DoneChecker{nodeReg.HasSyncedChecker()}
-	if s.hostPorts {
+	if s.hostPorts && s.mayListPods(ctx) {
 		podReg, err := s.watchHostPorts(ctx.Done())
 		if err != nil {
 			return fmt.Errorf("watch the pods of %s for hostPorts: %w", s.nodeName, err)
