@@ -23,14 +23,8 @@ func statusResources(t *testing.T, w *worker) (corev1.ResourceRequirements, core
 }
 
 func TestWorkerResizesInPlace(t *testing.T) {
-	m, rt := fakeNode(t)
-	pod := testPod("resize", nil, corev1.Container{Name: "main", Resources: requirements(res("100m", "20Mi"), nil)})
-	pod.Spec.RestartPolicy = corev1.RestartPolicyAlways
-	pod.Generation = 1
-	w := newWorker(m, pod)
+	rt, pod, w, first := runningMain(t, "resize", corev1.Container{Name: "main", Resources: requirements(res("100m", "20Mi"), nil)})
 	ctx := context.Background()
-	w.sync(ctx)
-	first := newest(rt, pod, "main").Id
 	if got, alloc := statusResources(t, w); !got.Requests.Cpu().Equal(resource.MustParse("100m")) || got.Limits != nil || !alloc.Memory().Equal(resource.MustParse("20Mi")) {
 		t.Errorf("before the resize: resources %v, allocated %v", got, alloc)
 	}

@@ -177,15 +177,22 @@ func TestWorkerDeadline(t *testing.T) {
 	}
 }
 
-func TestWorkerReplacesAChangedContainerAndPrunesDeadOnes(t *testing.T) {
+// runningMain runs, on a fake node, a restart-always pod (generation 1)
+// whose one container is main, and returns its worker and first instance.
+func runningMain(t *testing.T, uid string, main corev1.Container) (*critest.Runtime, *corev1.Pod, *worker, string) {
+	t.Helper()
 	m, rt := fakeNode(t)
-	pod := testPod("change", nil, corev1.Container{Name: "main"})
+	pod := testPod(uid, nil, main)
 	pod.Spec.RestartPolicy = corev1.RestartPolicyAlways
 	pod.Generation = 1
 	w := newWorker(m, pod)
+	w.sync(context.Background())
+	return rt, pod, w, newest(rt, pod, "main").Id
+}
+
+func TestWorkerReplacesAChangedContainerAndPrunesDeadOnes(t *testing.T) {
+	rt, pod, w, first := runningMain(t, "change", corev1.Container{Name: "main"})
 	ctx := context.Background()
-	w.sync(ctx)
-	first := newest(rt, pod, "main").Id
 	changed := pod.DeepCopy()
 	changed.Spec.Containers[0].Args = []string{"new"}
 	changed.Generation = 2
