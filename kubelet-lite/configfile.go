@@ -43,6 +43,8 @@ type fileConfig struct {
 	Address                  string   `json:"address"`
 	Port                     int      `json:"port"`
 	FailCgroupV1             *bool    `json:"failCgroupV1"`
+	RotateCertificates       bool     `json:"rotateCertificates"`
+	CgroupDriver             string   `json:"cgroupDriver"`
 	Authentication           struct {
 		X509 struct {
 			ClientCAFile string `json:"clientCAFile"`
@@ -64,8 +66,6 @@ type fileConfig struct {
 	} `json:"authorization"`
 
 	// Known, accepted only at what kubelet-lite does anyway.
-	CgroupDriver       string          `json:"cgroupDriver"`
-	RotateCertificates bool            `json:"rotateCertificates"`
 	ServerTLSBootstrap bool            `json:"serverTLSBootstrap"`
 	TLSCertFile        string          `json:"tlsCertFile"`
 	TLSPrivateKeyFile  string          `json:"tlsPrivateKeyFile"`
@@ -117,8 +117,6 @@ func (f *fileConfig) checkUnsupported() error {
 	}
 	bad(f.Authorization.Mode != "" && f.Authorization.Mode != AuthzAlwaysAllow && f.Authorization.Mode != AuthzWebhook, "authorization.mode", f.Authorization.Mode,
 		"AlwaysAllow or Webhook")
-	bad(f.CgroupDriver != "" && f.CgroupDriver != "cgroupfs", "cgroupDriver", f.CgroupDriver, "only cgroupfs")
-	bad(f.RotateCertificates, "rotateCertificates", true, "client certificate rotation is not built yet: give the kubeconfig a certificate")
 	bad(f.ServerTLSBootstrap, "serverTLSBootstrap", true, "the serving certificate is tlsCertFile or self-signed")
 	bad(f.CgroupsPerQOS != nil && !*f.CgroupsPerQOS, "cgroupsPerQOS", false, "pods always go under the QoS cgroups")
 	bad(len(f.EnforceNodeAlloc) > 0, "enforceNodeAllocatable", f.EnforceNodeAlloc, "node allocatable is not enforced yet")
@@ -191,6 +189,7 @@ func (c *Config) apply(f *fileConfig, path string) error {
 	str(&c.PodManifestPath, "pod-manifest-path", f.StaticPodPath)
 	num(&c.MaxPods, "max-pods", f.MaxPods)
 	str(&c.CgroupRoot, "cgroup-root", f.CgroupRoot)
+	str(&c.CgroupDriver, "cgroup-driver", f.CgroupDriver)
 	str(&c.PodCIDR, "pod-cidr", f.PodCIDR)
 	str(&c.RuntimeEndpoint, "container-runtime-endpoint", f.ContainerRuntimeEndpoint)
 	str(&c.ClusterDomain, "cluster-domain", f.ClusterDomain)
@@ -209,6 +208,9 @@ func (c *Config) apply(f *fileConfig, path string) error {
 		c.AnonymousAuth = *f.Authentication.Anonymous.Enabled
 	}
 	num(&c.Port, "port", f.Port)
+	if unset("rotate-certificates") {
+		c.RotateCertificates = c.RotateCertificates || f.RotateCertificates
+	}
 	if unset("seccomp-default") {
 		c.SeccompDefault = c.SeccompDefault || f.SeccompDefault
 	}

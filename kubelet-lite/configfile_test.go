@@ -17,40 +17,29 @@ func writeConfig(t *testing.T, body string) string {
 	return p
 }
 
-// TestKubeadmDefaultConfig: every field of kubeadm's default file is
-// either honoured or refused by name, and what is refused today is
-// exactly the features kubelet-lite lacks (the systemd cgroup driver,
-// certificate rotation).
+// TestKubeadmDefaultConfig: kubeadm's default file loads as it is, its
+// values honoured, the systemd cgroup driver and certificate rotation
+// included.
 func TestKubeadmDefaultConfig(t *testing.T) {
 	raw, err := os.ReadFile("testdata/kubeadm-kubelet-config.yaml")
 	if err != nil {
 		t.Fatal(err)
 	}
-	c := Config{HealthzAddr: "127.0.0.1:10248"}
-	err = c.LoadFile(writeConfig(t, string(raw)))
-	if err == nil {
-		t.Fatal("kubeadm's default loaded although it asks for what kubelet-lite does not do")
-	}
-	refused := []string{"cgroupDriver", "rotateCertificates"}
-	for _, f := range refused {
-		if !strings.Contains(err.Error(), f+":") {
-			t.Errorf("%s not named in: %v", f, err)
-		}
-	}
-	if n := strings.Count(err.Error(), "is not supported"); n != len(refused) {
-		t.Errorf("%d fields refused, want %d: %v", n, len(refused), err)
-	}
-	// The same file with those set to what kubelet-lite does loads, and
-	// its values are honoured.
-	fixed := strings.NewReplacer("cgroupDriver: systemd", "cgroupDriver: cgroupfs", "rotateCertificates: true", "rotateCertificates: false").Replace(string(raw))
-	c = Config{HealthzAddr: "0.0.0.0:1"}
-	if err := c.LoadFile(writeConfig(t, fixed)); err != nil {
+	c := Config{HealthzAddr: "0.0.0.0:1"}
+	if err := c.LoadFile(writeConfig(t, string(raw))); err != nil {
 		t.Fatal(err)
 	}
 	if c.PodManifestPath != "/etc/kubernetes/manifests" || c.ClientCAFile != "/etc/kubernetes/pki/ca.crt" || c.ClusterDomain != "cluster.local" ||
 		len(c.ClusterDNS) != 1 || c.ClusterDNS[0] != netip.MustParseAddr("10.96.0.10") || c.ResolvConf != "/run/systemd/resolve/resolv.conf" ||
-		c.HealthzAddr != "127.0.0.1:10248" || !c.AuthenticationTokenWebhook || c.AuthorizationMode != AuthzWebhook {
+		c.HealthzAddr != "127.0.0.1:10248" || !c.AuthenticationTokenWebhook || c.AuthorizationMode != AuthzWebhook ||
+		c.CgroupDriver != "systemd" || !c.RotateCertificates {
 		t.Errorf("values not honoured: %+v", c)
+	}
+	// A flag wins over the file.
+	c = Config{CgroupDriver: "cgroupfs"}
+	c.FlagsGiven("cgroup-driver")
+	if err := c.LoadFile(writeConfig(t, string(raw))); err != nil || c.CgroupDriver != "cgroupfs" {
+		t.Errorf("--cgroup-driver cgroupfs with the file's systemd: %q (%v)", c.CgroupDriver, err)
 	}
 }
 
@@ -87,14 +76,13 @@ func TestConfigzShowsWhatWasLoaded(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	fixed := strings.NewReplacer("cgroupDriver: systemd", "cgroupDriver: cgroupfs", "rotateCertificates: true", "rotateCertificates: false").Replace(string(raw))
 	c := Config{HealthzAddr: "127.0.0.1:10248", Port: 10250}
-	if err := c.LoadFile(writeConfig(t, fixed)); err != nil {
+	if err := c.LoadFile(writeConfig(t, string(raw))); err != nil {
 		t.Fatal(err)
 	}
 	kc := configz(c)["kubeletconfig"].(map[string]any)
 	if kc["staticPodPath"] != "/etc/kubernetes/manifests" || kc["clusterDomain"] != "cluster.local" || kc["healthzPort"] != 10248 ||
-		kc["authorization"].(map[string]any)["mode"] != AuthzWebhook {
+		kc["authorization"].(map[string]any)["mode"] != AuthzWebhook || kc["cgroupDriver"] != "systemd" || kc["rotateCertificates"] != true {
 		t.Errorf("configz %v", kc)
 	}
 }

@@ -15,7 +15,7 @@ func configz(cfg Config) map[string]any {
 	}
 	kc := map[string]any{
 		"kind": "KubeletConfiguration", "apiVersion": "kubelet.config.k8s.io/v1beta1",
-		"staticPodPath": cfg.PodManifestPath, "maxPods": cfg.MaxPods, "cgroupRoot": cfg.CgroupRoot, "cgroupDriver": "cgroupfs",
+		"staticPodPath": cfg.PodManifestPath, "maxPods": cfg.MaxPods, "cgroupRoot": cfg.CgroupRoot, "cgroupDriver": cfg.CgroupDriver, "rotateCertificates": cfg.RotateCertificates,
 		"podCIDR": cfg.PodCIDR, "containerRuntimeEndpoint": cfg.RuntimeEndpoint, "clusterDNS": dns, "clusterDomain": cfg.ClusterDomain,
 		"resolvConf": cfg.ResolvConf, "seccompDefault": cfg.SeccompDefault, "allowedUnsafeSysctls": cfg.AllowedUnsafeSysctls,
 		"podLogsDir": cfg.PodLogsDir, "containerLogMaxSize": cfg.ContainerLogMaxSize, "containerLogMaxFiles": cfg.ContainerLogMaxFiles,

@@ -14,7 +14,6 @@ import (
 
 	"k8s.io/apimachinery/pkg/api/resource"
 
-	"github.com/hivelet/hivelet/daemon/kubeclient"
 	"github.com/hivelet/hivelet/kubelet-lite/cri"
 	"github.com/hivelet/hivelet/kubelet-lite/kubeapi"
 	"github.com/hivelet/hivelet/kubelet-lite/metrics"
@@ -26,6 +25,14 @@ import (
 // kubelet's names.
 type Config struct {
 	Kubeconfig string
+	// BootstrapKubeconfig holds credentials that may only ask for the
+	// node's client certificate: used when Kubeconfig does not exist yet
+	// (or its certificate expired), which is then written (TLS
+	// bootstrapping). RotateCertificates renews the client certificate
+	// before it expires; CertDir keeps the pairs (default <root-dir>/pki).
+	BootstrapKubeconfig string
+	RotateCertificates  bool
+	CertDir             string
 	// KubeAPICompression asks the API server for gzip responses.
 	KubeAPICompression bool
 	RuntimeEndpoint    string
@@ -34,8 +41,10 @@ type Config struct {
 	NodeIPs            []netip.Addr
 	RootDir            string
 	CgroupRoot         string
-	MaxPods            int
-	PodCIDR            string
+	// CgroupDriver is cgroupfs or systemd; the runtime's own wins.
+	CgroupDriver string
+	MaxPods      int
+	PodCIDR      string
 	// HealthzAddr serves /healthz (the upstream kubelet's 127.0.0.1:10248);
 	// empty disables.
 	HealthzAddr string
@@ -126,18 +135,17 @@ func Run(ctx context.Context, cfg Config, log *slog.Logger) error {
 		return err
 	}
 	defer rt.Close()
+	if cfg.CgroupDriver, err = cgroupDriver(ctx, cfg.CgroupDriver, cfg.CgroupRoot, rt.CgroupDriver, log); err != nil {
+		return err
+	}
 	metrics.NodeName.Set(1, cfg.NodeName)
 	var client *kubeapi.Client
 	if cfg.Kubeconfig != "" {
-		restCfg, err := kubeclient.Config(cfg.Kubeconfig, "hivelet-kubelet", cfg.KubeAPICompression)
-		if err != nil {
-			return err
-		}
-		if client, err = kubeapi.New(restCfg); err != nil {
+		if client, err = apiClient(ctx, cfg, log); err != nil {
 			return err
 		}
 	}
-	m := pods.NewManager(pods.Config{NodeName: cfg.NodeName, NodeIPs: cfg.NodeIPs, RootDir: cfg.RootDir, CgroupRoot: cfg.CgroupRoot,
+	m := pods.NewManager(pods.Config{NodeName: cfg.NodeName, NodeIPs: cfg.NodeIPs, RootDir: cfg.RootDir, CgroupRoot: cfg.CgroupRoot, CgroupDriver: cfg.CgroupDriver,
 		SeccompDefault: cfg.SeccompDefault, AllowedUnsafeSysctls: cfg.AllowedUnsafeSysctls,
 		ClusterDNS: cfg.ClusterDNS, ClusterDomain: cfg.ClusterDomain, ResolvConf: cfg.ResolvConf,
 		PodLogsDir: cfg.PodLogsDir, ContainerLogMaxSize: logMax, ContainerLogMaxFiles: logFiles, Allocatable: node.Allocatable(cfg.RootDir)}, rt, client, log)

@@ -11,7 +11,9 @@ import (
 	"unicode"
 
 	"google.golang.org/grpc"
+	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/credentials/insecure"
+	"google.golang.org/grpc/status"
 	runtimeapi "k8s.io/cri-api/pkg/apis/runtime/v1"
 
 	"github.com/hivelet/hivelet/kubelet-lite/metrics"
@@ -114,4 +116,30 @@ func operationName(method string) string {
 		b.WriteRune(r)
 	}
 	return b.String()
+}
+
+// CgroupDriver asks the runtime which cgroup driver it uses ("cgroupfs"
+// or "systemd"), as the upstream kubelet does before it picks its own:
+// the two must agree or pods land in cgroups nobody manages. "" when
+// the runtime does not say (containerd before 1.7 lacks the call).
+func (c *Client) CgroupDriver(ctx context.Context) (string, error) {
+	ctx, cancel := Ctx(ctx)
+	defer cancel()
+	rc, err := c.Runtime.RuntimeConfig(ctx, &runtimeapi.RuntimeConfigRequest{})
+	if status.Code(err) == codes.Unimplemented {
+		return "", nil
+	}
+	if err != nil {
+		return "", fmt.Errorf("runtime config: %w", err)
+	}
+	if rc.GetLinux() == nil {
+		return "", nil // SYSTEMD is the enum's zero: an absent answer is not one
+	}
+	switch rc.GetLinux().GetCgroupDriver() {
+	case runtimeapi.CgroupDriver_SYSTEMD:
+		return "systemd", nil
+	case runtimeapi.CgroupDriver_CGROUPFS:
+		return "cgroupfs", nil
+	}
+	return "", nil
 }

@@ -1,7 +1,8 @@
 // Package kubeapi is kubelet-lite's Kubernetes client: the few resources a
 // kubelet reads and writes (Pods, Nodes, Leases, Events, Secrets,
-// ConfigMaps, service-account tokens), typed, over client-go's REST
-// client, with only their API groups in its scheme.
+// ConfigMaps, service-account tokens, certificate signing requests),
+// typed, over client-go's REST client, with only their API groups in its
+// scheme.
 //
 // client-go's clientset registers and links every API group; for a
 // process that needs three of them that is most of its code, and so of its
@@ -16,6 +17,7 @@ import (
 
 	authenticationv1 "k8s.io/api/authentication/v1"
 	authorizationv1 "k8s.io/api/authorization/v1"
+	certificatesv1 "k8s.io/api/certificates/v1"
 	coordinationv1 "k8s.io/api/coordination/v1"
 	corev1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
@@ -38,12 +40,13 @@ func init() {
 	utilruntime.Must(coordinationv1.AddToScheme(scheme))
 	utilruntime.Must(authenticationv1.AddToScheme(scheme))
 	utilruntime.Must(authorizationv1.AddToScheme(scheme))
+	utilruntime.Must(certificatesv1.AddToScheme(scheme))
 	metav1.AddToGroupVersion(scheme, schema.GroupVersion{Version: "v1"})
 }
 
 // Client speaks to one API server.
 type Client struct {
-	core, coordination, authn, authz *rest.RESTClient
+	core, coordination, authn, authz, certs *rest.RESTClient
 }
 
 // New returns a client for the API server cfg points at.
@@ -68,7 +71,11 @@ func New(cfg *rest.Config) (*Client, error) {
 	if err != nil {
 		return nil, err
 	}
-	return &Client{core: core, coordination: coordination, authn: authn, authz: authz}, nil
+	certs, err := restClient(cfg, httpClient, "/apis", certificatesv1.SchemeGroupVersion)
+	if err != nil {
+		return nil, err
+	}
+	return &Client{core: core, coordination: coordination, authn: authn, authz: authz, certs: certs}, nil
 }
 
 // ReviewToken asks the API server who a bearer token belongs to (the
@@ -103,6 +110,17 @@ func (c *Client) CoreV1() Core { return Core{c.core} }
 
 // CoordinationV1 is the coordination.k8s.io API group.
 func (c *Client) CoordinationV1() Coordination { return Coordination{c.coordination} }
+
+// CertificatesV1 is the certificates.k8s.io group: the kubelet's client
+// certificate requests.
+func (c *Client) CertificatesV1() Certificates { return Certificates{c.certs} }
+
+// Certificates holds the certificates.k8s.io group's resources.
+type Certificates struct{ rc *rest.RESTClient }
+
+func (c Certificates) CertificateSigningRequests() Resource[certificatesv1.CertificateSigningRequest, *certificatesv1.CertificateSigningRequest] {
+	return Resource[certificatesv1.CertificateSigningRequest, *certificatesv1.CertificateSigningRequest]{c.rc, "", "certificatesigningrequests"}
+}
 
 // Core holds the core group's resources.
 type Core struct{ rc *rest.RESTClient }

@@ -31,6 +31,8 @@ type Config struct {
 	NodeIPs    []netip.Addr
 	RootDir    string
 	CgroupRoot string
+	// CgroupDriver is DriverCgroupfs (the default) or DriverSystemd.
+	CgroupDriver string
 	// SeccompDefault runs containers that ask for no seccomp profile
 	// under the runtime's default one (KubeletConfiguration
 	// seccompDefault) instead of unconfined.
@@ -80,6 +82,9 @@ type Manager struct {
 func NewManager(cfg Config, rt *cri.Client, client *kubeapi.Client, log *slog.Logger) *Manager {
 	if cfg.CgroupRoot == "" {
 		cfg.CgroupRoot = "/"
+	}
+	if cfg.CgroupDriver == "" {
+		cfg.CgroupDriver = DriverCgroupfs
 	}
 	m := &Manager{cfg: cfg, rt: rt, client: client, log: log, workers: map[types.UID]*worker{}, sources: map[string]bool{},
 		writer: volumes.NewWriter()}

@@ -3,7 +3,7 @@ package pods
 import (
 	"context"
 	"fmt"
-	"path"
+
 	"path/filepath"
 	"regexp"
 	"slices"
@@ -61,20 +61,6 @@ func QOSClass(pod *corev1.Pod) corev1.PodQOSClass {
 	return corev1.PodQOSBurstable
 }
 
-// CgroupParent is the pod's cgroup under root: kubepods for Guaranteed,
-// kubepods/burstable or kubepods/besteffort otherwise, as the kubelet's
-// cgroupfs layout.
-func CgroupParent(root string, pod *corev1.Pod) string {
-	parts := []string{root, "kubepods"}
-	switch QOSClass(pod) {
-	case corev1.PodQOSBurstable:
-		parts = append(parts, "burstable")
-	case corev1.PodQOSBestEffort:
-		parts = append(parts, "besteffort")
-	}
-	return path.Join(append(parts, "pod"+string(pod.UID))...)
-}
-
 func podLabels(pod *corev1.Pod) map[string]string {
 	return map[string]string{LabelPodUID: string(pod.UID), LabelPodName: pod.Name, LabelPodNamespace: pod.Namespace}
 }
@@ -87,7 +73,7 @@ func (m *Manager) SandboxConfig(pod *corev1.Pod, attempt uint32) (*runtimeapi.Po
 		Labels:       podLabels(pod),
 		Annotations:  pod.Annotations,
 		Linux: &runtimeapi.LinuxPodSandboxConfig{
-			CgroupParent:    CgroupParent(m.cfg.CgroupRoot, pod),
+			CgroupParent:    CgroupParent(m.cfg.CgroupDriver, m.cfg.CgroupRoot, pod),
 			SecurityContext: m.sandboxSecurity(pod),
 			Sysctls:         sandboxSysctls(pod),
 		},

@@ -20,24 +20,37 @@ func res(cpu, mem string) corev1.ResourceList {
 
 func TestQOSClassAndCgroupParent(t *testing.T) {
 	for _, c := range []struct {
-		name      string
-		req, lim  corev1.ResourceList
-		want      corev1.PodQOSClass
-		wantGroup string
+		name        string
+		req, lim    corev1.ResourceList
+		want        corev1.PodQOSClass
+		wantGroup   string
+		wantSlice   string // systemd's cgroup parent
+		wantSysPath string // and its directory
 	}{
-		{"nothing set", nil, nil, corev1.PodQOSBestEffort, "/r/kubepods/besteffort/podU"},
-		{"limits only (requests default to them)", nil, res("500m", "64Mi"), corev1.PodQOSGuaranteed, "/r/kubepods/podU"},
-		{"requests equal limits", res("1", "1Gi"), res("1", "1Gi"), corev1.PodQOSGuaranteed, "/r/kubepods/podU"},
-		{"requests below limits", res("100m", "64Mi"), res("1", "1Gi"), corev1.PodQOSBurstable, "/r/kubepods/burstable/podU"},
-		{"memory limit only", nil, res("", "64Mi"), corev1.PodQOSBurstable, "/r/kubepods/burstable/podU"},
+		{"nothing set", nil, nil, corev1.PodQOSBestEffort, "/r/kubepods/besteffort/podu-1",
+			"kubepods-besteffort-podu_1.slice", "/kubepods.slice/kubepods-besteffort.slice/kubepods-besteffort-podu_1.slice"},
+		{"limits only (requests default to them)", nil, res("500m", "64Mi"), corev1.PodQOSGuaranteed, "/r/kubepods/podu-1",
+			"kubepods-podu_1.slice", "/kubepods.slice/kubepods-podu_1.slice"},
+		{"requests equal limits", res("1", "1Gi"), res("1", "1Gi"), corev1.PodQOSGuaranteed, "/r/kubepods/podu-1",
+			"kubepods-podu_1.slice", "/kubepods.slice/kubepods-podu_1.slice"},
+		{"requests below limits", res("100m", "64Mi"), res("1", "1Gi"), corev1.PodQOSBurstable, "/r/kubepods/burstable/podu-1",
+			"kubepods-burstable-podu_1.slice", "/kubepods.slice/kubepods-burstable.slice/kubepods-burstable-podu_1.slice"},
+		{"memory limit only", nil, res("", "64Mi"), corev1.PodQOSBurstable, "/r/kubepods/burstable/podu-1",
+			"kubepods-burstable-podu_1.slice", "/kubepods.slice/kubepods-burstable.slice/kubepods-burstable-podu_1.slice"},
 	} {
 		pod := &corev1.Pod{Spec: corev1.PodSpec{Containers: []corev1.Container{{Resources: corev1.ResourceRequirements{Requests: c.req, Limits: c.lim}}}}}
-		pod.UID = "U"
+		pod.UID = "u-1"
 		if got := QOSClass(pod); got != c.want {
 			t.Errorf("%s: QoS %s, want %s", c.name, got, c.want)
 		}
-		if got := CgroupParent("/r", pod); got != c.wantGroup {
+		if got := CgroupParent(DriverCgroupfs, "/r", pod); got != c.wantGroup {
 			t.Errorf("%s: cgroup %s, want %s", c.name, got, c.wantGroup)
+		}
+		if got := CgroupParent(DriverSystemd, "/", pod); got != c.wantSlice {
+			t.Errorf("%s: systemd cgroup parent %s, want %s", c.name, got, c.wantSlice)
+		}
+		if got := (cgroupNaming{DriverSystemd, "/"}).dir(podCgroupNames(pod)); got != c.wantSysPath {
+			t.Errorf("%s: systemd cgroup directory %s, want %s", c.name, got, c.wantSysPath)
 		}
 	}
 }

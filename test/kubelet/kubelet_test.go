@@ -86,6 +86,14 @@ const viaHivelet = "hivelet kubelet"
 // upstream is viaHivelet, or by the upstream kubelet binary when upstream
 // is its path.
 func newNode(t testing.TB, withAPI bool, manifests, upstream string) *env {
+	e := prepareNode(t, withAPI, manifests, upstream)
+	e.start()
+	return e
+}
+
+// prepareNode is newNode up to starting the kubelet, for a test to
+// change its arguments first.
+func prepareNode(t testing.TB, withAPI bool, manifests, upstream string) *env {
 	testnet.RequireRoot(t)
 	cg := testnet.NewCgroup(t)
 	containerd.V1Cleanup(t, filepath.Base(cg))
@@ -149,7 +157,6 @@ func newNode(t testing.TB, withAPI bool, manifests, upstream string) *env {
 		ca, e.clientCert = clientPKI(t)
 		e.args = append(e.args, "--client-ca-file", ca, "--address", "127.0.0.1")
 	}
-	e.start()
 	return e
 }
 

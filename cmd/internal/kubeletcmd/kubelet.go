@@ -56,6 +56,9 @@ changes. Flags keep the upstream kubelet's names.`,
 	}
 	f := cmd.Flags()
 	f.StringVar(&cfg.Kubeconfig, "kubeconfig", "", "kubeconfig of the API server (or \"in-cluster\"); without it only static pods run")
+	f.StringVar(&cfg.BootstrapKubeconfig, "bootstrap-kubeconfig", "", "kubeconfig whose credentials ask for the node's client certificate (a CSR) when --kubeconfig does not exist yet or its certificate expired; --kubeconfig is then written")
+	f.BoolVar(&cfg.RotateCertificates, "rotate-certificates", false, "renew the client certificate (a new key and CSR) once 70-90% of its life has passed")
+	f.StringVar(&cfg.CertDir, "cert-dir", "", "directory of the client certificate pairs (default <root-dir>/pki)")
 	cli.KubeAPICompression(f, &cfg.KubeAPICompression)
 	f.StringVar(&cfg.RuntimeEndpoint, "container-runtime-endpoint", "", "CRI socket (default "+"unix:///run/containerd/containerd.sock)")
 	f.StringVar(&cfg.PodManifestPath, "pod-manifest-path", "", "directory of static pod manifests (YAML or JSON), re-read every 5 s")
@@ -63,6 +66,7 @@ changes. Flags keep the upstream kubelet's names.`,
 	f.Var(&cli.NodeIPs{V: &cfg.NodeIPs}, "node-ip", "this node's addresses, comma-separated (status.hostIP and the Node's InternalIPs)")
 	f.StringVar(&cfg.RootDir, "root-dir", "/var/lib/kubelet-lite", "directory for pod logs and state")
 	f.StringVar(&cfg.CgroupRoot, "cgroup-root", "", "cgroup under which the kubepods hierarchy lives (default /)")
+	f.StringVar(&cfg.CgroupDriver, "cgroup-driver", "cgroupfs", "how pod cgroups are named: cgroupfs, or systemd (slices; systemd must be init); the runtime's own driver wins when it reports one")
 	f.IntVar(&cfg.MaxPods, "max-pods", 0, "pods this node accepts (default 110)")
 	f.StringVar(&cfg.PodCIDR, "pod-cidr", "", "this node's pod range, when no controller assigns spec.podCIDR")
 	f.StringVar(&cfg.HealthzAddr, "healthz-bind-address", "127.0.0.1:10248", "address for /healthz (runtime reachable and relisted within 3 min); empty disables")
