@@ -12,6 +12,8 @@ import (
 
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"sigs.k8s.io/yaml"
+
+	"github.com/hivelet/hivelet/kubelet-lite/eviction"
 )
 
 // fileConfig is a KubeletConfiguration (kubelet.config.k8s.io/v1beta1)
@@ -45,7 +47,12 @@ type fileConfig struct {
 	FailCgroupV1             *bool    `json:"failCgroupV1"`
 	RotateCertificates       bool     `json:"rotateCertificates"`
 	CgroupDriver             string   `json:"cgroupDriver"`
-	Authentication           struct {
+	// Each replaces the flag's whole value, defaults included, as
+	// upstream's does without mergeDefaultEvictionSettings.
+	EvictionHard   map[string]string `json:"evictionHard"`
+	SystemReserved map[string]string `json:"systemReserved"`
+	KubeReserved   map[string]string `json:"kubeReserved"`
+	Authentication struct {
 		X509 struct {
 			ClientCAFile string `json:"clientCAFile"`
 		} `json:"x509"`
@@ -71,10 +78,7 @@ type fileConfig struct {
 	TLSPrivateKeyFile  string          `json:"tlsPrivateKeyFile"`
 	CgroupsPerQOS      *bool           `json:"cgroupsPerQOS"`
 	EnforceNodeAlloc   []string        `json:"enforceNodeAllocatable"`
-	EvictionHard       map[string]any  `json:"evictionHard"`
 	EvictionSoft       map[string]any  `json:"evictionSoft"`
-	SystemReserved     map[string]any  `json:"systemReserved"`
-	KubeReserved       map[string]any  `json:"kubeReserved"`
 	FeatureGates       map[string]bool `json:"featureGates"`
 	Logging            struct {
 		Format         string          `json:"format"`
@@ -120,10 +124,7 @@ func (f *fileConfig) checkUnsupported() error {
 	bad(f.ServerTLSBootstrap, "serverTLSBootstrap", true, "the serving certificate is tlsCertFile or self-signed")
 	bad(f.CgroupsPerQOS != nil && !*f.CgroupsPerQOS, "cgroupsPerQOS", false, "pods always go under the QoS cgroups")
 	bad(len(f.EnforceNodeAlloc) > 0, "enforceNodeAllocatable", f.EnforceNodeAlloc, "node allocatable is not enforced yet")
-	bad(len(f.EvictionHard) > 0, "evictionHard", f.EvictionHard, "eviction is not built yet")
 	bad(len(f.EvictionSoft) > 0, "evictionSoft", f.EvictionSoft, "eviction is not built yet")
-	bad(len(f.SystemReserved) > 0, "systemReserved", f.SystemReserved, "reservations are not built yet")
-	bad(len(f.KubeReserved) > 0, "kubeReserved", f.KubeReserved, "reservations are not built yet")
 	bad(len(f.FeatureGates) > 0, "featureGates", f.FeatureGates, "kubelet-lite has no feature gates")
 	bad(f.Logging.Format != "" && f.Logging.Format != "text", "logging.format", f.Logging.Format, "use --log-format")
 	bad(f.Logging.Verbosity != 0, "logging.verbosity", f.Logging.Verbosity, "use --log-level")
@@ -208,6 +209,19 @@ func (c *Config) apply(f *fileConfig, path string) error {
 		c.AnonymousAuth = *f.Authentication.Anonymous.Enabled
 	}
 	num(&c.Port, "port", f.Port)
+	if unset("eviction-hard") && f.EvictionHard != nil {
+		ts, err := eviction.ParseMap(f.EvictionHard)
+		if err != nil {
+			return fmt.Errorf("--config %s: evictionHard: %w", path, err)
+		}
+		c.EvictionHard = ts
+	}
+	if unset("system-reserved") && f.SystemReserved != nil {
+		c.SystemReserved = f.SystemReserved
+	}
+	if unset("kube-reserved") && f.KubeReserved != nil {
+		c.KubeReserved = f.KubeReserved
+	}
 	if unset("rotate-certificates") {
 		c.RotateCertificates = c.RotateCertificates || f.RotateCertificates
 	}

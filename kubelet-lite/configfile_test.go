@@ -45,11 +45,11 @@ func TestKubeadmDefaultConfig(t *testing.T) {
 
 func TestConfigFileStrict(t *testing.T) {
 	for body, want := range map[string]string{
-		"kind: KubeletConfiguration\nserializeImagePulls: false\n":            `unknown field "serializeImagePulls"`,
-		"kind: KubeletConfiguration\nsyncFrequency: 1m\n":                     "syncFrequency: 1m0s is not supported",
-		"kind: KubeletConfiguration\nevictionHard: {memory.available: 1Gi}\n": "evictionHard",
-		"kind: KubeProxyConfiguration\n":                                      `kind "KubeProxyConfiguration"`,
-		"kind: KubeletConfiguration\nclusterDNS: [not-an-ip]\n":               "clusterDNS",
+		"kind: KubeletConfiguration\nserializeImagePulls: false\n":             `unknown field "serializeImagePulls"`,
+		"kind: KubeletConfiguration\nsyncFrequency: 1m\n":                      "syncFrequency: 1m0s is not supported",
+		"kind: KubeletConfiguration\nevictionHard: {memory.available: lots}\n": "evictionHard",
+		"kind: KubeProxyConfiguration\n":                                       `kind "KubeProxyConfiguration"`,
+		"kind: KubeletConfiguration\nclusterDNS: [not-an-ip]\n":                "clusterDNS",
 	} {
 		var c Config
 		if err := c.LoadFile(writeConfig(t, body)); err == nil || !strings.Contains(err.Error(), want) {
@@ -64,6 +64,11 @@ func TestConfigFileStrict(t *testing.T) {
 	}
 	if c.PodManifestPath != "/flag" || c.ClusterDomain != "" || c.MaxPods != 42 {
 		t.Errorf("flags vs file: %+v", c)
+	}
+	c = Config{}
+	if err := c.LoadFile(writeConfig(t, "evictionHard: {memory.available: 1Gi}\nsystemReserved: {cpu: 500m}\n")); err != nil ||
+		len(c.EvictionHard) != 1 || c.EvictionHard[0].String() != "memory.available<1Gi" || c.SystemReserved["cpu"] != "500m" {
+		t.Errorf("evictionHard, systemReserved: %v, %v %v", err, c.EvictionHard, c.SystemReserved)
 	}
 	c = Config{}
 	if err := c.LoadFile(writeConfig(t, "authentication: {anonymous: {enabled: true}}\n")); err != nil || !c.AnonymousAuth {

@@ -15,6 +15,7 @@ import (
 	"k8s.io/apimachinery/pkg/api/resource"
 
 	"github.com/hivelet/hivelet/kubelet-lite/cri"
+	"github.com/hivelet/hivelet/kubelet-lite/eviction"
 	"github.com/hivelet/hivelet/kubelet-lite/kubeapi"
 	"github.com/hivelet/hivelet/kubelet-lite/metrics"
 	"github.com/hivelet/hivelet/kubelet-lite/node"
@@ -44,7 +45,13 @@ type Config struct {
 	// CgroupDriver is cgroupfs or systemd; the runtime's own wins.
 	CgroupDriver string
 	MaxPods      int
-	PodCIDR      string
+	// EvictionHard are the hard eviction thresholds (upstream's
+	// defaults unless given); SystemReserved and KubeReserved what the
+	// node keeps from pods ("cpu": "100m"). All three come off
+	// allocatable.
+	EvictionHard                 []eviction.Threshold
+	SystemReserved, KubeReserved map[string]string
+	PodCIDR                      string
 	// HealthzAddr serves /healthz (the upstream kubelet's 127.0.0.1:10248);
 	// empty disables.
 	HealthzAddr string
@@ -114,6 +121,19 @@ func logRotation(cfg Config) (int64, int, error) {
 	return q.Value(), files, nil
 }
 
+// reservations reads what the node keeps from pods.
+func reservations(cfg Config) (node.Reserved, error) {
+	sys, err := node.ParseReserved("--system-reserved", cfg.SystemReserved)
+	if err != nil {
+		return node.Reserved{}, err
+	}
+	kube, err := node.ParseReserved("--kube-reserved", cfg.KubeReserved)
+	if err != nil {
+		return node.Reserved{}, err
+	}
+	return node.Reserved{System: sys, Kube: kube, Hard: cfg.EvictionHard}, nil
+}
+
 // Run runs kubelet-lite until ctx ends. Containers keep running when it
 // stops; a restarted kubelet-lite adopts them.
 func Run(ctx context.Context, cfg Config, log *slog.Logger) error {
@@ -138,6 +158,10 @@ func Run(ctx context.Context, cfg Config, log *slog.Logger) error {
 	if cfg.CgroupDriver, err = cgroupDriver(ctx, cfg.CgroupDriver, cfg.CgroupRoot, rt.CgroupDriver, log); err != nil {
 		return err
 	}
+	reserved, err := reservations(cfg)
+	if err != nil {
+		return err
+	}
 	metrics.NodeName.Set(1, cfg.NodeName)
 	var client *kubeapi.Client
 	if cfg.Kubeconfig != "" {
@@ -148,10 +172,10 @@ func Run(ctx context.Context, cfg Config, log *slog.Logger) error {
 	m := pods.NewManager(pods.Config{NodeName: cfg.NodeName, NodeIPs: cfg.NodeIPs, RootDir: cfg.RootDir, CgroupRoot: cfg.CgroupRoot, CgroupDriver: cfg.CgroupDriver,
 		SeccompDefault: cfg.SeccompDefault, AllowedUnsafeSysctls: cfg.AllowedUnsafeSysctls,
 		ClusterDNS: cfg.ClusterDNS, ClusterDomain: cfg.ClusterDomain, ResolvConf: cfg.ResolvConf,
-		PodLogsDir: cfg.PodLogsDir, ContainerLogMaxSize: logMax, ContainerLogMaxFiles: logFiles, Allocatable: node.Allocatable(cfg.RootDir)}, rt, client, log)
+		PodLogsDir: cfg.PodLogsDir, ContainerLogMaxSize: logMax, ContainerLogMaxFiles: logFiles, Allocatable: node.Allocatable(cfg.RootDir, reserved, cfg.MaxPods)}, rt, client, log)
 	if client != nil {
 		keeper := node.New(client, node.Config{Name: cfg.NodeName, IPs: cfg.NodeIPs, RootDir: cfg.RootDir, PodCIDR: cfg.PodCIDR,
-			MaxPods: cfg.MaxPods, RuntimeReady: rt.Ready, RuntimeVersion: rt.Version}, log)
+			MaxPods: cfg.MaxPods, Reserved: reserved, RuntimeReady: rt.Ready, RuntimeVersion: rt.Version}, log)
 		go func() {
 			for delay := time.Second; ; delay = min(2*delay, 30*time.Second) {
 				err := keeper.Register(ctx)

@@ -8,20 +8,20 @@ import (
 
 	"golang.org/x/sys/unix"
 	corev1 "k8s.io/api/core/v1"
+
+	"github.com/hivelet/hivelet/kubelet-lite/eviction"
 )
 
-// Pressure thresholds, as the upstream kubelet's hard eviction defaults.
-const (
-	memAvailableMin  = 100 << 20 // memory.available < 100Mi
-	diskAvailableMin = 0.10      // nodefs.available < 10%
-	pidsAvailableMin = 0.05      // fewer than 5% of PIDs left
-)
+// pidsAvailableMin is PIDPressure's threshold when no pid.available one
+// is set: fewer than 5 % of PIDs left.
+const pidsAvailableMin = 0.05
 
 // Measurement is the machine as the node conditions see it.
 type Measurement struct {
-	MemTotal, MemAvailable uint64
-	DiskTotal, DiskAvail   uint64
-	PIDs, PIDMax           uint64
+	MemTotal, MemAvailable  uint64
+	DiskTotal, DiskAvail    uint64
+	InodesTotal, InodesFree uint64
+	PIDs, PIDMax            uint64
 }
 
 // Measure reads /proc and statfs(rootDir). Unreadable values stay 0,
@@ -52,6 +52,7 @@ func Measure(rootDir string) Measurement {
 	if unix.Statfs(rootDir, &st) == nil {
 		m.DiskTotal = st.Blocks * uint64(st.Bsize)
 		m.DiskAvail = st.Bavail * uint64(st.Bsize)
+		m.InodesTotal, m.InodesFree = st.Files, st.Ffree
 	}
 	if b, err := os.ReadFile("/proc/sys/kernel/pid_max"); err == nil {
 		m.PIDMax, _ = strconv.ParseUint(strings.TrimSpace(string(b)), 10, 64)
@@ -74,12 +75,26 @@ func cond(t corev1.NodeConditionType, pressure bool, yesReason, noReason, msg st
 	return c
 }
 
+// below says whether the signal's value is under its threshold in hard
+// (false without one, or when capacity could not be read).
+func below(hard []eviction.Threshold, sig eviction.Signal, value, capacity uint64) bool {
+	t, ok := eviction.Find(hard, sig)
+	return ok && capacity > 0 && int64(value) < t.Value(int64(capacity))
+}
+
 // Conditions turns a measurement (and the runtime's state) into the four
-// node conditions.
-func (m Measurement) Conditions(runtimeErr error) []corev1.NodeCondition {
-	memP := m.MemTotal > 0 && m.MemAvailable < memAvailableMin
-	diskP := m.DiskTotal > 0 && float64(m.DiskAvail) < diskAvailableMin*float64(m.DiskTotal)
-	pidP := m.PIDMax > 0 && float64(m.PIDMax-min(m.PIDs, m.PIDMax)) < pidsAvailableMin*float64(m.PIDMax)
+// node conditions: a pressure condition is true while its signal is
+// under its hard eviction threshold. The root dir's file system serves
+// as both nodefs and imagefs.
+func (m Measurement) Conditions(runtimeErr error, hard []eviction.Threshold) []corev1.NodeCondition {
+	memP := below(hard, eviction.MemoryAvailable, m.MemAvailable, m.MemTotal)
+	diskP := below(hard, eviction.NodeFSAvailable, m.DiskAvail, m.DiskTotal) || below(hard, eviction.ImageFSAvailable, m.DiskAvail, m.DiskTotal) ||
+		below(hard, eviction.NodeFSInodesFree, m.InodesFree, m.InodesTotal) || below(hard, eviction.ImageFSInodesFree, m.InodesFree, m.InodesTotal)
+	pidsFree := m.PIDMax - min(m.PIDs, m.PIDMax)
+	pidP := below(hard, eviction.PIDAvailable, pidsFree, m.PIDMax)
+	if _, ok := eviction.Find(hard, eviction.PIDAvailable); !ok {
+		pidP = m.PIDMax > 0 && float64(pidsFree) < pidsAvailableMin*float64(m.PIDMax)
+	}
 	ready := corev1.NodeCondition{Type: corev1.NodeReady, Status: corev1.ConditionTrue, Reason: "KubeletReady", Message: "kubelet-lite is posting ready status"}
 	if runtimeErr != nil {
 		ready.Status, ready.Reason, ready.Message = corev1.ConditionFalse, "KubeletNotReady", runtimeErr.Error()

@@ -16,7 +16,6 @@ import (
 	coordinationv1 "k8s.io/api/coordination/v1"
 	corev1 "k8s.io/api/core/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
-	"k8s.io/apimachinery/pkg/api/resource"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/utils/ptr"
 
@@ -41,6 +40,10 @@ type Config struct {
 	PodCIDR string       // optional; a controller may set spec.podCIDR instead
 	Labels  map[string]string
 	MaxPods int
+	// Reserved is kept back from pods in the allocatable the Node
+	// reports; its hard eviction thresholds also set the pressure
+	// conditions.
+	Reserved Reserved
 	// RuntimeReady reports whether the container runtime is usable.
 	RuntimeReady func(context.Context) error
 	// RuntimeVersion is "name://version" of the runtime, for nodeInfo.
@@ -56,9 +59,7 @@ type Keeper struct {
 
 // New returns a Keeper.
 func New(client *kubeapi.Client, cfg Config, log *slog.Logger) *Keeper {
-	if cfg.MaxPods == 0 {
-		cfg.MaxPods = defaultMaxPods
-	}
+	cfg.MaxPods = MaxPods(cfg.MaxPods)
 	return &Keeper{cfg: cfg, client: client, log: log}
 }
 
@@ -163,19 +164,6 @@ func (k *Keeper) renewLeaseOnce(ctx context.Context) error {
 	return err
 }
 
-// capacity is the machine's CPUs, memory and root-dir file system.
-func (m Measurement) capacity() corev1.ResourceList {
-	return corev1.ResourceList{
-		corev1.ResourceCPU:              *resource.NewQuantity(int64(runtime.NumCPU()), resource.DecimalSI),
-		corev1.ResourceMemory:           *resource.NewQuantity(int64(m.MemTotal), resource.BinarySI),
-		corev1.ResourceEphemeralStorage: *resource.NewQuantity(int64(m.DiskTotal), resource.BinarySI),
-	}
-}
-
-// Allocatable is what the node offers pods (CPU, memory, ephemeral
-// storage), as the Node's status.allocatable reports it.
-func Allocatable(rootDir string) corev1.ResourceList { return Measure(rootDir).capacity() }
-
 // updateStatus writes addresses, capacity and conditions.
 func (k *Keeper) updateStatus(ctx context.Context) error {
 	node, err := k.client.CoreV1().Nodes().Get(ctx, k.cfg.Name, metav1.GetOptions{})
@@ -183,10 +171,7 @@ func (k *Keeper) updateStatus(ctx context.Context) error {
 		return fmt.Errorf("read node %s: %w", k.cfg.Name, err)
 	}
 	m := Measure(k.cfg.RootDir)
-	capacity := m.capacity()
-	capacity[corev1.ResourcePods] = *resource.NewQuantity(int64(k.cfg.MaxPods), resource.DecimalSI)
-	node.Status.Capacity = capacity
-	node.Status.Allocatable = capacity.DeepCopy()
+	node.Status.Capacity, node.Status.Allocatable = m.Resources(k.cfg.Reserved, k.cfg.MaxPods)
 	node.Status.Addresses = []corev1.NodeAddress{{Type: corev1.NodeHostName, Address: k.cfg.Name}}
 	for _, ip := range k.cfg.IPs {
 		node.Status.Addresses = append(node.Status.Addresses, corev1.NodeAddress{Type: corev1.NodeInternalIP, Address: ip.String()})
@@ -200,7 +185,7 @@ func (k *Keeper) updateStatus(ctx context.Context) error {
 		rtErr = k.cfg.RuntimeReady(ctx)
 	}
 	now := metav1.Now()
-	node.Status.Conditions = mergeConditions(node.Status.Conditions, m.Conditions(rtErr), now)
+	node.Status.Conditions = mergeConditions(node.Status.Conditions, m.Conditions(rtErr, k.cfg.Reserved.Hard), now)
 	if _, err := k.client.CoreV1().Nodes().UpdateStatus(ctx, node, metav1.UpdateOptions{}); err != nil {
 		return fmt.Errorf("update node %s status: %w", k.cfg.Name, err)
 	}

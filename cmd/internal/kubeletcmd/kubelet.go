@@ -22,6 +22,7 @@ func New(use string) *cobra.Command {
 		configFile        string
 		logLevel, logForm string
 	)
+	cfg.EvictionHard = defaultEviction()
 	cmd := &cobra.Command{
 		Use:   use + " [--kubeconfig FILE] [--pod-manifest-path DIR] [--container-runtime-endpoint SOCK]",
 		Short: "Run kubelet-lite: register this node and run its pods through CRI",
@@ -67,6 +68,9 @@ changes. Flags keep the upstream kubelet's names.`,
 	f.StringVar(&cfg.RootDir, "root-dir", "/var/lib/kubelet-lite", "directory for pod logs and state")
 	f.StringVar(&cfg.CgroupRoot, "cgroup-root", "", "cgroup under which the kubepods hierarchy lives (default /)")
 	f.StringVar(&cfg.CgroupDriver, "cgroup-driver", "cgroupfs", "how pod cgroups are named: cgroupfs, or systemd (slices; systemd must be init); the runtime's own driver wins when it reports one")
+	f.Var(&evictionFlag{&cfg.EvictionHard}, "eviction-hard", "hard eviction thresholds, signal<value (a quantity or a percentage): they set the pressure conditions and come off allocatable")
+	f.StringToStringVar(&cfg.SystemReserved, "system-reserved", nil, "resources kept for the system, off allocatable: cpu=100m,memory=500Mi,ephemeral-storage=1Gi,pid=1000")
+	f.StringToStringVar(&cfg.KubeReserved, "kube-reserved", nil, "resources kept for Kubernetes' own daemons, off allocatable, as --system-reserved")
 	f.IntVar(&cfg.MaxPods, "max-pods", 0, "pods this node accepts (default 110)")
 	f.StringVar(&cfg.PodCIDR, "pod-cidr", "", "this node's pod range, when no controller assigns spec.podCIDR")
 	f.StringVar(&cfg.HealthzAddr, "healthz-bind-address", "127.0.0.1:10248", "address for /healthz (runtime reachable and relisted within 3 min); empty disables")
