@@ -11,6 +11,7 @@ import (
 	"log/slog"
 	"net/netip"
 	"runtime"
+	"sync/atomic"
 	"time"
 
 	coordinationv1 "k8s.io/api/coordination/v1"
@@ -55,7 +56,12 @@ type Keeper struct {
 	cfg    Config
 	client *kubeapi.Client
 	log    *slog.Logger
+	last   atomic.Pointer[corev1.Node] // as the last status update left it
 }
+
+// Node is the Node as the last status update (every StatusPeriod) left
+// it; nil before the first. Admission reads its labels and taints.
+func (k *Keeper) Node() *corev1.Node { return k.last.Load() }
 
 // New returns a Keeper.
 func New(client *kubeapi.Client, cfg Config, log *slog.Logger) *Keeper {
@@ -186,9 +192,11 @@ func (k *Keeper) updateStatus(ctx context.Context) error {
 	}
 	now := metav1.Now()
 	node.Status.Conditions = mergeConditions(node.Status.Conditions, m.Conditions(rtErr, k.cfg.Reserved.Hard), now)
-	if _, err := k.client.CoreV1().Nodes().UpdateStatus(ctx, node, metav1.UpdateOptions{}); err != nil {
+	updated, err := k.client.CoreV1().Nodes().UpdateStatus(ctx, node, metav1.UpdateOptions{})
+	if err != nil {
 		return fmt.Errorf("update node %s status: %w", k.cfg.Name, err)
 	}
+	k.last.Store(updated)
 	return nil
 }
 

@@ -110,29 +110,35 @@ func (m *Manager) checkImageUser(ctx context.Context, pod *corev1.Pod, c *corev1
 // predicate) for a pod whose hostPorts another pod on the node holds.
 const reasonNodePorts = "NodePorts"
 
-// admitWorker admits w's pod, host ports included: one admission at a
-// time, so two pods asking for the same port cannot both pass.
+// admitWorker admits w's pod as the upstream kubelet's admission does:
+// valid, sysctls allowed, the node's labels and taints, host ports, and
+// resources against allocatable. One admission at a time, so two pods
+// asking for the same port (or the last CPU) cannot both pass.
 func (m *Manager) admitWorker(w *worker, pod *corev1.Pod) (string, error) {
 	m.admitMu.Lock()
 	defer m.admitMu.Unlock()
 	if reason, err := m.admit(pod); err != nil {
 		return reason, err
 	}
-	if other := m.hostPortHolder(w, pod); other != "" {
+	if reason, err := m.admitOnNode(pod); err != nil {
+		return reason, err
+	}
+	others := m.admittedPods(w)
+	if other := hostPortHolder(others, pod); other != "" {
 		return reasonNodePorts, fmt.Errorf("Predicate NodePorts failed: node(s) didn't have free ports for the requested pod ports (held by pod %s)", other)
+	}
+	if !isCritical(pod) && m.cfg.Allocatable != nil {
+		if reason, err := fits(others, pod, m.cfg.Allocatable); err != nil {
+			return reason, err
+		}
 	}
 	w.admitted.Store(true)
 	return "", nil
 }
 
-// hostPortHolder names an admitted, unfinished pod other than w's whose
-// hostPorts meet pod's: same protocol and port, and the same host IP or
-// either on every address (the scheduler's NodePorts rule).
-func (m *Manager) hostPortHolder(w *worker, pod *corev1.Pod) string {
-	want := hostPorts(pod)
-	if len(want) == 0 {
-		return ""
-	}
+// admittedPods are the pods admitted before pod, other than w's, that
+// have not finished: what holds the node's ports and resources.
+func (m *Manager) admittedPods(w *worker) []*corev1.Pod {
 	m.mu.Lock()
 	others := make([]*worker, 0, len(m.workers))
 	for _, o := range m.workers {
@@ -141,13 +147,28 @@ func (m *Manager) hostPortHolder(w *worker, pod *corev1.Pod) string {
 		}
 	}
 	m.mu.Unlock()
+	var pods []*corev1.Pod
 	for _, o := range others {
 		o.mu.Lock()
 		op, st, removed := o.pod, o.published, o.removed
 		o.mu.Unlock()
-		if removed || st != nil && (st.Phase == corev1.PodSucceeded || st.Phase == corev1.PodFailed) {
+		if removed || op == nil || st != nil && (st.Phase == corev1.PodSucceeded || st.Phase == corev1.PodFailed) {
 			continue
 		}
+		pods = append(pods, op)
+	}
+	return pods
+}
+
+// hostPortHolder names a pod among others whose hostPorts meet pod's:
+// same protocol and port, and the same host IP or either on every
+// address (the scheduler's NodePorts rule).
+func hostPortHolder(others []*corev1.Pod, pod *corev1.Pod) string {
+	want := hostPorts(pod)
+	if len(want) == 0 {
+		return ""
+	}
+	for _, op := range others {
 		for _, a := range hostPorts(op) {
 			for _, b := range want {
 				if a.Protocol == b.Protocol && a.HostPort == b.HostPort && (a.HostIP == b.HostIP || anyAddr(a.HostIP) || anyAddr(b.HostIP)) {

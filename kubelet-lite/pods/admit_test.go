@@ -93,15 +93,9 @@ func TestRejectedPodStaysFailed(t *testing.T) {
 
 func TestHostPortConflictsAreRejected(t *testing.T) {
 	m, _ := fakeNode(t)
-	ctx := context.Background()
 	withPort := func(uid, hostIP string, proto corev1.Protocol) *worker {
 		pod := testPod(uid, nil, corev1.Container{Name: "main", Ports: []corev1.ContainerPort{{ContainerPort: 80, HostPort: 8080, HostIP: hostIP, Protocol: proto}}})
-		w := newWorker(m, pod)
-		m.mu.Lock()
-		m.workers[pod.UID] = w
-		m.mu.Unlock()
-		w.sync(ctx)
-		return w
+		return syncedWorker(m, pod)
 	}
 	first := withPort("a", "", "")
 	if first.lastStatus.Phase == corev1.PodFailed {

@@ -15,6 +15,7 @@ import (
 
 	"google.golang.org/grpc"
 	corev1 "k8s.io/api/core/v1"
+	"k8s.io/apimachinery/pkg/api/resource"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	k8stypes "k8s.io/apimachinery/pkg/types"
 	"k8s.io/client-go/rest"
@@ -31,7 +32,7 @@ func fakeNode(t *testing.T) (*Manager, *critest.Runtime) {
 	t.Helper()
 	rt, client := critest.New("busybox:1")
 	dir := t.TempDir()
-	m := NewManager(Config{NodeName: "n", RootDir: dir, PodLogsDir: dir + "/logs"}, client, nil, slog.New(slog.NewTextHandler(io.Discard, nil)))
+	m := NewManager(Config{NodeName: "n", RootDir: dir, PodLogsDir: dir + "/logs", Allocatable: testAllocatable}, client, nil, slog.New(slog.NewTextHandler(io.Discard, nil)))
 	return m, rt
 }
 
@@ -179,6 +180,10 @@ func TestWorkerDeadline(t *testing.T) {
 
 // runningMain runs, on a fake node, a restart-always pod (generation 1)
 // whose one container is main, and returns its worker and first instance.
+// testAllocatable is the fake node's: 4 CPUs, 8 GiB, 110 pods.
+var testAllocatable = corev1.ResourceList{corev1.ResourceCPU: resource.MustParse("4"), corev1.ResourceMemory: resource.MustParse("8Gi"),
+	corev1.ResourcePods: resource.MustParse("110")}
+
 func runningMain(t *testing.T, uid string, main corev1.Container) (*critest.Runtime, *corev1.Pod, *worker, string) {
 	t.Helper()
 	m, rt := fakeNode(t)
@@ -357,7 +362,7 @@ func apiNode(t *testing.T, reply func(r *http.Request, body []byte) any) (*Manag
 	}
 	rt, crc := critest.New("busybox:1")
 	dir := t.TempDir()
-	return NewManager(Config{NodeName: "n", RootDir: dir, PodLogsDir: dir + "/logs"}, crc, client, slog.New(slog.NewTextHandler(io.Discard, nil))), rt
+	return NewManager(Config{NodeName: "n", RootDir: dir, PodLogsDir: dir + "/logs", Allocatable: testAllocatable}, crc, client, slog.New(slog.NewTextHandler(io.Discard, nil))), rt
 }
 
 var emptyServices = corev1.ServiceList{TypeMeta: metav1.TypeMeta{APIVersion: "v1", Kind: "ServiceList"}}
