@@ -174,7 +174,7 @@ func Run(ctx context.Context, cfg Config, log *slog.Logger) error {
 	nodeObj := func() *corev1.Node { return nil }
 	if client != nil {
 		keeper = node.New(client, node.Config{Name: cfg.NodeName, IPs: cfg.NodeIPs, RootDir: cfg.RootDir, PodCIDR: cfg.PodCIDR,
-			MaxPods: cfg.MaxPods, Reserved: reserved, RuntimeReady: rt.Ready, RuntimeVersion: rt.Version}, log)
+			MaxPods: cfg.MaxPods, Reserved: reserved, RuntimeReady: rt.Ready, RuntimeVersion: rt.Version, Images: rt.NodeImages}, log)
 		nodeObj = keeper.Node
 	}
 	m := pods.NewManager(pods.Config{Node: nodeObj, NodeName: cfg.NodeName, NodeIPs: cfg.NodeIPs, RootDir: cfg.RootDir, CgroupRoot: cfg.CgroupRoot, CgroupDriver: cfg.CgroupDriver,

@@ -4,8 +4,10 @@
 package cri
 
 import (
+	"cmp"
 	"context"
 	"fmt"
+	"slices"
 	"strings"
 	"time"
 	"unicode"
@@ -14,6 +16,7 @@ import (
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/credentials/insecure"
 	"google.golang.org/grpc/status"
+	corev1 "k8s.io/api/core/v1"
 	runtimeapi "k8s.io/cri-api/pkg/apis/runtime/v1"
 
 	"github.com/hivelet/hivelet/kubelet-lite/metrics"
@@ -142,4 +145,36 @@ func (c *Client) CgroupDriver(ctx context.Context) (string, error) {
 		return "cgroupfs", nil
 	}
 	return "", nil
+}
+
+// Upstream's limits on the Node's status.images.
+const (
+	maxNodeImages    = 50
+	maxNamesPerImage = 5
+)
+
+// NodeImages lists the runtime's images as the Node's status.images
+// reports them, for the scheduler's image locality: the largest 50,
+// each with up to 5 names (digests first, then tags).
+func (c *Client) NodeImages(ctx context.Context) ([]corev1.ContainerImage, error) {
+	ctx, cancel := Ctx(ctx)
+	defer cancel()
+	resp, err := c.Images.ListImages(ctx, &runtimeapi.ListImagesRequest{})
+	if err != nil {
+		return nil, fmt.Errorf("list images: %w", err)
+	}
+	imgs := resp.GetImages()
+	slices.SortStableFunc(imgs, func(a, b *runtimeapi.Image) int { return cmp.Compare(b.GetSize(), a.GetSize()) })
+	out := make([]corev1.ContainerImage, 0, min(len(imgs), maxNodeImages))
+	for _, img := range imgs {
+		if len(out) == maxNodeImages {
+			break
+		}
+		names := append(slices.Clone(img.GetRepoDigests()), img.GetRepoTags()...)
+		if len(names) == 0 {
+			continue
+		}
+		out = append(out, corev1.ContainerImage{Names: names[:min(len(names), maxNamesPerImage)], SizeBytes: int64(img.GetSize())})
+	}
+	return out, nil
 }

@@ -49,6 +49,8 @@ type Config struct {
 	RuntimeReady func(context.Context) error
 	// RuntimeVersion is "name://version" of the runtime, for nodeInfo.
 	RuntimeVersion func(context.Context) (string, error)
+	// Images lists the runtime's images for status.images.
+	Images func(context.Context) ([]corev1.ContainerImage, error)
 }
 
 // Keeper registers the Node and keeps its status and Lease fresh.
@@ -186,6 +188,13 @@ func (k *Keeper) updateStatus(ctx context.Context) error {
 	node.Status.NodeInfo.OperatingSystem = runtime.GOOS
 	node.Status.NodeInfo.Architecture = runtime.GOARCH
 	k.fillNodeInfo(ctx, &node.Status.NodeInfo)
+	if k.cfg.Images != nil {
+		// A runtime that cannot list them leaves the last list: the
+		// scheduler's image scores should not flap with it.
+		if imgs, err := k.cfg.Images(ctx); err == nil {
+			node.Status.Images = imgs
+		}
+	}
 	var rtErr error
 	if k.cfg.RuntimeReady != nil {
 		rtErr = k.cfg.RuntimeReady(ctx)
