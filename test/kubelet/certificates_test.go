@@ -175,7 +175,9 @@ func TestPrivilegedKubeletLiteCertificates(t *testing.T) {
 	if _, err := e.client.RbacV1().ClusterRoleBindings().Create(ctx, crb, metav1.CreateOptions{}); err != nil {
 		t.Fatal(err)
 	}
-	t.Cleanup(func() { _ = e.client.RbacV1().ClusterRoleBindings().Delete(context.Background(), crb.Name, metav1.DeleteOptions{}) })
+	t.Cleanup(func() {
+		_ = e.client.RbacV1().ClusterRoleBindings().Delete(context.Background(), crb.Name, metav1.DeleteOptions{})
+	})
 
 	kubeconfig := filepath.Join(dir, "kubelet.conf")
 	certDir := filepath.Join(dir, "pki")
