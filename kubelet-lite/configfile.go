@@ -49,10 +49,15 @@ type fileConfig struct {
 	CgroupDriver             string   `json:"cgroupDriver"`
 	// Each replaces the flag's whole value, defaults included, as
 	// upstream's does without mergeDefaultEvictionSettings.
-	EvictionHard   map[string]string `json:"evictionHard"`
-	SystemReserved map[string]string `json:"systemReserved"`
-	KubeReserved   map[string]string `json:"kubeReserved"`
-	Authentication struct {
+	EvictionHard map[string]string `json:"evictionHard"`
+	EvictionSoft map[string]string `json:"evictionSoft"`
+	// Durations by signal: {memory.available: 1m30s}.
+	EvictionSoftGracePeriod   map[string]string `json:"evictionSoftGracePeriod"`
+	EvictionMaxPodGracePeriod int               `json:"evictionMaxPodGracePeriod"`
+	EvictionMinimumReclaim    map[string]string `json:"evictionMinimumReclaim"`
+	SystemReserved            map[string]string `json:"systemReserved"`
+	KubeReserved              map[string]string `json:"kubeReserved"`
+	Authentication            struct {
 		X509 struct {
 			ClientCAFile string `json:"clientCAFile"`
 		} `json:"x509"`
@@ -78,7 +83,6 @@ type fileConfig struct {
 	TLSPrivateKeyFile  string          `json:"tlsPrivateKeyFile"`
 	CgroupsPerQOS      *bool           `json:"cgroupsPerQOS"`
 	EnforceNodeAlloc   []string        `json:"enforceNodeAllocatable"`
-	EvictionSoft       map[string]any  `json:"evictionSoft"`
 	FeatureGates       map[string]bool `json:"featureGates"`
 	Logging            struct {
 		Format         string          `json:"format"`
@@ -124,7 +128,6 @@ func (f *fileConfig) checkUnsupported() error {
 	bad(f.ServerTLSBootstrap, "serverTLSBootstrap", true, "the serving certificate is tlsCertFile or self-signed")
 	bad(f.CgroupsPerQOS != nil && !*f.CgroupsPerQOS, "cgroupsPerQOS", false, "pods always go under the QoS cgroups")
 	bad(len(f.EnforceNodeAlloc) > 0, "enforceNodeAllocatable", f.EnforceNodeAlloc, "node allocatable is not enforced yet")
-	bad(len(f.EvictionSoft) > 0, "evictionSoft", f.EvictionSoft, "eviction is not built yet")
 	bad(len(f.FeatureGates) > 0, "featureGates", f.FeatureGates, "kubelet-lite has no feature gates")
 	bad(f.Logging.Format != "" && f.Logging.Format != "text", "logging.format", f.Logging.Format, "use --log-format")
 	bad(f.Logging.Verbosity != 0, "logging.verbosity", f.Logging.Verbosity, "use --log-level")
@@ -216,6 +219,20 @@ func (c *Config) apply(f *fileConfig, path string) error {
 		}
 		c.EvictionHard = ts
 	}
+	if unset("eviction-soft") && f.EvictionSoft != nil {
+		ts, err := eviction.ParseMap(f.EvictionSoft)
+		if err != nil {
+			return fmt.Errorf("--config %s: evictionSoft: %w", path, err)
+		}
+		c.EvictionSoft = ts
+	}
+	if unset("eviction-soft-grace-period") && f.EvictionSoftGracePeriod != nil {
+		c.EvictionSoftGracePeriod = f.EvictionSoftGracePeriod
+	}
+	if unset("eviction-minimum-reclaim") && f.EvictionMinimumReclaim != nil {
+		c.EvictionMinimumReclaim = f.EvictionMinimumReclaim
+	}
+	num(&c.EvictionMaxPodGracePeriod, "eviction-max-pod-grace-period", f.EvictionMaxPodGracePeriod)
 	if unset("system-reserved") && f.SystemReserved != nil {
 		c.SystemReserved = f.SystemReserved
 	}

@@ -14,6 +14,7 @@ import (
 
 	corev1 "k8s.io/api/core/v1"
 	"k8s.io/apimachinery/pkg/api/resource"
+	"k8s.io/apimachinery/pkg/types"
 
 	"github.com/hivelet/hivelet/kubelet-lite/cri"
 	"github.com/hivelet/hivelet/kubelet-lite/eviction"
@@ -21,6 +22,7 @@ import (
 	"github.com/hivelet/hivelet/kubelet-lite/metrics"
 	"github.com/hivelet/hivelet/kubelet-lite/node"
 	"github.com/hivelet/hivelet/kubelet-lite/pods"
+	"github.com/hivelet/hivelet/kubelet-lite/stats"
 )
 
 // Config is `hivelet kubelet`'s configuration; flags keep the upstream
@@ -50,7 +52,16 @@ type Config struct {
 	// defaults unless given); SystemReserved and KubeReserved what the
 	// node keeps from pods ("cpu": "100m"). All three come off
 	// allocatable.
-	EvictionHard                 []eviction.Threshold
+	EvictionHard []eviction.Threshold
+	// EvictionSoft thresholds evict once they have held for their
+	// EvictionSoftGracePeriod ("memory.available": "1m30s"), giving the
+	// pod at most EvictionMaxPodGracePeriod seconds;
+	// EvictionMinimumReclaim ("memory.available": "500Mi") is freed
+	// beyond a threshold before its pressure ends.
+	EvictionSoft                 []eviction.Threshold
+	EvictionSoftGracePeriod      map[string]string
+	EvictionMaxPodGracePeriod    int
+	EvictionMinimumReclaim       map[string]string
 	SystemReserved, KubeReserved map[string]string
 	PodCIDR                      string
 	// HealthzAddr serves /healthz (the upstream kubelet's 127.0.0.1:10248);
@@ -163,6 +174,10 @@ func Run(ctx context.Context, cfg Config, log *slog.Logger) error {
 	if err != nil {
 		return err
 	}
+	evictCfg, err := evictionConfig(cfg)
+	if err != nil {
+		return err
+	}
 	metrics.NodeName.Set(1, cfg.NodeName)
 	var client *kubeapi.Client
 	if cfg.Kubeconfig != "" {
@@ -174,7 +189,7 @@ func Run(ctx context.Context, cfg Config, log *slog.Logger) error {
 	nodeObj := func() *corev1.Node { return nil }
 	if client != nil {
 		keeper = node.New(client, node.Config{Name: cfg.NodeName, IPs: cfg.NodeIPs, RootDir: cfg.RootDir, PodCIDR: cfg.PodCIDR,
-			MaxPods: cfg.MaxPods, Reserved: reserved, RuntimeReady: rt.Ready, RuntimeVersion: rt.Version, Images: rt.NodeImages}, log)
+			MaxPods: cfg.MaxPods, Reserved: reserved, SoftEviction: cfg.EvictionSoft, RuntimeReady: rt.Ready, RuntimeVersion: rt.Version, Images: rt.NodeImages}, log)
 		nodeObj = keeper.Node
 	}
 	m := pods.NewManager(pods.Config{Node: nodeObj, NodeName: cfg.NodeName, NodeIPs: cfg.NodeIPs, RootDir: cfg.RootDir, CgroupRoot: cfg.CgroupRoot, CgroupDriver: cfg.CgroupDriver,
@@ -208,6 +223,7 @@ func Run(ctx context.Context, cfg Config, log *slog.Logger) error {
 		go m.RunStatic(ctx, cfg.PodManifestPath)
 	}
 	go m.RunLogRotation(ctx)
+	go eviction.NewManager(evictCfg, m, func(ctx context.Context) (map[types.UID]eviction.PodMemory, error) { return stats.PodMemory(ctx, rt) }, log).Run(ctx)
 	if cfg.HealthzAddr != "" {
 		if err := serveHealthz(ctx, cfg.HealthzAddr, m, rt, log); err != nil {
 			return err

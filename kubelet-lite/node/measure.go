@@ -1,7 +1,6 @@
 package node
 
 import (
-	"bufio"
 	"os"
 	"strconv"
 	"strings"
@@ -18,7 +17,7 @@ const pidsAvailableMin = 0.05
 
 // Measurement is the machine as the node conditions see it.
 type Measurement struct {
-	MemTotal, MemAvailable  uint64
+	MemTotal, MemAvailable  uint64 // memory.available, the kubelet's formula
 	DiskTotal, DiskAvail    uint64
 	InodesTotal, InodesFree uint64
 	PIDs, PIDMax            uint64
@@ -28,22 +27,8 @@ type Measurement struct {
 // which reports no pressure rather than a false alarm.
 func Measure(rootDir string) Measurement {
 	var m Measurement
-	if f, err := os.Open("/proc/meminfo"); err == nil {
-		sc := bufio.NewScanner(f)
-		for sc.Scan() {
-			fields := strings.Fields(sc.Text())
-			if len(fields) < 2 {
-				continue
-			}
-			v, _ := strconv.ParseUint(fields[1], 10, 64)
-			switch fields[0] {
-			case "MemTotal:":
-				m.MemTotal = v << 10
-			case "MemAvailable:":
-				m.MemAvailable = v << 10
-			}
-		}
-		f.Close()
+	if mem, err := eviction.ReadMemory(); err == nil {
+		m.MemTotal, m.MemAvailable = mem.Total, mem.Available()
 	}
 	if rootDir == "" {
 		rootDir = "/"
@@ -75,16 +60,20 @@ func cond(t corev1.NodeConditionType, pressure bool, yesReason, noReason, msg st
 	return c
 }
 
-// below says whether the signal's value is under its threshold in hard
+// below says whether the signal's value is under any of its thresholds
 // (false without one, or when capacity could not be read).
-func below(hard []eviction.Threshold, sig eviction.Signal, value, capacity uint64) bool {
-	t, ok := eviction.Find(hard, sig)
-	return ok && capacity > 0 && int64(value) < t.Value(int64(capacity))
+func below(ts []eviction.Threshold, sig eviction.Signal, value, capacity uint64) bool {
+	for _, t := range ts {
+		if t.Signal == sig && capacity > 0 && int64(value) < t.Value(int64(capacity)) {
+			return true
+		}
+	}
+	return false
 }
 
 // Conditions turns a measurement (and the runtime's state) into the four
 // node conditions: a pressure condition is true while its signal is
-// under its hard eviction threshold. The root dir's file system serves
+// under one of its eviction thresholds (hard or soft, as upstream). The root dir's file system serves
 // as both nodefs and imagefs.
 func (m Measurement) Conditions(runtimeErr error, hard []eviction.Threshold) []corev1.NodeCondition {
 	memP := below(hard, eviction.MemoryAvailable, m.MemAvailable, m.MemTotal)

@@ -11,6 +11,7 @@ import (
 	"log/slog"
 	"net/netip"
 	"runtime"
+	"slices"
 	"sync/atomic"
 	"time"
 
@@ -20,6 +21,7 @@ import (
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/utils/ptr"
 
+	"github.com/hivelet/hivelet/kubelet-lite/eviction"
 	"github.com/hivelet/hivelet/kubelet-lite/kubeapi"
 )
 
@@ -45,6 +47,8 @@ type Config struct {
 	// reports; its hard eviction thresholds also set the pressure
 	// conditions.
 	Reserved Reserved
+	// SoftEviction thresholds set the pressure conditions too.
+	SoftEviction []eviction.Threshold
 	// RuntimeReady reports whether the container runtime is usable.
 	RuntimeReady func(context.Context) error
 	// RuntimeVersion is "name://version" of the runtime, for nodeInfo.
@@ -200,7 +204,7 @@ func (k *Keeper) updateStatus(ctx context.Context) error {
 		rtErr = k.cfg.RuntimeReady(ctx)
 	}
 	now := metav1.Now()
-	node.Status.Conditions = mergeConditions(node.Status.Conditions, m.Conditions(rtErr, k.cfg.Reserved.Hard), now)
+	node.Status.Conditions = mergeConditions(node.Status.Conditions, m.Conditions(rtErr, append(slices.Clone(k.cfg.Reserved.Hard), k.cfg.SoftEviction...)), now)
 	updated, err := k.client.CoreV1().Nodes().UpdateStatus(ctx, node, metav1.UpdateOptions{})
 	if err != nil {
 		return fmt.Errorf("update node %s status: %w", k.cfg.Name, err)

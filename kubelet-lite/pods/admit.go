@@ -127,7 +127,7 @@ func (m *Manager) admitWorker(w *worker, pod *corev1.Pod) (string, error) {
 	if other := hostPortHolder(others, pod); other != "" {
 		return reasonNodePorts, fmt.Errorf("Predicate NodePorts failed: node(s) didn't have free ports for the requested pod ports (held by pod %s)", other)
 	}
-	if !isCritical(pod) && m.cfg.Allocatable != nil {
+	if !IsCritical(pod) && m.cfg.Allocatable != nil {
 		if reason, err := fits(others, pod, m.cfg.Allocatable); err != nil {
 			return reason, err
 		}

@@ -2,6 +2,7 @@ package pods
 
 import (
 	"context"
+	"slices"
 	"sync"
 	"time"
 
@@ -37,7 +38,14 @@ func (w *worker) deadlinePassed(pod *corev1.Pod) bool {
 // fails the pod for good with DeadlineExceeded, as upstream.
 func (w *worker) failDeadline(ctx context.Context, pod *corev1.Pod) {
 	w.m.log.Info("Pod ran past its activeDeadlineSeconds; stopping it", "pod", pod.Namespace+"/"+pod.Name)
-	w.m.event(pod, corev1.EventTypeNormal, reasonDeadlineExceeded, "Pod was active on the node longer than the specified deadline")
+	w.fail(ctx, pod, corev1.EventTypeNormal, reasonDeadlineExceeded, "Pod was active on the node longer than the specified deadline", gracePeriod(pod), nil)
+}
+
+// fail stops the pod's containers within grace seconds and fails the
+// pod for good with reason and message, told in an event of type typ;
+// cond, when set, is added to its conditions.
+func (w *worker) fail(ctx context.Context, pod *corev1.Pod, typ, reason, message string, grace int64, cond *corev1.PodCondition) {
+	w.m.event(pod, typ, reason, message)
 	rp, err := w.m.runtimePod(ctx, w.uid)
 	if err != nil {
 		return
@@ -46,7 +54,7 @@ func (w *worker) failDeadline(ctx context.Context, pod *corev1.Pod) {
 	var wg sync.WaitGroup
 	for _, c := range rp.containers {
 		if c.State == runtimeapi.ContainerState_CONTAINER_RUNNING {
-			wg.Go(func() { w.m.stopContainer(ctx, pod, c, gracePeriod(pod)) })
+			wg.Go(func() { w.m.stopContainer(ctx, pod, c, grace) })
 		}
 	}
 	wg.Wait()
@@ -58,6 +66,9 @@ func (w *worker) failDeadline(ctx context.Context, pod *corev1.Pod) {
 		ips = w.m.podIPs(ctx, pod, sb.Id)
 	}
 	st := w.status(pod, rp, ips)
-	st.Phase, st.Reason, st.Message = corev1.PodFailed, reasonDeadlineExceeded, "Pod was active on the node longer than the specified deadline"
+	st.Phase, st.Reason, st.Message = corev1.PodFailed, reason, message
+	if cond != nil {
+		st.Conditions = append(slices.DeleteFunc(st.Conditions, func(c corev1.PodCondition) bool { return c.Type == cond.Type }), *cond)
+	}
 	w.writeStatus(ctx, pod, st)
 }

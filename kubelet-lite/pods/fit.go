@@ -24,11 +24,11 @@ const (
 // (system-cluster-critical and above), as upstream counts it.
 const systemCriticalPriority = 2000000000
 
-// isCritical says whether pod is one the node must run even when its
-// resources are taken: a static pod, or one of system-critical priority.
-// Upstream then preempts other pods to make room; kubelet-lite admits it
-// without preempting.
-func isCritical(pod *corev1.Pod) bool {
+// IsCritical says whether pod is one the node must run even when its
+// resources are taken, and never evicts: a static pod, or one of
+// system-critical priority. Upstream preempts other pods to admit one;
+// kubelet-lite admits it without preempting.
+func IsCritical(pod *corev1.Pod) bool {
 	return IsStatic(pod) || pod.Spec.Priority != nil && *pod.Spec.Priority >= systemCriticalPriority
 }
 

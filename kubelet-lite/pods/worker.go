@@ -69,6 +69,7 @@ type worker struct {
 	// status is terminal whatever its restart policy.
 	deleting bool
 	deadline *time.Timer // wakes the worker at activeDeadlineSeconds
+	evicting *eviction   // guarded by mu: the eviction manager's request
 	seen     time.Time   // when this kubelet first saw the pod
 	ranOnce  bool        // the pod was Running once: its start time is recorded
 }
@@ -196,6 +197,10 @@ func (w *worker) sync(ctx context.Context) bool {
 			w.m.stopInOrder(ctx, pod, rp, gracePeriod(pod))
 			return false
 		}
+	}
+	if ev := w.takeEviction(); ev != nil {
+		w.evict(ctx, pod, ev)
+		return false
 	}
 	if w.deadlinePassed(pod) {
 		w.failDeadline(ctx, pod)

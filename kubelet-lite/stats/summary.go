@@ -20,6 +20,7 @@ import (
 	statsapi "k8s.io/kubelet/pkg/apis/stats/v1alpha1"
 
 	"github.com/hivelet/hivelet/kubelet-lite/cri"
+	"github.com/hivelet/hivelet/kubelet-lite/eviction"
 )
 
 // Labels that name a container's pod, the upstream kubelet's.
@@ -203,23 +204,14 @@ func nodeCPU() (uint64, error) {
 	return busy * (1e9 / userHZ), nil
 }
 
-// nodeMemory reads /proc/meminfo: working set is what is not available,
-// the kubelet's formula for the node.
+// nodeMemory is the node's memory as the eviction manager sees it
+// (working set: usage less inactive file pages).
 func nodeMemory(now metav1.Time) *statsapi.MemoryStats {
-	b, err := os.ReadFile("/proc/meminfo")
+	m, err := eviction.ReadMemory()
 	if err != nil {
 		return nil
 	}
-	kv := map[string]uint64{}
-	for _, line := range strings.Split(string(b), "\n") {
-		f := strings.Fields(line)
-		if len(f) >= 2 {
-			v, _ := strconv.ParseUint(f[1], 10, 64)
-			kv[strings.TrimSuffix(f[0], ":")] = v << 10
-		}
-	}
-	total, avail, free := kv["MemTotal"], kv["MemAvailable"], kv["MemFree"]
-	return &statsapi.MemoryStats{Time: now, AvailableBytes: ptr(avail), UsageBytes: ptr(total - free), WorkingSetBytes: ptr(total - avail)}
+	return &statsapi.MemoryStats{Time: now, AvailableBytes: ptr(m.Available()), UsageBytes: ptr(m.Total - m.Free), WorkingSetBytes: ptr(m.WorkingSet())}
 }
 
 func fsStats(path string, now metav1.Time) *statsapi.FsStats {

@@ -1,0 +1,33 @@
+package kubeletlite
+
+import (
+	"fmt"
+	"time"
+
+	"github.com/hivelet/hivelet/kubelet-lite/eviction"
+	"github.com/hivelet/hivelet/kubelet-lite/pods"
+)
+
+// evictionConfig turns the eviction flags into the eviction manager's
+// policy: every soft threshold needs a grace period, as upstream insists.
+func evictionConfig(cfg Config) (eviction.Config, error) {
+	out := eviction.Config{Hard: cfg.EvictionHard, Soft: cfg.EvictionSoft, MaxPodGrace: int64(cfg.EvictionMaxPodGracePeriod),
+		SoftGrace: map[eviction.Signal]time.Duration{}, Critical: pods.IsCritical}
+	for sig, v := range cfg.EvictionSoftGracePeriod {
+		d, err := time.ParseDuration(v)
+		if err != nil || d < 0 {
+			return out, fmt.Errorf("--eviction-soft-grace-period %s=%q: want a duration such as 1m30s", sig, v)
+		}
+		out.SoftGrace[eviction.Signal(sig)] = d
+	}
+	for _, t := range cfg.EvictionSoft {
+		if _, ok := out.SoftGrace[t.Signal]; !ok {
+			return out, fmt.Errorf("--eviction-soft %s has no --eviction-soft-grace-period %s=<duration>", t, t.Signal)
+		}
+	}
+	var err error
+	if out.MinReclaim, err = eviction.ParseMap(cfg.EvictionMinimumReclaim); err != nil {
+		return out, fmt.Errorf("--eviction-minimum-reclaim: %w", err)
+	}
+	return out, nil
+}
