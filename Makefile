@@ -77,12 +77,14 @@ bench-k8s: deps k8s-harness
 # kubelet-lite vs the upstream kubelet v1.37.2 (built once by hack/k8s.sh,
 # several minutes) vs the raw CRI calls, same containerd, same pods, one
 # run: API create → Running p50/p99 for 30 pods one by one, 30 at once,
-# RSS; and the kubelet API: exec round trip and logs -f first byte.
+# RSS; the kubelet API: exec round trip and logs -f first byte; and how
+# long memory stays under memory.available's threshold once a hog crosses
+# it (eviction reaction).
 bench-kubelet: deps k8s-harness
 	@echo ">> building the upstream kubelet (cached) for the comparison"
 	./hack/k8s.sh build-kubelet
-	@echo ">> pod start and the kubelet API (exec, logs -f): kubelet-lite vs upstream kubelet (vs raw CRI)"
-	$(GO) test -run '^$$' -bench 'BenchmarkPodStart|BenchmarkKubeletAPI' -benchtime 1x -timeout 30m -v ./test/kubelet | grep -v '^\s*[IW][0-9]'
+	@echo ">> pod start, the kubelet API (exec, logs -f) and eviction reaction: kubelet-lite vs upstream kubelet (vs raw CRI)"
+	$(GO) test -run '^$$' -bench 'BenchmarkPodStart|BenchmarkKubeletAPI|BenchmarkEvictionReaction' -benchtime 1x -timeout 30m -v ./test/kubelet | grep -v '^\s*[IW][0-9]'
 
 # A cluster whose nodes run only hivelet (hack/cluster.sh): an upstream
 # control plane in a network namespace of its own, NODES nodes, CoreDNS.

@@ -28,7 +28,7 @@ func (m Memory) WorkingSet() uint64 {
 func (m Memory) Available() uint64 { return m.Total - m.WorkingSet() }
 
 // ReadMemory reads /proc/meminfo, a few microseconds: cheap enough to
-// poll every second.
+// poll four times a second.
 func ReadMemory() (Memory, error) {
 	raw, err := os.ReadFile(meminfoPath)
 	if err != nil {

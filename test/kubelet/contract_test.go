@@ -29,7 +29,7 @@ import (
 // runPod creates a pod bound to this node from spec (busybox images,
 // no token, a short grace period), each container sleeping unless it
 // says otherwise.
-func (e *env) runPod(t *testing.T, name string, labels map[string]string, spec corev1.PodSpec) {
+func (e *env) runPod(t testing.TB, name string, labels map[string]string, spec corev1.PodSpec) {
 	t.Helper()
 	spec.NodeName = e.node
 	spec.AutomountServiceAccountToken = ptr.To(false)

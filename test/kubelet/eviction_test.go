@@ -12,22 +12,42 @@ import (
 	"github.com/hivelet/hivelet/kubelet-lite/eviction"
 )
 
-// TestPrivilegedKubeletLiteEviction runs a real memory hog next to a
-// Guaranteed and a Burstable pod, with memory.available's hard threshold
-// set 700 MiB under what is available now (so the test is safe on any
-// machine): the hog, BestEffort, takes 1.2 GiB and is evicted, Failed
-// with reason Evicted, the message naming it, a DisruptionTarget
-// condition and an event; the other two keep running.
-func TestPrivilegedKubeletLiteEviction(t *testing.T) {
+// The eviction tests' hog takes hogMiB with memory.available's threshold
+// marginMiB under what is available when the node starts: safe on any
+// machine with a few GiB free, and the margin wide enough that page
+// cache and builds next to the test do not cross the line by themselves.
+const (
+	hogMiB    = 2560
+	marginMiB = 1536
+)
+
+// hogCommand holds hogMiB of anonymous memory: dd fills its buffer, then
+// blocks writing it to a pipe nobody reads. It ends at SIGTERM (a shell
+// as PID 1 would ignore it), so what is timed is the kubelet's reaction,
+// not the grace period.
+var hogCommand = []string{"sh", "-c", fmt.Sprintf("trap 'kill 0; exit 0' TERM; dd if=/dev/zero bs=%dM count=1 | sleep 3600 & wait", hogMiB)}
+
+// memoryLine is the threshold for a node started now, in bytes; the test
+// is skipped where the hog would crowd the machine.
+func memoryLine(t testing.TB) uint64 {
 	mem, err := eviction.ReadMemory()
 	if err != nil {
 		t.Fatal(err)
 	}
-	avail := mem.Available() >> 20
-	if avail < 3<<10 {
-		t.Skipf("only %d MiB available: the hog would crowd the machine", avail)
+	if mem.Available()>>20 < 2*hogMiB {
+		t.Skipf("only %d MiB available: a %d MiB hog would crowd the machine", mem.Available()>>20, hogMiB)
 	}
-	threshold := avail - 700
+	return mem.Available() - marginMiB<<20
+}
+
+// TestPrivilegedKubeletLiteEviction runs a real memory hog next to a
+// Guaranteed and a Burstable pod, with memory.available's hard threshold
+// set under what is available now (memoryLine): the hog, BestEffort, is
+// evicted, Failed
+// with reason Evicted, the message naming it, a DisruptionTarget
+// condition and an event; the other two keep running.
+func TestPrivilegedKubeletLiteEviction(t *testing.T) {
+	threshold := memoryLine(t) >> 20
 	e := prepareNode(t, true, "", "")
 	e.args = append(e.args, "--eviction-hard", fmt.Sprintf("memory.available<%dMi", threshold))
 	e.start()
@@ -44,8 +64,7 @@ func TestPrivilegedKubeletLiteEviction(t *testing.T) {
 	e.waitPod(t, "guaranteed", "Running", running)
 	e.waitPod(t, "burstable", "Running", running)
 	start := time.Now()
-	e.runPod(t, "hog", nil, corev1.PodSpec{Containers: []corev1.Container{{Name: "hog",
-		Command: []string{"sh", "-c", "dd if=/dev/zero bs=1200M count=1 | sleep 3600"}}}})
+	e.runPod(t, "hog", nil, corev1.PodSpec{Containers: []corev1.Container{{Name: "hog", Command: hogCommand}}})
 	p := e.waitPod(t, "hog", "Evicted", func(p *corev1.Pod) bool { return p.Status.Phase == corev1.PodFailed })
 	t.Logf("hog evicted %v after it was created (threshold memory.available<%dMi)", time.Since(start).Round(time.Millisecond), threshold)
 	if p.Status.Reason != "Evicted" || !strings.Contains(p.Status.Message, "The node was low on resource: memory.") ||
