@@ -55,6 +55,10 @@ type fileConfig struct {
 	EvictionSoftGracePeriod   map[string]string `json:"evictionSoftGracePeriod"`
 	EvictionMaxPodGracePeriod int               `json:"evictionMaxPodGracePeriod"`
 	EvictionMinimumReclaim    map[string]string `json:"evictionMinimumReclaim"`
+	ImageGCHighThreshold      *int              `json:"imageGCHighThresholdPercent"`
+	ImageGCLowThreshold       *int              `json:"imageGCLowThresholdPercent"`
+	ImageMaximumGCAge         metav1.Duration   `json:"imageMaximumGCAge"`
+	ImageMinimumGCAge         metav1.Duration   `json:"imageMinimumGCAge"` // 0s: the default, as upstream
 	SystemReserved            map[string]string `json:"systemReserved"`
 	KubeReserved              map[string]string `json:"kubeReserved"`
 	Authentication            struct {
@@ -102,8 +106,6 @@ type fileConfig struct {
 	EvictionPressureTransitionPeriod metav1.Duration `json:"evictionPressureTransitionPeriod"`
 	FileCheckFrequency               metav1.Duration `json:"fileCheckFrequency"`
 	HTTPCheckFrequency               metav1.Duration `json:"httpCheckFrequency"`
-	ImageMaximumGCAge                metav1.Duration `json:"imageMaximumGCAge"`
-	ImageMinimumGCAge                metav1.Duration `json:"imageMinimumGCAge"`
 	NodeStatusReportFrequency        metav1.Duration `json:"nodeStatusReportFrequency"`
 	NodeStatusUpdateFrequency        metav1.Duration `json:"nodeStatusUpdateFrequency"`
 	RuntimeRequestTimeout            metav1.Duration `json:"runtimeRequestTimeout"`
@@ -135,8 +137,7 @@ func (f *fileConfig) checkUnsupported() error {
 	bad(f.CrashLoopBackOff.MaxContainerRestartPeriod != nil, "crashLoopBackOff.maxContainerRestartPeriod", f.CrashLoopBackOff.MaxContainerRestartPeriod, "the back-off is the upstream default (10 s to 5 min)")
 	for field, d := range map[string]metav1.Duration{
 		"cpuManagerReconcilePeriod": f.CPUManagerReconcilePeriod, "evictionPressureTransitionPeriod": f.EvictionPressureTransitionPeriod,
-		"fileCheckFrequency": f.FileCheckFrequency, "httpCheckFrequency": f.HTTPCheckFrequency, "imageMaximumGCAge": f.ImageMaximumGCAge,
-		"imageMinimumGCAge": f.ImageMinimumGCAge, "nodeStatusReportFrequency": f.NodeStatusReportFrequency,
+		"fileCheckFrequency": f.FileCheckFrequency, "httpCheckFrequency": f.HTTPCheckFrequency, "nodeStatusReportFrequency": f.NodeStatusReportFrequency,
 		"nodeStatusUpdateFrequency": f.NodeStatusUpdateFrequency, "runtimeRequestTimeout": f.RuntimeRequestTimeout,
 		"shutdownGracePeriod": f.ShutdownGracePeriod, "shutdownGracePeriodCriticalPods": f.ShutdownGracePeriodCriticalPods,
 		"streamingConnectionIdleTimeout": f.StreamingConnectionIdleTimeout, "syncFrequency": f.SyncFrequency, "volumeStatsAggPeriod": f.VolumeStatsAggPeriod,
@@ -231,6 +232,18 @@ func (c *Config) apply(f *fileConfig, path string) error {
 	}
 	if unset("eviction-minimum-reclaim") && f.EvictionMinimumReclaim != nil {
 		c.EvictionMinimumReclaim = f.EvictionMinimumReclaim
+	}
+	if unset("image-gc-high-threshold") && f.ImageGCHighThreshold != nil {
+		c.ImageGC.HighThresholdPercent = *f.ImageGCHighThreshold
+	}
+	if unset("image-gc-low-threshold") && f.ImageGCLowThreshold != nil {
+		c.ImageGC.LowThresholdPercent = *f.ImageGCLowThreshold
+	}
+	if unset("minimum-image-ttl-duration") && f.ImageMinimumGCAge.Duration != 0 {
+		c.ImageGC.MinAge = f.ImageMinimumGCAge.Duration
+	}
+	if unset("image-maximum-gc-age") && f.ImageMaximumGCAge.Duration != 0 {
+		c.ImageGC.MaxAge = f.ImageMaximumGCAge.Duration
 	}
 	num(&c.EvictionMaxPodGracePeriod, "eviction-max-pod-grace-period", f.EvictionMaxPodGracePeriod)
 	if unset("system-reserved") && f.SystemReserved != nil {

@@ -6,6 +6,9 @@ import (
 	"path/filepath"
 	"strings"
 	"testing"
+	"time"
+
+	"github.com/hivelet/hivelet/kubelet-lite/imagegc"
 )
 
 func writeConfig(t *testing.T, body string) string {
@@ -69,6 +72,11 @@ func TestConfigFileStrict(t *testing.T) {
 	if err := c.LoadFile(writeConfig(t, "evictionHard: {memory.available: 1Gi}\nsystemReserved: {cpu: 500m}\n")); err != nil ||
 		len(c.EvictionHard) != 1 || c.EvictionHard[0].String() != "memory.available<1Gi" || c.SystemReserved["cpu"] != "500m" {
 		t.Errorf("evictionHard, systemReserved: %v, %v %v", err, c.EvictionHard, c.SystemReserved)
+	}
+	c = Config{ImageGC: imagegc.DefaultPolicy}
+	if err := c.LoadFile(writeConfig(t, "imageGCHighThresholdPercent: 90\nimageMaximumGCAge: 1h\nimageMinimumGCAge: 0s\n")); err != nil ||
+		c.ImageGC != (imagegc.Policy{HighThresholdPercent: 90, LowThresholdPercent: 80, MinAge: 2 * time.Minute, MaxAge: time.Hour}) {
+		t.Errorf("image GC fields: %v, %+v", err, c.ImageGC)
 	}
 	c = Config{}
 	if err := c.LoadFile(writeConfig(t, "authentication: {anonymous: {enabled: true}}\n")); err != nil || !c.AnonymousAuth {

@@ -18,6 +18,7 @@ import (
 
 	"github.com/hivelet/hivelet/kubelet-lite/cri"
 	"github.com/hivelet/hivelet/kubelet-lite/eviction"
+	"github.com/hivelet/hivelet/kubelet-lite/imagegc"
 	"github.com/hivelet/hivelet/kubelet-lite/kubeapi"
 	"github.com/hivelet/hivelet/kubelet-lite/metrics"
 	"github.com/hivelet/hivelet/kubelet-lite/node"
@@ -63,7 +64,12 @@ type Config struct {
 	EvictionMaxPodGracePeriod    int
 	EvictionMinimumReclaim       map[string]string
 	SystemReserved, KubeReserved map[string]string
-	PodCIDR                      string
+	// ImageGC is the image garbage collector's policy (upstream's
+	// defaults unless given); ImageGCPeriod how often it runs (5 min;
+	// tests shorten it).
+	ImageGC       imagegc.Policy
+	ImageGCPeriod time.Duration
+	PodCIDR       string
 	// HealthzAddr serves /healthz (the upstream kubelet's 127.0.0.1:10248);
 	// empty disables.
 	HealthzAddr string
@@ -178,6 +184,15 @@ func Run(ctx context.Context, cfg Config, log *slog.Logger) error {
 	if err != nil {
 		return err
 	}
+	if cfg.ImageGC == (imagegc.Policy{}) {
+		cfg.ImageGC = imagegc.DefaultPolicy // not "remove every unused image at 0 % usage"
+	}
+	if err := cfg.ImageGC.Validate(); err != nil {
+		return err
+	}
+	if cfg.ImageGCPeriod <= 0 {
+		cfg.ImageGCPeriod = imagegc.Period
+	}
 	metrics.NodeName.Set(1, cfg.NodeName)
 	var client *kubeapi.Client
 	if cfg.Kubeconfig != "" {
@@ -223,6 +238,7 @@ func Run(ctx context.Context, cfg Config, log *slog.Logger) error {
 		go m.RunStatic(ctx, cfg.PodManifestPath)
 	}
 	go m.RunLogRotation(ctx)
+	go imagegc.New(rt, cfg.ImageGC, imagegc.RuntimeFs(rt, cfg.RootDir), log).Run(ctx, cfg.ImageGCPeriod)
 	go eviction.NewManager(evictCfg, m, func(ctx context.Context) (map[types.UID]eviction.PodMemory, error) { return stats.PodMemory(ctx, rt) }, log).Run(ctx)
 	if cfg.HealthzAddr != "" {
 		if err := serveHealthz(ctx, cfg.HealthzAddr, m, rt, log); err != nil {

@@ -107,15 +107,22 @@ func New(t testing.TB, binDir, cgroup string) *Runtime {
 	t.Cleanup(func() { r.Shutdown(t) })
 	r.Start(t)
 	for ref, cmd := range map[string][]string{BusyboxRef: {"sh"}, PauseRef: {"sleep", "2147483647"}} {
-		archive := filepath.Join(dir, strings.NewReplacer("/", "_", ":", "_").Replace(ref)+".tar")
-		if err := images.BuildBusybox(archive, ref, cmd); err != nil {
-			t.Fatal(err)
-		}
-		if out, err := exec.Command("ctr", "--address", r.Sock, "-n", "k8s.io", "images", "import", archive).CombinedOutput(); err != nil {
-			t.Fatalf("ctr images import %s: %v\n%s", ref, err, out)
-		}
+		r.Import(t, ref, cmd)
 	}
 	return r
+}
+
+// Import builds a busybox image named ref whose command is cmd and
+// imports it into containerd's CRI namespace.
+func (r *Runtime) Import(t testing.TB, ref string, cmd []string) {
+	t.Helper()
+	archive := filepath.Join(r.Dir, strings.NewReplacer("/", "_", ":", "_").Replace(ref)+".tar")
+	if err := images.BuildBusybox(archive, ref, cmd); err != nil {
+		t.Fatal(err)
+	}
+	if out, err := exec.Command("ctr", "--address", r.Sock, "-n", "k8s.io", "images", "import", archive).CombinedOutput(); err != nil {
+		t.Fatalf("ctr images import %s: %v\n%s", ref, err, out)
+	}
 }
 
 func (r *Runtime) registryHosts() string { return filepath.Join(r.Dir, "certs.d") }
@@ -222,4 +229,18 @@ func V1Cleanup(t testing.TB, name string) {
 			_ = exec.Command("find", d, "-depth", "-type", "d", "-exec", "rmdir", "{}", ";").Run()
 		}
 	})
+}
+
+// ImageRefs lists the repo tags of containerd's CRI images.
+func (r *Runtime) ImageRefs(t testing.TB) []string {
+	t.Helper()
+	resp, err := runtimeapi.NewImageServiceClient(r.conn).ListImages(context.Background(), &runtimeapi.ListImagesRequest{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	var refs []string
+	for _, img := range resp.Images {
+		refs = append(refs, img.RepoTags...)
+	}
+	return refs
 }

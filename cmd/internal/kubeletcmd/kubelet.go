@@ -13,6 +13,7 @@ import (
 
 	"github.com/hivelet/hivelet/cmd/internal/cli"
 	kubeletlite "github.com/hivelet/hivelet/kubelet-lite"
+	"github.com/hivelet/hivelet/kubelet-lite/imagegc"
 )
 
 // New returns the command; use is its name ("kubelet" or the binary's).
@@ -23,6 +24,7 @@ func New(use string) *cobra.Command {
 		logLevel, logForm string
 	)
 	cfg.EvictionHard = defaultEviction()
+	cfg.ImageGC = imagegc.DefaultPolicy
 	cmd := &cobra.Command{
 		Use:   use + " [--kubeconfig FILE] [--pod-manifest-path DIR] [--container-runtime-endpoint SOCK]",
 		Short: "Run kubelet-lite: register this node and run its pods through CRI",
@@ -73,6 +75,12 @@ changes. Flags keep the upstream kubelet's names.`,
 	f.StringToStringVar(&cfg.EvictionSoftGracePeriod, "eviction-soft-grace-period", nil, "how long each soft threshold must hold before it evicts: memory.available=1m30s")
 	f.IntVar(&cfg.EvictionMaxPodGracePeriod, "eviction-max-pod-grace-period", 0, "most seconds a pod evicted for a soft threshold gets to stop (0: its own grace period)")
 	f.StringToStringVar(&cfg.EvictionMinimumReclaim, "eviction-minimum-reclaim", nil, "what is freed beyond a threshold before its pressure ends: memory.available=500Mi")
+	f.IntVar(&cfg.ImageGC.HighThresholdPercent, "image-gc-high-threshold", cfg.ImageGC.HighThresholdPercent, "image file system usage (percent) from which unused images are removed, least recently used first")
+	f.IntVar(&cfg.ImageGC.LowThresholdPercent, "image-gc-low-threshold", cfg.ImageGC.LowThresholdPercent, "image file system usage (percent) image garbage collection brings it down to")
+	f.DurationVar(&cfg.ImageGC.MinAge, "minimum-image-ttl-duration", cfg.ImageGC.MinAge, "an unused image is kept at least this long after it was first seen")
+	f.DurationVar(&cfg.ImageGC.MaxAge, "image-maximum-gc-age", 0, "an image unused for longer is removed whatever the disk usage (0: never)")
+	f.DurationVar(&cfg.ImageGCPeriod, "image-gc-period", imagegc.Period, "how often image garbage collection runs")
+	_ = f.MarkHidden("image-gc-period") // for tests; upstream's period is fixed
 	f.StringToStringVar(&cfg.SystemReserved, "system-reserved", nil, "resources kept for the system, off allocatable: cpu=100m,memory=500Mi,ephemeral-storage=1Gi,pid=1000")
 	f.StringToStringVar(&cfg.KubeReserved, "kube-reserved", nil, "resources kept for Kubernetes' own daemons, off allocatable, as --system-reserved")
 	f.IntVar(&cfg.MaxPods, "max-pods", 0, "pods this node accepts (default 110)")
