@@ -9,6 +9,7 @@ import (
 	"net/http"
 	"net/netip"
 	"os"
+	"path/filepath"
 	"runtime/debug"
 	"time"
 
@@ -17,6 +18,7 @@ import (
 	"k8s.io/apimachinery/pkg/types"
 
 	"github.com/hivelet/hivelet/kubelet-lite/cri"
+	"github.com/hivelet/hivelet/kubelet-lite/deviceplugin"
 	"github.com/hivelet/hivelet/kubelet-lite/eviction"
 	"github.com/hivelet/hivelet/kubelet-lite/imagegc"
 	"github.com/hivelet/hivelet/kubelet-lite/kubeapi"
@@ -200,14 +202,18 @@ func Run(ctx context.Context, cfg Config, log *slog.Logger) error {
 			return err
 		}
 	}
+	devices := deviceplugin.New(filepath.Join(cfg.RootDir, "device-plugins"), log)
+	if err := devices.Start(ctx); err != nil {
+		return err
+	}
 	var keeper *node.Keeper
 	nodeObj := func() *corev1.Node { return nil }
 	if client != nil {
 		keeper = node.New(client, node.Config{Name: cfg.NodeName, IPs: cfg.NodeIPs, RootDir: cfg.RootDir, PodCIDR: cfg.PodCIDR,
-			MaxPods: cfg.MaxPods, Reserved: reserved, SoftEviction: cfg.EvictionSoft, RuntimeReady: rt.Ready, RuntimeVersion: rt.Version, Images: rt.NodeImages}, log)
+			MaxPods: cfg.MaxPods, Reserved: reserved, SoftEviction: cfg.EvictionSoft, RuntimeReady: rt.Ready, RuntimeVersion: rt.Version, Images: rt.NodeImages, Extended: devices.Resources}, log)
 		nodeObj = keeper.Node
 	}
-	m := pods.NewManager(pods.Config{Node: nodeObj, NodeName: cfg.NodeName, NodeIPs: cfg.NodeIPs, RootDir: cfg.RootDir, CgroupRoot: cfg.CgroupRoot, CgroupDriver: cfg.CgroupDriver,
+	m := pods.NewManager(pods.Config{Node: nodeObj, Devices: devices, NodeName: cfg.NodeName, NodeIPs: cfg.NodeIPs, RootDir: cfg.RootDir, CgroupRoot: cfg.CgroupRoot, CgroupDriver: cfg.CgroupDriver,
 		SeccompDefault: cfg.SeccompDefault, AllowedUnsafeSysctls: cfg.AllowedUnsafeSysctls,
 		ClusterDNS: cfg.ClusterDNS, ClusterDomain: cfg.ClusterDomain, ResolvConf: cfg.ResolvConf,
 		PodLogsDir: cfg.PodLogsDir, ContainerLogMaxSize: logMax, ContainerLogMaxFiles: logFiles, Allocatable: node.Allocatable(cfg.RootDir, reserved, cfg.MaxPods)}, rt, client, log)

@@ -9,6 +9,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"maps"
 	"net/netip"
 	"runtime"
 	"slices"
@@ -53,6 +54,9 @@ type Config struct {
 	RuntimeReady func(context.Context) error
 	// RuntimeVersion is "name://version" of the runtime, for nodeInfo.
 	RuntimeVersion func(context.Context) (string, error)
+	// Extended are the device plugins' resources, added to capacity and
+	// allocatable; nil: none.
+	Extended func() (capacity, allocatable corev1.ResourceList)
 	// Images lists the runtime's images for status.images.
 	Images func(context.Context) ([]corev1.ContainerImage, error)
 }
@@ -184,6 +188,11 @@ func (k *Keeper) updateStatus(ctx context.Context) error {
 	}
 	m := Measure(k.cfg.RootDir)
 	node.Status.Capacity, node.Status.Allocatable = m.Resources(k.cfg.Reserved, k.cfg.MaxPods)
+	if k.cfg.Extended != nil {
+		c, a := k.cfg.Extended()
+		maps.Copy(node.Status.Capacity, c)
+		maps.Copy(node.Status.Allocatable, a)
+	}
 	node.Status.Addresses = []corev1.NodeAddress{{Type: corev1.NodeHostName, Address: k.cfg.Name}}
 	for _, ip := range k.cfg.IPs {
 		node.Status.Addresses = append(node.Status.Addresses, corev1.NodeAddress{Type: corev1.NodeInternalIP, Address: ip.String()})

@@ -128,7 +128,7 @@ func (m *Manager) admitWorker(w *worker, pod *corev1.Pod) (string, error) {
 		return reasonNodePorts, fmt.Errorf("Predicate NodePorts failed: node(s) didn't have free ports for the requested pod ports (held by pod %s)", other)
 	}
 	if !IsCritical(pod) && m.cfg.Allocatable != nil {
-		if reason, err := fits(others, pod, m.cfg.Allocatable); err != nil {
+		if reason, err := fits(others, pod, m.allocatable()); err != nil {
 			return reason, err
 		}
 	}

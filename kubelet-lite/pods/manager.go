@@ -56,6 +56,8 @@ type Config struct {
 	// Allocatable is what the node offers pods: a container's limit it
 	// does not set reads as this in the downward API.
 	Allocatable corev1.ResourceList
+	// Devices are the device plugins' resources; nil: none.
+	Devices Devices
 	// Node returns the Node as last read (nil before it is): admission
 	// checks its labels and taints.
 	Node func() *corev1.Node

@@ -78,11 +78,15 @@ func (m *Manager) Run(ctx context.Context) {
 			m.removeRuntimePod(ctx, uid, 0, nil)
 			m.cleanupPodFiles(string(uid))
 		}
-		m.sweepCgroups(func(uid types.UID) bool {
+		keep := func(uid types.UID) bool {
 			m.mu.Lock()
 			defer m.mu.Unlock()
 			return m.workers[uid] != nil || snap.uids[uid] && !slices.Contains(orphans, uid)
-		})
+		}
+		m.sweepCgroups(keep)
+		if m.cfg.Devices != nil {
+			m.cfg.Devices.Retain(keep)
+		}
 	}
 }
 

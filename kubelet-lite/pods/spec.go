@@ -161,6 +161,9 @@ func (m *Manager) ContainerConfig(ctx context.Context, pod *corev1.Pod, c *corev
 	}
 	cfg.Command = expandAll(c.Command, vars)
 	cfg.Args = expandAll(c.Args, vars)
+	if err := m.addDevices(ctx, pod, c, cfg); err != nil {
+		return nil, err
+	}
 	return cfg, nil
 }
 
