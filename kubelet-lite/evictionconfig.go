@@ -4,6 +4,8 @@ import (
 	"fmt"
 	"time"
 
+	"k8s.io/apimachinery/pkg/types"
+
 	"github.com/hivelet/hivelet/kubelet-lite/eviction"
 	"github.com/hivelet/hivelet/kubelet-lite/pods"
 )
@@ -30,4 +32,24 @@ func evictionConfig(cfg Config) (eviction.Config, error) {
 		return out, fmt.Errorf("--eviction-minimum-reclaim: %w", err)
 	}
 	return out, nil
+}
+
+// mergeUsage adds b's usage to a's, pod by pod and container by
+// container.
+func mergeUsage(a, b map[types.UID]eviction.PodUsage) map[types.UID]eviction.PodUsage {
+	out := map[types.UID]eviction.PodUsage{}
+	for _, src := range []map[types.UID]eviction.PodUsage{a, b} {
+		for uid, pu := range src {
+			o := out[uid]
+			if o.Containers == nil {
+				o.Containers = map[string]uint64{}
+			}
+			o.Total += pu.Total
+			for c, v := range pu.Containers {
+				o.Containers[c] += v
+			}
+			out[uid] = o
+		}
+	}
+	return out
 }

@@ -244,8 +244,19 @@ func Run(ctx context.Context, cfg Config, log *slog.Logger) error {
 		go m.RunStatic(ctx, cfg.PodManifestPath)
 	}
 	go m.RunLogRotation(ctx)
-	go imagegc.New(rt, cfg.ImageGC, imagegc.RuntimeFs(rt, cfg.RootDir), log).Run(ctx, cfg.ImageGCPeriod)
-	go eviction.NewManager(evictCfg, m, func(ctx context.Context) (map[types.UID]eviction.PodMemory, error) { return stats.PodMemory(ctx, rt) }, log).Run(ctx)
+	imageGC := imagegc.New(rt, cfg.ImageGC, imagegc.RuntimeFs(rt, cfg.RootDir), log)
+	go imageGC.Run(ctx, cfg.ImageGCPeriod)
+	go eviction.NewManager(evictCfg, eviction.Sources{Pods: m, Filesystems: filesystems(rt, cfg.RootDir),
+		MemoryUsage: func(ctx context.Context) (map[types.UID]eviction.PodUsage, error) {
+			mem, _, err := stats.ContainerUsage(ctx, rt)
+			return mem, err
+		},
+		DiskUsage: func(ctx context.Context) (map[types.UID]eviction.PodUsage, error) {
+			_, rootfs, err := stats.ContainerUsage(ctx, rt)
+			return mergeUsage(rootfs, m.LocalUsage()), err
+		},
+		ReclaimImages: imageGC.Free,
+	}, log).Run(ctx)
 	if cfg.HealthzAddr != "" {
 		if err := serveHealthz(ctx, cfg.HealthzAddr, m, rt, log); err != nil {
 			return err

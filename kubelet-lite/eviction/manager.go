@@ -37,10 +37,33 @@ type Pods interface {
 	Evict(uid types.UID, message string, grace int64) bool
 }
 
-// PodMemory is a pod's memory working set, in all and by container.
-type PodMemory struct {
+// PodUsage is a pod's use of a resource (memory working set, or bytes
+// on disk), in all and by container.
+type PodUsage struct {
 	Total      uint64
 	Containers map[string]uint64
+}
+
+// Fs is a file system's size and free space.
+type Fs struct {
+	Dev                                     uint64 // device: nodefs and imagefs may be one
+	Capacity, Available, Inodes, InodesFree uint64
+}
+
+// Sources are where the manager looks.
+type Sources struct {
+	Pods Pods
+	// Memory reads the node's memory (ReadMemory when nil).
+	Memory func() (Memory, error)
+	// Filesystems reads nodefs (the root dir's) and imagefs (the
+	// runtime's); nil: no disk signals.
+	Filesystems func(context.Context) (nodefs, imagefs Fs, err error)
+	// MemoryUsage and DiskUsage read the pods' use, only under pressure.
+	MemoryUsage, DiskUsage func(context.Context) (map[types.UID]PodUsage, error)
+	// ReclaimImages removes unused images to free at least bytes (all
+	// of them for a negative count), before any pod is evicted for
+	// imagefs (or a nodefs it shares); nil: none.
+	ReclaimImages func(ctx context.Context, bytes int64) (int64, error)
 }
 
 // Config is the eviction policy, upstream's flags.
@@ -55,46 +78,54 @@ type Config struct {
 	// MinReclaim is what must be freed beyond the threshold before the
 	// pressure ends (--eviction-minimum-reclaim).
 	MinReclaim []Threshold
-	// Interval is how often memory is looked at (250 ms by default: a
-	// memory hog is stopped before the kernel's OOM killer picks at
-	// random, where upstream's 10 s housekeeping often comes too late;
-	// reading /proc/meminfo costs microseconds, so this works the same
-	// on cgroup v1 and v2 without memcg threshold notifications).
+	// Interval is how often the signals are looked at (250 ms by
+	// default: a memory hog is stopped before the kernel's OOM killer
+	// picks at random, where upstream's 10 s housekeeping often comes
+	// too late; /proc/meminfo and statfs cost microseconds, so this works
+	// the same on cgroup v1 and v2 without memcg notifications).
 	Interval time.Duration
 	// Critical pods are never evicted (static and system-critical ones).
 	Critical func(*corev1.Pod) bool
 }
 
-// Manager evicts pods when memory.available falls below a threshold:
-// one pod at a time, the one that ranks first as upstream ranks them
-// (usage over requests first, then lower priority, then usage above
-// requests), waiting for it to stop before looking again.
-type Manager struct {
-	cfg    Config
-	pods   Pods
-	usage  func(context.Context) (map[types.UID]PodMemory, error)
-	memory func() (Memory, error)
-	log    *slog.Logger
-	now    func() time.Time
+// evictable are the signals that evict, in the order they are acted on;
+// pid.available only sets PIDPressure.
+var evictable = []Signal{MemoryAvailable, NodeFSAvailable, NodeFSInodesFree, ImageFSAvailable, ImageFSInodesFree}
 
-	softSince time.Time // when the soft memory threshold was first met; zero when not
-	pressured bool      // a threshold was met at the last look: minimum reclaim applies
-	stuck     bool      // told already that no pod can be evicted
+// observation is a signal's value and what its percentages are of.
+type observation struct{ available, capacity int64 }
+
+// Manager evicts pods when a signal falls below its threshold: one pod
+// at a time, the one that ranks first as upstream ranks them (usage over
+// requests first, then lower priority, then usage above requests),
+// waiting for it to stop before looking again. Disk signals first try
+// removing unused images.
+type Manager struct {
+	cfg Config
+	src Sources
+	log *slog.Logger
+	now func() time.Time
+
+	softSince map[Signal]time.Time // when each soft threshold was first met
+	pressured map[Signal]bool      // met at the last look: minimum reclaim applies
+	stuck     bool                 // told already that no pod can be evicted
 }
 
-// NewManager returns a manager; usage reads the pods' memory (only
-// under pressure).
-func NewManager(cfg Config, pods Pods, usage func(context.Context) (map[types.UID]PodMemory, error), log *slog.Logger) *Manager {
+// NewManager returns a manager.
+func NewManager(cfg Config, src Sources, log *slog.Logger) *Manager {
 	if cfg.Interval <= 0 {
 		cfg.Interval = 250 * time.Millisecond
 	}
 	if cfg.Critical == nil {
 		cfg.Critical = func(*corev1.Pod) bool { return false }
 	}
-	return &Manager{cfg: cfg, pods: pods, usage: usage, memory: ReadMemory, log: log, now: time.Now}
+	if src.Memory == nil {
+		src.Memory = ReadMemory
+	}
+	return &Manager{cfg: cfg, src: src, log: log, now: time.Now, softSince: map[Signal]time.Time{}, pressured: map[Signal]bool{}}
 }
 
-// Run watches memory until ctx ends.
+// Run watches the signals until ctx ends.
 func (m *Manager) Run(ctx context.Context) {
 	t := time.NewTicker(m.cfg.Interval)
 	defer t.Stop()
@@ -114,41 +145,80 @@ func (m *Manager) Run(ctx context.Context) {
 func (m *Manager) waitGone(ctx context.Context, uid types.UID) {
 	end := m.now().Add(cleanupWait)
 	for m.now().Before(end) && ctx.Err() == nil {
-		if !slices.ContainsFunc(m.pods.Active(), func(p *corev1.Pod) bool { return p.UID == uid }) {
+		if !slices.ContainsFunc(m.src.Pods.Active(), func(p *corev1.Pod) bool { return p.UID == uid }) {
 			return
 		}
 		time.Sleep(100 * time.Millisecond)
 	}
 }
 
-// synchronize looks at memory once and evicts at most one pod, returning
-// its UID.
-func (m *Manager) synchronize(ctx context.Context) types.UID {
-	mem, err := m.memory()
-	if err != nil || mem.Total == 0 {
-		return ""
+// observe reads every signal it can; sharedFs says nodefs and imagefs
+// are one file system.
+func (m *Manager) observe(ctx context.Context) (obs map[Signal]observation, sharedFs bool) {
+	obs = map[Signal]observation{}
+	if mem, err := m.src.Memory(); err == nil && mem.Total > 0 {
+		obs[MemoryAvailable] = observation{int64(mem.Available()), int64(mem.Total)}
 	}
-	avail := int64(mem.Available())
-	t, grace, ok := m.threshold(avail, int64(mem.Total))
-	m.pressured = ok
+	if m.src.Filesystems == nil {
+		return obs, false
+	}
+	nodefs, imagefs, err := m.src.Filesystems(ctx)
+	if err != nil {
+		return obs, false
+	}
+	for _, f := range []struct {
+		fs            Fs
+		bytes, inodes Signal
+	}{{nodefs, NodeFSAvailable, NodeFSInodesFree}, {imagefs, ImageFSAvailable, ImageFSInodesFree}} {
+		if f.fs.Capacity > 0 {
+			obs[f.bytes] = observation{int64(f.fs.Available), int64(f.fs.Capacity)}
+		}
+		if f.fs.Inodes > 0 {
+			obs[f.inodes] = observation{int64(f.fs.InodesFree), int64(f.fs.Inodes)}
+		}
+	}
+	return obs, nodefs.Dev == imagefs.Dev
+}
+
+// synchronize looks at the signals once and evicts at most one pod,
+// returning its UID.
+func (m *Manager) synchronize(ctx context.Context) types.UID {
+	obs, shared := m.observe(ctx)
+	t, grace, ok := m.threshold(obs)
 	if !ok {
 		m.stuck = false
 		return ""
 	}
-	pods := slices.DeleteFunc(m.pods.Active(), m.cfg.Critical)
+	disk := t.Signal != MemoryAvailable
+	if disk && m.src.ReclaimImages != nil && (strings.HasPrefix(string(t.Signal), "imagefs.") || shared) {
+		if m.reclaim(ctx, t, obs[t.Signal]) {
+			if obs, _ = m.observe(ctx); !m.met(t, obs[t.Signal]) {
+				m.log.Info("Removing unused images relieved the pressure; no pod evicted", "signal", t.Signal)
+				return ""
+			}
+		}
+	}
+	pods := slices.DeleteFunc(m.src.Pods.Active(), m.cfg.Critical)
 	if len(pods) == 0 {
 		if !m.stuck {
-			m.log.Warn("Memory is below the eviction threshold and no pod can be evicted", "threshold", t.String(), "available", avail)
+			m.log.Warn("A signal is below its eviction threshold and no pod can be evicted", "threshold", t.String(), "available", obs[t.Signal].available)
 		}
 		m.stuck = true
 		return ""
 	}
 	m.stuck = false
-	usage, err := m.usage(ctx)
-	if err != nil {
-		m.log.Warn("Reading pod memory for eviction failed; ranking without it", "error", err)
+	usageOf, reqName := m.src.MemoryUsage, corev1.ResourceMemory
+	if disk {
+		usageOf, reqName = m.src.DiskUsage, corev1.ResourceEphemeralStorage
 	}
-	rankMemory(pods, usage)
+	var usage map[types.UID]PodUsage
+	if usageOf != nil {
+		var err error
+		if usage, err = usageOf(ctx); err != nil {
+			m.log.Warn("Reading pod usage for eviction failed; ranking without it", "signal", t.Signal, "error", err)
+		}
+	}
+	rank(pods, usage, reqName)
 	victim := pods[0]
 	g := grace
 	if g < 0 { // soft: the pod's own, capped
@@ -160,55 +230,89 @@ func (m *Manager) synchronize(ctx context.Context) types.UID {
 			g = min(g, m.cfg.MaxPodGrace)
 		}
 	}
-	msg := message(t, int64(mem.Total), avail, victim, usage[victim.UID])
-	if !m.pods.Evict(victim.UID, msg, g) {
+	msg := message(t, obs[t.Signal], victim, usage[victim.UID])
+	if !m.src.Pods.Evict(victim.UID, msg, g) {
 		return ""
 	}
 	evictions.Inc(string(t.Signal))
-	m.log.Warn("Evicted a pod: memory below the eviction threshold", "pod", victim.Namespace+"/"+victim.Name, "threshold", t.String(),
-		"available", avail, "gracePeriod", g)
+	m.log.Warn("Evicted a pod: a signal below its eviction threshold", "pod", victim.Namespace+"/"+victim.Name, "threshold", t.String(),
+		"available", obs[t.Signal].available, "gracePeriod", g)
 	return victim.UID
 }
 
-// threshold returns the memory threshold that is met now, hard first,
-// with the grace period it evicts with (-1: the pod's own, capped).
-// While under pressure the minimum reclaim is added, so the node does
-// not hover just below the line.
-func (m *Manager) threshold(avail, capacity int64) (Threshold, int64, bool) {
-	met := func(t Threshold) bool {
-		line := t.Value(capacity)
-		if r, ok := Find(m.cfg.MinReclaim, t.Signal); ok && m.pressured {
-			line += r.Value(capacity)
+// reclaim removes unused images: enough to get back over the threshold
+// and its minimum reclaim, or all of them for inodes. True when any went.
+func (m *Manager) reclaim(ctx context.Context, t Threshold, o observation) bool {
+	want := int64(-1)
+	if !strings.HasSuffix(string(t.Signal), "inodesFree") {
+		want = t.Value(o.capacity) - o.available
+		if r, ok := Find(m.cfg.MinReclaim, t.Signal); ok {
+			want += r.Value(o.capacity)
 		}
-		return avail < line
 	}
-	if t, ok := Find(m.cfg.Hard, MemoryAvailable); ok && met(t) {
-		return t, hardGrace, true
+	freed, err := m.src.ReclaimImages(ctx, want)
+	if err != nil {
+		m.log.Warn("Removing unused images under disk pressure fell short", "signal", t.Signal, "freed", freed, "error", err)
 	}
-	t, ok := Find(m.cfg.Soft, MemoryAvailable)
-	if !ok || !met(t) {
-		m.softSince = time.Time{}
-		return Threshold{}, 0, false
-	}
-	now := m.now()
-	if m.softSince.IsZero() {
-		m.softSince = now
-	}
-	if now.Sub(m.softSince) < m.cfg.SoftGrace[MemoryAvailable] {
-		return Threshold{}, 0, false
-	}
-	return t, -1, true
+	return freed > 0
 }
 
-func memRequest(p *corev1.Pod) int64 {
-	q := resourcehelper.PodRequests(p, resourcehelper.PodResourcesOptions{})[corev1.ResourceMemory]
+// met says whether o is under t (with the minimum reclaim while the
+// signal is under pressure, so the node does not hover on the line).
+func (m *Manager) met(t Threshold, o observation) bool {
+	if o.capacity == 0 {
+		return false
+	}
+	line := t.Value(o.capacity)
+	if r, ok := Find(m.cfg.MinReclaim, t.Signal); ok && m.pressured[t.Signal] {
+		line += r.Value(o.capacity)
+	}
+	return o.available < line
+}
+
+// threshold returns the first threshold met now (by signal, hard before
+// soft), with the grace period it evicts with (-1: the pod's own,
+// capped); a soft one counts once it has held for its grace period.
+func (m *Manager) threshold(obs map[Signal]observation) (Threshold, int64, bool) {
+	var found *Threshold
+	var grace int64
+	for _, sig := range evictable {
+		o, seen := obs[sig]
+		hard, hasHard := Find(m.cfg.Hard, sig)
+		soft, hasSoft := Find(m.cfg.Soft, sig)
+		hardMet := seen && hasHard && m.met(hard, o)
+		softMet := seen && hasSoft && m.met(soft, o)
+		if !softMet {
+			delete(m.softSince, sig)
+		} else if _, ok := m.softSince[sig]; !ok {
+			m.softSince[sig] = m.now()
+		}
+		softDue := softMet && m.now().Sub(m.softSince[sig]) >= m.cfg.SoftGrace[sig]
+		m.pressured[sig] = hardMet || softMet
+		switch {
+		case found != nil:
+		case hardMet:
+			found, grace = &hard, hardGrace
+		case softDue:
+			found, grace = &soft, -1
+		}
+	}
+	if found == nil {
+		return Threshold{}, 0, false
+	}
+	return *found, grace, true
+}
+
+func request(p *corev1.Pod, name corev1.ResourceName) int64 {
+	q := resourcehelper.PodRequests(p, resourcehelper.PodResourcesOptions{})[name]
 	return q.Value()
 }
 
-// rankMemory orders pods for eviction as upstream's rankMemoryPressure:
-// pods without usage figures first, then those using more than they
-// requested, then lower priority, then more usage above requests.
-func rankMemory(pods []*corev1.Pod, usage map[types.UID]PodMemory) {
+// rank orders pods for eviction as upstream's rankMemoryPressure and
+// rankDiskPressureFunc: pods without usage figures first, then those
+// using more of the resource than they requested, then lower priority,
+// then more usage above requests.
+func rank(pods []*corev1.Pod, usage map[types.UID]PodUsage, name corev1.ResourceName) {
 	prio := func(p *corev1.Pod) int32 {
 		if p.Spec.Priority != nil {
 			return *p.Spec.Priority
@@ -224,7 +328,7 @@ func rankMemory(pods []*corev1.Pod, usage map[types.UID]PodMemory) {
 			}
 			return 1
 		}
-		overA, overB := int64(ua.Total)-memRequest(a), int64(ub.Total)-memRequest(b)
+		overA, overB := int64(ua.Total)-request(a, name), int64(ub.Total)-request(b, name)
 		if (overA > 0) != (overB > 0) {
 			if overA > 0 {
 				return -1
@@ -238,17 +342,43 @@ func rankMemory(pods []*corev1.Pod, usage map[types.UID]PodMemory) {
 	})
 }
 
-// message is upstream's eviction message: the signal, its threshold and
-// what was available, then each container using more than it requested.
-func message(t Threshold, capacity, avail int64, pod *corev1.Pod, usage PodMemory) string {
+// resourceOf is what a signal's message says the node was low on,
+// upstream's words.
+func resourceOf(sig Signal) string {
+	switch {
+	case sig == MemoryAvailable:
+		return "memory"
+	case strings.HasSuffix(string(sig), "inodesFree"):
+		return "inodes"
+	}
+	return "ephemeral-storage"
+}
+
+// message is upstream's eviction message: the resource, its threshold
+// and what was available, then each container using more than it
+// requested.
+func message(t Threshold, o observation, pod *corev1.Pod, usage PodUsage) string {
+	res := resourceOf(t.Signal)
+	qty := func(v int64) fmt.Stringer {
+		if res == "inodes" {
+			return resource.NewQuantity(v, resource.DecimalSI)
+		}
+		return byteQty(v)
+	}
 	var b strings.Builder
-	fmt.Fprintf(&b, "The node was low on resource: memory. Threshold quantity: %s, available: %s. ",
-		byteQty(t.Value(capacity)), byteQty(avail))
+	fmt.Fprintf(&b, "The node was low on resource: %s. Threshold quantity: %s, available: %s. ", res, qty(t.Value(o.capacity)), qty(o.available))
+	reqName := corev1.ResourceMemory
+	if res != "memory" {
+		reqName = corev1.ResourceEphemeralStorage
+	}
 	for _, c := range pod.Spec.Containers {
+		if res == "inodes" {
+			break // usage figures are bytes
+		}
 		used, ok := usage.Containers[c.Name]
-		req := c.Resources.Requests[corev1.ResourceMemory]
+		req := c.Resources.Requests[reqName]
 		if ok && int64(used) > req.Value() {
-			fmt.Fprintf(&b, "Container %s was using %s, request is %s, has larger consumption of memory. ", c.Name, byteQty(int64(used)), req.String())
+			fmt.Fprintf(&b, "Container %s was using %s, request is %s, has larger consumption of %s. ", c.Name, byteQty(int64(used)), req.String(), res)
 		}
 	}
 	return b.String()

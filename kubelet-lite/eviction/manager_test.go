@@ -38,15 +38,15 @@ func pod(uid string, memReq string, prio int32) *corev1.Pod {
 	return p
 }
 
-func use(total uint64) PodMemory {
-	return PodMemory{Total: total, Containers: map[string]uint64{"c": total}}
+func use(total uint64) PodUsage {
+	return PodUsage{Total: total, Containers: map[string]uint64{"c": total}}
 }
 
-func newTestManager(t *testing.T, cfg Config, pods *fakePods, avail *uint64, usage map[types.UID]PodMemory) *Manager {
-	m := NewManager(cfg, pods, func(context.Context) (map[types.UID]PodMemory, error) { return usage, nil },
-		slog.New(slog.NewTextHandler(io.Discard, nil)))
-	m.memory = func() (Memory, error) { return Memory{Total: 8 << 30, Free: *avail}, nil }
-	return m
+func newTestManager(t *testing.T, cfg Config, pods *fakePods, avail *uint64, usage map[types.UID]PodUsage) *Manager {
+	return NewManager(cfg, Sources{Pods: pods,
+		Memory:      func() (Memory, error) { return Memory{Total: 8 << 30, Free: *avail}, nil },
+		MemoryUsage: func(context.Context) (map[types.UID]PodUsage, error) { return usage, nil },
+	}, slog.New(slog.NewTextHandler(io.Discard, nil)))
 }
 
 // TestRankMemory: over their requests first (BestEffort pods always are
@@ -59,12 +59,12 @@ func TestRankMemory(t *testing.T) {
 	bestEffort := pod("besteffort", "", 0)
 	important := pod("important-besteffort", "", 1000)
 	noStats := pod("nostats", "1Gi", 0)
-	usage := map[types.UID]PodMemory{
+	usage := map[types.UID]PodUsage{
 		"guaranteed": use(900 << 20), "burstable-under": use(100 << 20), "burstable-over": use(300 << 20),
 		"besteffort": use(200 << 20), "important-besteffort": use(2 << 30),
 	}
 	pods := []*corev1.Pod{guaranteed, burstableUnder, important, burstableOver, bestEffort, noStats}
-	rankMemory(pods, usage)
+	rank(pods, usage, corev1.ResourceMemory)
 	var got []string
 	for _, p := range pods {
 		got = append(got, p.Name)
@@ -86,7 +86,7 @@ func TestHardEviction(t *testing.T) {
 	reclaim, _ := ParseFlag("memory.available<512Mi")
 	pods := &fakePods{active: []*corev1.Pod{pod("static", "", 0), pod("guaranteed", "1Gi", 0), pod("hog", "", 0)}}
 	avail := uint64(2 << 30)
-	usage := map[types.UID]PodMemory{"static": use(3 << 30), "guaranteed": use(100 << 20), "hog": use(600 << 20)}
+	usage := map[types.UID]PodUsage{"static": use(3 << 30), "guaranteed": use(100 << 20), "hog": use(600 << 20)}
 	m := newTestManager(t, Config{Hard: hard, MinReclaim: reclaim, Critical: func(p *corev1.Pod) bool { return p.Name == "static" }}, pods, &avail, usage)
 	if uid := m.synchronize(context.Background()); uid != "" {
 		t.Fatalf("evicted %s with 2Gi available", uid)
@@ -126,7 +126,7 @@ func TestSoftEviction(t *testing.T) {
 	pods := &fakePods{active: []*corev1.Pod{p}}
 	avail := uint64(500 << 20)
 	m := newTestManager(t, Config{Soft: soft, SoftGrace: map[Signal]time.Duration{MemoryAvailable: time.Minute}, MaxPodGrace: 30}, pods, &avail,
-		map[types.UID]PodMemory{"a": use(1 << 30)})
+		map[types.UID]PodUsage{"a": use(1 << 30)})
 	now := time.Unix(1000, 0)
 	m.now = func() time.Time { return now }
 	if uid := m.synchronize(context.Background()); uid != "" {
@@ -164,3 +164,49 @@ func TestMemoryFormula(t *testing.T) {
 }
 
 func writeFile(path, body string) error { return os.WriteFile(path, []byte(body), 0o644) }
+
+// TestDiskEviction: under nodefs pressure on a file system the images
+// share, unused images go first and, when that is enough, no pod does;
+// when it is not, the pod using the most disk above its request is
+// evicted with the ephemeral-storage message. On a dedicated image file
+// system, nodefs pressure removes no images.
+func TestDiskEviction(t *testing.T) {
+	hard, _ := ParseFlag("nodefs.available<100,memory.available<1Mi")
+	small := pod("small", "", 0)
+	big := pod("big", "", 0)
+	big.Spec.Containers[0].Resources.Requests = corev1.ResourceList{corev1.ResourceEphemeralStorage: resource.MustParse("10")}
+	pods := &fakePods{active: []*corev1.Pod{small, big}}
+	nodeAvail, imageDev := uint64(50), uint64(1)
+	var asked []int64
+	freeing := uint64(0)
+	m := NewManager(Config{Hard: hard}, Sources{Pods: pods,
+		Memory: func() (Memory, error) { return Memory{Total: 8 << 30, Free: 4 << 30}, nil },
+		Filesystems: func(context.Context) (Fs, Fs, error) {
+			return Fs{Dev: 1, Capacity: 1000, Available: nodeAvail, Inodes: 100, InodesFree: 50}, Fs{Dev: imageDev, Capacity: 1000, Available: 500, Inodes: 100, InodesFree: 50}, nil
+		},
+		DiskUsage: func(context.Context) (map[types.UID]PodUsage, error) {
+			return map[types.UID]PodUsage{"small": use(20), "big": use(400)}, nil
+		},
+		ReclaimImages: func(_ context.Context, n int64) (int64, error) {
+			asked = append(asked, n)
+			nodeAvail += freeing
+			return int64(freeing), nil
+		},
+	}, slog.New(slog.NewTextHandler(io.Discard, nil)))
+	freeing = 100
+	if uid := m.synchronize(context.Background()); uid != "" || len(asked) != 1 || asked[0] != 50 {
+		t.Fatalf("images enough: evicted %q, reclaim asked %v (want 50 bytes)", uid, asked)
+	}
+	nodeAvail, freeing = 50, 0
+	if uid := m.synchronize(context.Background()); uid != "big" {
+		t.Fatalf("images not enough: evicted %q, want big", uid)
+	}
+	if !strings.HasPrefix(pods.msgs[0], "The node was low on resource: ephemeral-storage. Threshold quantity: 100, available: 50. Container c was using 400") {
+		t.Errorf("message %q", pods.msgs[0])
+	}
+	imageDev, asked = 2, nil
+	pods.active = []*corev1.Pod{small}
+	if uid := m.synchronize(context.Background()); uid != "small" || len(asked) != 0 {
+		t.Errorf("dedicated imagefs: evicted %q, reclaim asked %v (want none)", uid, asked)
+	}
+}

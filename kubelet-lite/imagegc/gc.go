@@ -223,18 +223,40 @@ func (g *GC) Collect(ctx context.Context) (uint64, error) {
 	want := int64(capacity)*int64(100-g.policy.LowThresholdPercent)/100 - int64(available)
 	g.log.Info("Image file system over the high threshold; removing unused images", "usagePercent", usage,
 		"highThresholdPercent", g.policy.HighThresholdPercent, "bytesToFree", want)
-	var spaceFreed int64
-	for _, c := range cands {
-		if spaceFreed >= want {
-			break
-		}
-		if g.remove(ctx, c, "space") {
-			spaceFreed += int64(c.size)
-		}
-	}
+	spaceFreed := g.free(ctx, cands, want, "space")
 	freed += uint64(spaceFreed)
 	if spaceFreed < want {
 		return freed, fmt.Errorf("failed to garbage collect required amount of images. Attempted to free %d bytes, but only found %d bytes eligible to free", want, spaceFreed)
+	}
+	return freed, nil
+}
+
+// free removes candidates in order until want bytes are freed (all of
+// them for a negative want).
+func (g *GC) free(ctx context.Context, cands []candidate, want int64, reason string) int64 {
+	var freed int64
+	for _, c := range cands {
+		if want >= 0 && freed >= want {
+			break
+		}
+		if g.remove(ctx, c, reason) {
+			freed += int64(c.size)
+		}
+	}
+	return freed
+}
+
+// Free removes unused images old enough, least recently used first,
+// until want bytes are freed (every one for a negative want): the
+// eviction manager's reclaim under disk pressure, before pods.
+func (g *GC) Free(ctx context.Context, want int64) (int64, error) {
+	cands, _, err := g.detect(ctx)
+	if err != nil {
+		return 0, err
+	}
+	freed := g.free(ctx, cands, want, "space")
+	if want >= 0 && freed < want {
+		return freed, fmt.Errorf("only %d of %d bytes of unused images to remove", freed, want)
 	}
 	return freed, nil
 }

@@ -70,5 +70,9 @@ func (w *worker) fail(ctx context.Context, pod *corev1.Pod, typ, reason, message
 	if cond != nil {
 		st.Conditions = append(slices.DeleteFunc(st.Conditions, func(c corev1.PodCondition) bool { return c.Type == cond.Type }), *cond)
 	}
+	// Scratch space first: the eviction manager looks again once the
+	// pod is finished, and must then see what it freed.
+	w.m.teardownEmptyDirs(pod)
+	w.tornDown = true
 	w.writeStatus(ctx, pod, st)
 }

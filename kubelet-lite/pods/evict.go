@@ -11,8 +11,8 @@ import (
 // reasonEvicted is the reason of a pod the node evicted, upstream's.
 const reasonEvicted = "Evicted"
 
-// eviction is the eviction manager's request to a worker.
-type eviction struct {
+// evictRequest is the eviction manager's request to a worker.
+type evictRequest struct {
 	message string
 	grace   int64
 }
@@ -33,13 +33,13 @@ func (m *Manager) Evict(uid types.UID, message string, grace int64) bool {
 		return false
 	}
 	w.mu.Lock()
-	w.evicting = &eviction{message: message, grace: grace}
+	w.evicting = &evictRequest{message: message, grace: grace}
 	w.mu.Unlock()
 	w.kick()
 	return true
 }
 
-func (w *worker) takeEviction() *eviction {
+func (w *worker) takeEviction() *evictRequest {
 	w.mu.Lock()
 	defer w.mu.Unlock()
 	ev := w.evicting
@@ -50,7 +50,7 @@ func (w *worker) takeEviction() *eviction {
 	return ev
 }
 
-func (w *worker) evict(ctx context.Context, pod *corev1.Pod, ev *eviction) {
+func (w *worker) evict(ctx context.Context, pod *corev1.Pod, ev *evictRequest) {
 	w.m.log.Warn("Evicting pod", "pod", pod.Namespace+"/"+pod.Name, "message", ev.message, "gracePeriod", ev.grace)
 	cond := &corev1.PodCondition{Type: corev1.DisruptionTarget, Status: corev1.ConditionTrue, Reason: "TerminationByKubelet",
 		Message: ev.message, LastTransitionTime: metav1.Now()}

@@ -391,6 +391,23 @@ func (m *Manager) mounts(pod *corev1.Pod, c *corev1.Container, vols map[string]p
 // cleanupPodFiles unmounts the pod's tmpfs volumes and subPath binds and
 // removes the pod's directory, never descending into a mount, and its
 // container logs.
+// teardownEmptyDirs removes a finished pod's emptyDir volumes (their
+// tmpfs unmounted), as upstream tears down the volumes of a terminated
+// pod: an evicted pod's disk or memory comes back before it is deleted.
+func (m *Manager) teardownEmptyDirs(pod *corev1.Pod) {
+	if uidProblems(string(pod.UID)) != nil {
+		return
+	}
+	for _, v := range pod.Spec.Volumes {
+		if v.EmptyDir == nil {
+			continue
+		}
+		if err := volumes.RemovePodDir(m.volumeDir(string(pod.UID), v.Name)); err != nil {
+			m.log.Warn("Removing a finished pod's emptyDir failed", "pod", pod.Namespace+"/"+pod.Name, "volume", v.Name, "error", err)
+		}
+	}
+}
+
 func (m *Manager) cleanupPodFiles(uid string) {
 	if problems := uidProblems(uid); problems != nil {
 		// Runtime labels name the UID of an orphan: never a path.

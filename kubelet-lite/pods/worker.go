@@ -68,10 +68,11 @@ type worker struct {
 	// deleting: the pod was deleted and its containers stopped, so its
 	// status is terminal whatever its restart policy.
 	deleting bool
-	deadline *time.Timer // wakes the worker at activeDeadlineSeconds
-	evicting *eviction   // guarded by mu: the eviction manager's request
-	seen     time.Time   // when this kubelet first saw the pod
-	ranOnce  bool        // the pod was Running once: its start time is recorded
+	deadline *time.Timer   // wakes the worker at activeDeadlineSeconds
+	evicting *evictRequest // guarded by mu: the eviction manager's request
+	tornDown bool          // a finished pod's emptyDirs are gone
+	seen     time.Time     // when this kubelet first saw the pod
+	ranOnce  bool          // the pod was Running once: its start time is recorded
 }
 
 func newWorker(m *Manager, pod *corev1.Pod) *worker {
@@ -226,8 +227,13 @@ func (w *worker) sync(ctx context.Context) bool {
 	}
 	w.writeStatus(ctx, pod, st)
 	if w.terminal() {
-		// The main containers are done: sidecars stop too, last first.
+		// The main containers are done: sidecars stop too, last first,
+		// and the pod's scratch space goes.
 		w.m.stopInOrder(ctx, pod, rp, gracePeriod(pod))
+		if !w.tornDown {
+			w.tornDown = true
+			w.m.teardownEmptyDirs(pod)
+		}
 	}
 	return false
 }

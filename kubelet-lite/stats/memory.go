@@ -11,30 +11,39 @@ import (
 	"github.com/hivelet/hivelet/kubelet-lite/eviction"
 )
 
-// PodMemory is each pod's memory working set by container, from one CRI
-// call: what the eviction manager ranks pods by.
-func PodMemory(ctx context.Context, rt *cri.Client) (map[types.UID]eviction.PodMemory, error) {
+// ContainerUsage is each pod's memory working set and writable layer
+// bytes, by container, from one CRI call: what the eviction manager ranks
+// pods by.
+func ContainerUsage(ctx context.Context, rt *cri.Client) (memory, rootfs map[types.UID]eviction.PodUsage, err error) {
 	ctx, cancel := cri.Ctx(ctx)
 	defer cancel()
 	list, err := rt.Runtime.ListContainerStats(ctx, &runtimeapi.ListContainerStatsRequest{})
 	if err != nil {
-		return nil, fmt.Errorf("container stats: %w", err)
+		return nil, nil, fmt.Errorf("container stats: %w", err)
 	}
-	out := map[types.UID]eviction.PodMemory{}
+	memory, rootfs = map[types.UID]eviction.PodUsage{}, map[types.UID]eviction.PodUsage{}
 	for _, st := range list.Stats {
 		a := st.GetAttributes()
 		uid := types.UID(a.GetLabels()[labelPodUID])
-		ws := st.GetMemory().GetWorkingSetBytes().GetValue()
-		if uid == "" || ws == 0 {
+		if uid == "" {
 			continue
 		}
-		pm := out[uid]
-		if pm.Containers == nil {
-			pm.Containers = map[string]uint64{}
-		}
-		pm.Total += ws
-		pm.Containers[a.GetLabels()[labelContainer]] += ws
-		out[uid] = pm
+		name := a.GetLabels()[labelContainer]
+		add(memory, uid, name, st.GetMemory().GetWorkingSetBytes().GetValue())
+		add(rootfs, uid, name, st.GetWritableLayer().GetUsedBytes().GetValue())
 	}
-	return out, nil
+	return memory, rootfs, nil
+}
+
+func add(m map[types.UID]eviction.PodUsage, uid types.UID, container string, v uint64) {
+	if v == 0 {
+		return
+	}
+	pu := m[uid]
+	if pu.Containers == nil {
+		pu.Containers = map[string]uint64{}
+	}
+	pu.Total += v
+	pu.Containers[container] += v
+	m[uid] = pu
 }

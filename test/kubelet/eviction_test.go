@@ -2,9 +2,13 @@ package kubelet
 
 import (
 	"fmt"
+	"os"
+	"path/filepath"
 	"strings"
 	"testing"
 	"time"
+
+	"golang.org/x/sys/unix"
 
 	corev1 "k8s.io/api/core/v1"
 	"k8s.io/apimachinery/pkg/api/resource"
@@ -87,5 +91,48 @@ func TestPrivilegedKubeletLiteEviction(t *testing.T) {
 		if q := e.pod(name); q == nil || q.Status.Phase != corev1.PodRunning {
 			t.Errorf("%s was not left running: %+v", name, q.Status)
 		}
+	}
+}
+
+// TestPrivilegedKubeletLiteDiskEviction: with nodefs.available's hard
+// threshold 1 GiB under what the kubelet's file system has free, a
+// BestEffort pod writing 2 GiB into its emptyDir is evicted for
+// ephemeral-storage (no unused image to remove first), its emptyDir is
+// removed so the space comes back, and a pod within its request keeps
+// running.
+func TestPrivilegedKubeletLiteDiskEviction(t *testing.T) {
+	e := prepareNode(t, true, "", "")
+	var st unix.Statfs_t
+	if err := unix.Statfs(e.rootDir(), &st); err != nil {
+		t.Fatal(err)
+	}
+	avail := st.Bavail * uint64(st.Bsize) >> 20
+	if avail < 8<<10 {
+		t.Skipf("only %d MiB free: the test writes 2 GiB", avail)
+	}
+	e.args = append(e.args, "--eviction-hard", fmt.Sprintf("nodefs.available<%dMi", avail-1024))
+	e.start()
+	e.runPod(t, "steady", nil, corev1.PodSpec{Containers: []corev1.Container{{Name: "c", Resources: corev1.ResourceRequirements{
+		Requests: corev1.ResourceList{corev1.ResourceEphemeralStorage: resource.MustParse("100Mi")}}}}})
+	e.waitPod(t, "steady", "Running", running)
+	e.runPod(t, "writer", nil, corev1.PodSpec{Volumes: []corev1.Volume{emptyDir("data")}, Containers: []corev1.Container{{Name: "w",
+		Command:      []string{"sh", "-c", "dd if=/dev/zero of=/data/fill bs=1M count=2048; sleep 3600"},
+		VolumeMounts: []corev1.VolumeMount{{Name: "data", MountPath: "/data"}}}}})
+	p := e.waitPod(t, "writer", "Evicted", func(p *corev1.Pod) bool { return p.Status.Phase == corev1.PodFailed })
+	if p.Status.Reason != "Evicted" || !strings.Contains(p.Status.Message, "The node was low on resource: ephemeral-storage.") {
+		t.Errorf("writer status: reason %q message %q", p.Status.Reason, p.Status.Message)
+	}
+	vol := filepath.Join(e.rootDir(), "pods", string(p.UID), "volumes", "data")
+	for end := time.Now().Add(10 * time.Second); ; time.Sleep(200 * time.Millisecond) {
+		if _, err := os.Stat(vol); os.IsNotExist(err) {
+			break
+		}
+		if time.Now().After(end) {
+			t.Fatalf("the evicted pod's emptyDir %s is still there", vol)
+		}
+	}
+	time.Sleep(3 * time.Second)
+	if q := e.pod("steady"); q == nil || q.Status.Phase != corev1.PodRunning {
+		t.Errorf("steady was not left running: %+v", q.Status)
 	}
 }

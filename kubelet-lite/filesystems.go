@@ -1,0 +1,55 @@
+package kubeletlite
+
+import (
+	"context"
+	"fmt"
+	"sync"
+	"time"
+
+	"golang.org/x/sys/unix"
+
+	"github.com/hivelet/hivelet/kubelet-lite/cri"
+	"github.com/hivelet/hivelet/kubelet-lite/eviction"
+	"github.com/hivelet/hivelet/kubelet-lite/imagegc"
+)
+
+// imageFsRefresh is how often the runtime is asked where its images
+// are: the eviction manager reads the file systems four times a second.
+const imageFsRefresh = time.Minute
+
+// filesystems reads nodefs (the root dir's file system) and imagefs (the
+// runtime's), for the eviction manager's disk signals.
+func filesystems(rt *cri.Client, rootDir string) func(context.Context) (eviction.Fs, eviction.Fs, error) {
+	var (
+		mu     sync.Mutex
+		path   string
+		looked time.Time
+	)
+	return func(ctx context.Context) (eviction.Fs, eviction.Fs, error) {
+		mu.Lock()
+		if time.Since(looked) > imageFsRefresh {
+			path, looked = imagegc.Path(ctx, rt, rootDir), time.Now()
+		}
+		imagePath := path
+		mu.Unlock()
+		nodefs, err := statFs(rootDir)
+		if err != nil {
+			return nodefs, nodefs, err
+		}
+		imagefs, err := statFs(imagePath)
+		return nodefs, imagefs, err
+	}
+}
+
+func statFs(path string) (eviction.Fs, error) {
+	var st unix.Statfs_t
+	var s unix.Stat_t
+	if err := unix.Statfs(path, &st); err != nil {
+		return eviction.Fs{}, fmt.Errorf("statfs %s: %w", path, err)
+	}
+	if err := unix.Stat(path, &s); err != nil {
+		return eviction.Fs{}, fmt.Errorf("stat %s: %w", path, err)
+	}
+	bs := uint64(st.Bsize)
+	return eviction.Fs{Dev: s.Dev, Capacity: st.Blocks * bs, Available: st.Bavail * bs, Inodes: st.Files, InodesFree: st.Ffree}, nil
+}
