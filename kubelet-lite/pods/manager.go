@@ -56,6 +56,8 @@ type Config struct {
 	// Allocatable is what the node offers pods: a container's limit it
 	// does not set reads as this in the downward API.
 	Allocatable corev1.ResourceList
+	// ContainerGC is the dead container policy; nil: upstream's default.
+	ContainerGC *ContainerGC
 	// Devices are the device plugins' resources; nil: none.
 	Devices Devices
 	// Node returns the Node as last read (nil before it is): admission

@@ -21,6 +21,7 @@ const PLEGPeriod = time.Second
 // to no pod once every source is ready.
 func (m *Manager) Run(ctx context.Context) {
 	prev := map[string]string{}
+	var lastNodeGC time.Time
 	tick := time.NewTicker(PLEGPeriod)
 	defer tick.Stop()
 	for {
@@ -86,6 +87,10 @@ func (m *Manager) Run(ctx context.Context) {
 		m.sweepCgroups(keep)
 		if m.cfg.Devices != nil {
 			m.cfg.Devices.Retain(keep)
+		}
+		if time.Since(lastNodeGC) >= nodeGCPeriod {
+			lastNodeGC = time.Now()
+			m.pruneNode(ctx)
 		}
 	}
 }

@@ -3,6 +3,7 @@ package pods
 import (
 	"context"
 	"slices"
+	"time"
 
 	corev1 "k8s.io/api/core/v1"
 	"k8s.io/apimachinery/pkg/types"
@@ -109,21 +110,39 @@ func (m *Manager) removeRuntimePod(ctx context.Context, uid types.UID, grace int
 	}
 }
 
-// pruneDead removes the exited instances of each container but the two
-// newest (the current one and the one `kubectl logs --previous` reads),
-// with their logs, as the upstream kubelet's container GC keeps one dead
-// container per container name: a crash-looping container must not
-// pile up instances and log files.
+// pruneDead removes a pod's exited container instances beyond what the
+// container GC policy keeps: the newest instance of each container always
+// (running, or the one `kubectl logs` shows), and MaxPerPodContainer dead
+// ones besides (1: the one `kubectl logs --previous` reads), with their
+// logs. A crash-looping container must not pile up instances and logs.
 func (m *Manager) pruneDead(ctx context.Context, rp *runtimePod) {
-	seen := map[string]int{}
+	gc := m.containerGC()
+	if gc.MaxPerPodContainer < 0 {
+		return
+	}
+	dead := map[string]int{}
+	newest := map[string]bool{}
 	var old []*runtimeapi.ContainerStatus
 	for i := len(rp.containers) - 1; i >= 0; i-- { // newest first
 		c := rp.containers[i]
-		seen[c.Metadata.Name]++
-		if seen[c.Metadata.Name] > 2 && c.State == runtimeapi.ContainerState_CONTAINER_EXITED {
+		name := c.Metadata.Name
+		if !newest[name] {
+			newest[name] = true
+			continue
+		}
+		if c.State != runtimeapi.ContainerState_CONTAINER_EXITED {
+			continue
+		}
+		dead[name]++
+		if dead[name] > gc.MaxPerPodContainer && time.Since(time.Unix(0, c.CreatedAt)) >= gc.MinAge {
 			old = append(old, c)
 		}
 	}
+	m.removeDead(ctx, old)
+}
+
+// removeDead removes exited containers and their logs.
+func (m *Manager) removeDead(ctx context.Context, old []*runtimeapi.ContainerStatus) {
 	if len(old) == 0 {
 		return
 	}

@@ -14,6 +14,7 @@ import (
 	"github.com/hivelet/hivelet/cmd/internal/cli"
 	kubeletlite "github.com/hivelet/hivelet/kubelet-lite"
 	"github.com/hivelet/hivelet/kubelet-lite/imagegc"
+	"github.com/hivelet/hivelet/kubelet-lite/pods"
 )
 
 // New returns the command; use is its name ("kubelet" or the binary's).
@@ -25,6 +26,8 @@ func New(use string) *cobra.Command {
 	)
 	cfg.EvictionHard = defaultEviction()
 	cfg.ImageGC = imagegc.DefaultPolicy
+	containerGC := pods.DefaultContainerGC
+	cfg.ContainerGC = &containerGC
 	cmd := &cobra.Command{
 		Use:   use + " [--kubeconfig FILE] [--pod-manifest-path DIR] [--container-runtime-endpoint SOCK]",
 		Short: "Run kubelet-lite: register this node and run its pods through CRI",
@@ -81,6 +84,9 @@ changes. Flags keep the upstream kubelet's names.`,
 	f.DurationVar(&cfg.ImageGC.MaxAge, "image-maximum-gc-age", 0, "an image unused for longer is removed whatever the disk usage (0: never)")
 	f.DurationVar(&cfg.ImageGCPeriod, "image-gc-period", imagegc.Period, "how often image garbage collection runs")
 	_ = f.MarkHidden("image-gc-period") // for tests; upstream's period is fixed
+	f.IntVar(&containerGC.MaxPerPodContainer, "maximum-dead-containers-per-container", containerGC.MaxPerPodContainer, "dead instances kept per container beside its newest (negative: no limit)")
+	f.IntVar(&containerGC.MaxContainers, "maximum-dead-containers", containerGC.MaxContainers, "dead containers kept on the node, oldest removed first (negative: no limit)")
+	f.DurationVar(&containerGC.MinAge, "minimum-container-ttl-duration", containerGC.MinAge, "a dead container is kept at least this long after its creation")
 	f.StringToStringVar(&cfg.SystemReserved, "system-reserved", nil, "resources kept for the system, off allocatable: cpu=100m,memory=500Mi,ephemeral-storage=1Gi,pid=1000")
 	f.StringToStringVar(&cfg.KubeReserved, "kube-reserved", nil, "resources kept for Kubernetes' own daemons, off allocatable, as --system-reserved")
 	f.IntVar(&cfg.MaxPods, "max-pods", 0, "pods this node accepts (default 110)")
