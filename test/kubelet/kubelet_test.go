@@ -116,7 +116,11 @@ func prepareNode(t testing.TB, withAPI bool, manifests, upstream string) *env {
 	})
 	e.args = []string{"--container-runtime-endpoint", "unix://" + e.rt.Sock, "--hostname-override", e.node,
 		"--node-ip", "192.0.2.10", "--log-level", "debug", "--root-dir", root,
-		"--pod-logs-dir", filepath.Join(root, "logs"), "--cgroup-root", "/" + filepath.Base(cg)}
+		"--pod-logs-dir", filepath.Join(root, "logs"), "--cgroup-root", "/" + filepath.Base(cg),
+		// A test node must not evict its pods because the machine's disk
+		// is fuller than a real node's would be (the upstream kubelet's
+		// test configuration does the same); eviction tests set their own.
+		"--eviction-hard", "memory.available<1Mi,nodefs.available<1%,imagefs.available<1%"}
 	switch upstream {
 	case "":
 	case viaHivelet:
