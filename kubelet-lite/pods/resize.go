@@ -110,6 +110,16 @@ func (w *worker) resize(ctx context.Context, pod *corev1.Pod, c *corev1.Containe
 	if res.MemoryLimitInBytes == 0 {
 		res.MemoryLimitInBytes = -1
 	}
+	// The pod's cgroup must hold the container's new limits: raised
+	// before the container (a child's CFS quota may not exceed its
+	// parent's), lowered after it; a lowering that fails here is done
+	// after.
+	_ = w.m.applyPodCgroup(pod)
+	defer func() {
+		if err := w.m.applyPodCgroup(pod); err != nil {
+			w.m.log.Warn("Resizing a pod cgroup failed", "pod", pod.Namespace+"/"+pod.Name, "error", err)
+		}
+	}()
 	cctx, cancel := cri.Ctx(ctx)
 	defer cancel()
 	if _, err := w.m.rt.Runtime.UpdateContainerResources(cctx, &runtimeapi.UpdateContainerResourcesRequest{ContainerId: cur.Id, Linux: res}); err != nil {

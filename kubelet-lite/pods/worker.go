@@ -445,6 +445,9 @@ func (w *worker) runSandbox(ctx context.Context, pod *corev1.Pod, attempt uint32
 		w.reported["MissingClusterDNS"] = true
 		w.m.event(pod, corev1.EventTypeWarning, "MissingClusterDNS", "pod: "+warn)
 	}
+	if err := w.m.applyPodCgroup(pod); err != nil {
+		return "", err
+	}
 	ctx, cancel := cri.Ctx(ctx)
 	defer cancel()
 	metrics.StartedPods.Inc()
