@@ -47,6 +47,7 @@ type fileConfig struct {
 	FailCgroupV1             *bool    `json:"failCgroupV1"`
 	RotateCertificates       bool     `json:"rotateCertificates"`
 	CgroupDriver             string   `json:"cgroupDriver"`
+	EnforceNodeAlloc         []string `json:"enforceNodeAllocatable"`
 	// Each replaces the flag's whole value, defaults included, as
 	// upstream's does without mergeDefaultEvictionSettings.
 	EvictionHard map[string]string `json:"evictionHard"`
@@ -86,7 +87,6 @@ type fileConfig struct {
 	TLSCertFile        string          `json:"tlsCertFile"`
 	TLSPrivateKeyFile  string          `json:"tlsPrivateKeyFile"`
 	CgroupsPerQOS      *bool           `json:"cgroupsPerQOS"`
-	EnforceNodeAlloc   []string        `json:"enforceNodeAllocatable"`
 	FeatureGates       map[string]bool `json:"featureGates"`
 	Logging            struct {
 		Format         string          `json:"format"`
@@ -129,7 +129,6 @@ func (f *fileConfig) checkUnsupported() error {
 		"AlwaysAllow or Webhook")
 	bad(f.ServerTLSBootstrap, "serverTLSBootstrap", true, "the serving certificate is tlsCertFile or self-signed")
 	bad(f.CgroupsPerQOS != nil && !*f.CgroupsPerQOS, "cgroupsPerQOS", false, "pods always go under the QoS cgroups")
-	bad(len(f.EnforceNodeAlloc) > 0, "enforceNodeAllocatable", f.EnforceNodeAlloc, "node allocatable is not enforced yet")
 	bad(len(f.FeatureGates) > 0, "featureGates", f.FeatureGates, "kubelet-lite has no feature gates")
 	bad(f.Logging.Format != "" && f.Logging.Format != "text", "logging.format", f.Logging.Format, "use --log-format")
 	bad(f.Logging.Verbosity != 0, "logging.verbosity", f.Logging.Verbosity, "use --log-level")
@@ -246,6 +245,9 @@ func (c *Config) apply(f *fileConfig, path string) error {
 		c.ImageGC.MaxAge = f.ImageMaximumGCAge.Duration
 	}
 	num(&c.EvictionMaxPodGracePeriod, "eviction-max-pod-grace-period", f.EvictionMaxPodGracePeriod)
+	if unset("enforce-node-allocatable") && f.EnforceNodeAlloc != nil {
+		c.EnforceNodeAllocatable = f.EnforceNodeAlloc
+	}
 	if unset("system-reserved") && f.SystemReserved != nil {
 		c.SystemReserved = f.SystemReserved
 	}

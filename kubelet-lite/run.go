@@ -71,6 +71,10 @@ type Config struct {
 	// tests shorten it).
 	ImageGC       imagegc.Policy
 	ImageGCPeriod time.Duration
+	// EnforceNodeAllocatable: "pods" limits the kubepods cgroup's memory
+	// to capacity less the reservations (upstream's default); "none"
+	// does not.
+	EnforceNodeAllocatable []string
 	// ContainerGC is the dead container policy (nil: upstream's).
 	ContainerGC *pods.ContainerGC
 	PodCIDR     string
@@ -143,6 +147,21 @@ func logRotation(cfg Config) (int64, int, error) {
 	return q.Value(), files, nil
 }
 
+// enforcement reads --enforce-node-allocatable: true for "pods".
+func enforcement(vals []string) (bool, error) {
+	pods := false
+	for _, v := range vals {
+		switch v {
+		case "pods":
+			pods = true
+		case "none", "":
+		default:
+			return false, fmt.Errorf("--enforce-node-allocatable %s: only pods or none (the reserved cgroups are not managed)", v)
+		}
+	}
+	return pods, nil
+}
+
 // reservations reads what the node keeps from pods.
 func reservations(cfg Config) (node.Reserved, error) {
 	sys, err := node.ParseReserved("--system-reserved", cfg.SystemReserved)
@@ -188,6 +207,10 @@ func Run(ctx context.Context, cfg Config, log *slog.Logger) error {
 	if err != nil {
 		return err
 	}
+	enforcePods, err := enforcement(cfg.EnforceNodeAllocatable)
+	if err != nil {
+		return err
+	}
 	if cfg.ImageGC == (imagegc.Policy{}) {
 		cfg.ImageGC = imagegc.DefaultPolicy // not "remove every unused image at 0 % usage"
 	}
@@ -215,7 +238,7 @@ func Run(ctx context.Context, cfg Config, log *slog.Logger) error {
 			MaxPods: cfg.MaxPods, Reserved: reserved, SoftEviction: cfg.EvictionSoft, RuntimeReady: rt.Ready, RuntimeVersion: rt.Version, Images: rt.NodeImages, Extended: devices.Resources}, log)
 		nodeObj = keeper.Node
 	}
-	m := pods.NewManager(pods.Config{Node: nodeObj, Devices: devices, ContainerGC: cfg.ContainerGC, NodeName: cfg.NodeName, NodeIPs: cfg.NodeIPs, RootDir: cfg.RootDir, CgroupRoot: cfg.CgroupRoot, CgroupDriver: cfg.CgroupDriver,
+	m := pods.NewManager(pods.Config{Node: nodeObj, Devices: devices, ContainerGC: cfg.ContainerGC, KubepodsLimits: node.KubepodsLimits(cfg.RootDir, reserved, enforcePods), NodeName: cfg.NodeName, NodeIPs: cfg.NodeIPs, RootDir: cfg.RootDir, CgroupRoot: cfg.CgroupRoot, CgroupDriver: cfg.CgroupDriver,
 		SeccompDefault: cfg.SeccompDefault, AllowedUnsafeSysctls: cfg.AllowedUnsafeSysctls,
 		ClusterDNS: cfg.ClusterDNS, ClusterDomain: cfg.ClusterDomain, ResolvConf: cfg.ResolvConf,
 		PodLogsDir: cfg.PodLogsDir, ContainerLogMaxSize: logMax, ContainerLogMaxFiles: logFiles, Allocatable: node.Allocatable(cfg.RootDir, reserved, cfg.MaxPods)}, rt, client, log)

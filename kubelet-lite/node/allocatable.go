@@ -96,3 +96,17 @@ func Allocatable(rootDir string, r Reserved, maxPods int) corev1.ResourceList {
 	_, a := Measure(rootDir).Resources(r, maxPods)
 	return a
 }
+
+// KubepodsLimits is what the kubepods cgroup gets, as upstream's node
+// allocatable enforcement: CPU (its share) and, when enforced, memory
+// (its limit), both capacity less the reservations. The hard eviction
+// threshold is not taken off the limit: eviction acts before the limit
+// would.
+func KubepodsLimits(rootDir string, r Reserved, enforce bool) corev1.ResourceList {
+	_, withoutEviction := Measure(rootDir).Resources(Reserved{System: r.System, Kube: r.Kube}, 0)
+	out := corev1.ResourceList{corev1.ResourceCPU: withoutEviction[corev1.ResourceCPU]}
+	if enforce {
+		out[corev1.ResourceMemory] = withoutEviction[corev1.ResourceMemory]
+	}
+	return out
+}

@@ -56,6 +56,9 @@ type Config struct {
 	// Allocatable is what the node offers pods: a container's limit it
 	// does not set reads as this in the downward API.
 	Allocatable corev1.ResourceList
+	// KubepodsLimits are the kubepods cgroup's CPU (its share) and, with
+	// --enforce-node-allocatable=pods, memory (its limit); nil: none.
+	KubepodsLimits corev1.ResourceList
 	// ContainerGC is the dead container policy; nil: upstream's default.
 	ContainerGC *ContainerGC
 	// Devices are the device plugins' resources; nil: none.

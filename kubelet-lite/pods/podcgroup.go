@@ -74,8 +74,15 @@ func (m *Manager) applyPodCgroup(pod *corev1.Pod) error {
 	if m.cfg.CgroupDriver == DriverSystemd {
 		return nil
 	}
-	cfg := podCgroupConfigFor(pod)
-	rel := m.naming().dir(podCgroupNames(pod))
+	if err := m.applyQOSCgroups(pod); err != nil {
+		m.log.Warn("Setting the QoS cgroups failed", "error", err)
+	}
+	return applyCgroup(m.naming().dir(podCgroupNames(pod)), podCgroupConfigFor(pod))
+}
+
+// applyCgroup creates the cgroup rel (below every hierarchy's mount
+// point) and sets cfg on it, v1 or v2 as the host has.
+func applyCgroup(rel string, cfg podCgroupConfig) error {
 	if _, err := os.Stat(filepath.Join(cgroupMounts, cgroupV2Probe)); err == nil {
 		return applyV2(filepath.Join(cgroupMounts, rel), cfg)
 	}

@@ -108,3 +108,37 @@ func TestApplyPodCgroup(t *testing.T) {
 		t.Error("controllers not enabled on the way down")
 	}
 }
+
+// TestQOSCgroups: besteffort gets the least share, burstable the sum of
+// its pods' requests (the starting one included), kubepods the node's
+// CPU and its enforced memory limit.
+func TestQOSCgroups(t *testing.T) {
+	old := cgroupMounts
+	t.Cleanup(func() { cgroupMounts = old })
+	cgroupMounts = t.TempDir()
+	for _, d := range []string{"cpu", "memory"} {
+		if err := os.Mkdir(filepath.Join(cgroupMounts, d), 0o755); err != nil {
+			t.Fatal(err)
+		}
+	}
+	m, _ := fakeNode(t)
+	m.cfg.KubepodsLimits = corev1.ResourceList{corev1.ResourceCPU: resource.MustParse("2"), corev1.ResourceMemory: resource.MustParse("1Gi")}
+	running := syncedWorker(m, testPod("six", nil, corev1.Container{Name: "main", Resources: rr("300m", "", "1", "")}))
+	if running.lastStatus.Phase == corev1.PodFailed {
+		t.Fatalf("rejected: %s", running.lastStatus.Message)
+	}
+	if err := m.applyQOSCgroups(withResources("7", rr("200m", "", "", ""))); err != nil {
+		t.Fatal(err)
+	}
+	for path, want := range map[string]string{
+		"cpu/kubepods/cpu.shares":                  "2048",
+		"memory/kubepods/memory.limit_in_bytes":    "1073741824",
+		"cpu/kubepods/burstable/cpu.shares":        "512",
+		"cpu/kubepods/besteffort/cpu.shares":       "2",
+		"cpu/kubepods/besteffort/cpu.cfs_quota_us": "-1",
+	} {
+		if got := read(t, filepath.Join(cgroupMounts, path)); got != want {
+			t.Errorf("%s = %s, want %s", path, got, want)
+		}
+	}
+}

@@ -60,6 +60,22 @@ func TestPrivilegedKubeletLitePodCgroup(t *testing.T) {
 	if got := quota(); got != "50000" {
 		t.Errorf("pod CFS quota %s, want 50000", got)
 	}
+	// The QoS tiers: besteffort the least share; kubepods memory limited
+	// (--enforce-node-allocatable=pods, the default), not unlimited.
+	qos := func(hier, rel, name string) string {
+		b, err := os.ReadFile(filepath.Join("/sys/fs/cgroup", hier, e.cgroupName, rel, name))
+		if err != nil {
+			t.Fatal(err)
+		}
+		return strings.TrimSpace(string(b))
+	}
+	if v2 {
+		if w, mem := qos("", "kubepods/besteffort", "cpu.weight"), qos("", "kubepods", "memory.max"); w != "1" || mem == "max" {
+			t.Errorf("QoS cgroups: besteffort cpu.weight %s, kubepods memory.max %s", w, mem)
+		}
+	} else if sh, mem := qos("cpu", "kubepods/besteffort", "cpu.shares"), qos("memory", "kubepods", "memory.limit_in_bytes"); sh != "2" || len(mem) > 15 {
+		t.Errorf("QoS cgroups: besteffort cpu.shares %s, kubepods memory limit %s", sh, mem)
+	}
 
 	p.Spec.Containers[0].Resources = corev1.ResourceRequirements{Requests: q("1", "64Mi"), Limits: q("1", "64Mi")}
 	if _, err := e.client.CoreV1().Pods(e.ns).UpdateResize(e.ctx, "g", p, metav1.UpdateOptions{}); err != nil {

@@ -87,6 +87,7 @@ changes. Flags keep the upstream kubelet's names.`,
 	f.IntVar(&containerGC.MaxPerPodContainer, "maximum-dead-containers-per-container", containerGC.MaxPerPodContainer, "dead instances kept per container beside its newest (negative: no limit)")
 	f.IntVar(&containerGC.MaxContainers, "maximum-dead-containers", containerGC.MaxContainers, "dead containers kept on the node, oldest removed first (negative: no limit)")
 	f.DurationVar(&containerGC.MinAge, "minimum-container-ttl-duration", containerGC.MinAge, "a dead container is kept at least this long after its creation")
+	f.StringSliceVar(&cfg.EnforceNodeAllocatable, "enforce-node-allocatable", []string{"pods"}, "pods: the kubepods cgroup's memory is limited to capacity less --system-reserved and --kube-reserved; none: it is not")
 	f.StringToStringVar(&cfg.SystemReserved, "system-reserved", nil, "resources kept for the system, off allocatable: cpu=100m,memory=500Mi,ephemeral-storage=1Gi,pid=1000")
 	f.StringToStringVar(&cfg.KubeReserved, "kube-reserved", nil, "resources kept for Kubernetes' own daemons, off allocatable, as --system-reserved")
 	f.IntVar(&cfg.MaxPods, "max-pods", 0, "pods this node accepts (default 110)")
