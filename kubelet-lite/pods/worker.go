@@ -446,7 +446,9 @@ func (w *worker) runSandbox(ctx context.Context, pod *corev1.Pod, attempt uint32
 		w.m.event(pod, corev1.EventTypeWarning, "MissingClusterDNS", "pod: "+warn)
 	}
 	if err := w.m.applyPodCgroup(pod); err != nil {
-		return "", err
+		// The containers keep their own limits; a host whose cgroups
+		// refuse the pod's (controllers not delegated here) still runs it.
+		w.m.log.Warn("Setting the pod's cgroup limits failed; its containers keep their own", "pod", pod.Namespace+"/"+pod.Name, "error", err)
 	}
 	ctx, cancel := cri.Ctx(ctx)
 	defer cancel()
