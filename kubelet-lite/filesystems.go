@@ -2,11 +2,8 @@ package kubeletlite
 
 import (
 	"context"
-	"fmt"
 	"sync"
 	"time"
-
-	"golang.org/x/sys/unix"
 
 	"github.com/hivelet/hivelet/kubelet-lite/cri"
 	"github.com/hivelet/hivelet/kubelet-lite/eviction"
@@ -32,24 +29,11 @@ func filesystems(rt *cri.Client, rootDir string) func(context.Context) (eviction
 		}
 		imagePath := path
 		mu.Unlock()
-		nodefs, err := statFs(rootDir)
+		nodefs, err := eviction.StatFs(rootDir)
 		if err != nil {
 			return nodefs, nodefs, err
 		}
-		imagefs, err := statFs(imagePath)
+		imagefs, err := eviction.StatFs(imagePath)
 		return nodefs, imagefs, err
 	}
-}
-
-func statFs(path string) (eviction.Fs, error) {
-	var st unix.Statfs_t
-	var s unix.Stat_t
-	if err := unix.Statfs(path, &st); err != nil {
-		return eviction.Fs{}, fmt.Errorf("statfs %s: %w", path, err)
-	}
-	if err := unix.Stat(path, &s); err != nil {
-		return eviction.Fs{}, fmt.Errorf("stat %s: %w", path, err)
-	}
-	bs := uint64(st.Bsize)
-	return eviction.Fs{Dev: s.Dev, Capacity: st.Blocks * bs, Available: st.Bavail * bs, Inodes: st.Files, InodesFree: st.Ffree}, nil
 }

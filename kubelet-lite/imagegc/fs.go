@@ -3,12 +3,10 @@ package imagegc
 import (
 	"context"
 	"errors"
-	"fmt"
-
-	"golang.org/x/sys/unix"
 	runtimeapi "k8s.io/cri-api/pkg/apis/runtime/v1"
 
 	"github.com/hivelet/hivelet/kubelet-lite/cri"
+	"github.com/hivelet/hivelet/kubelet-lite/eviction"
 )
 
 // Path is where the runtime keeps its images (ImageFsInfo's mount
@@ -33,10 +31,7 @@ func RuntimeFs(rt *cri.Client, fallback string) FsUsage {
 		if path == "" {
 			return 0, 0, errors.New("no image file system")
 		}
-		var st unix.Statfs_t
-		if err := unix.Statfs(path, &st); err != nil {
-			return 0, 0, fmt.Errorf("statfs %s: %w", path, err)
-		}
-		return st.Blocks * uint64(st.Bsize), st.Bavail * uint64(st.Bsize), nil
+		fs, err := eviction.StatFs(path)
+		return fs.Capacity, fs.Available, err
 	}
 }
