@@ -87,7 +87,11 @@ func fits(others []*corev1.Pod, pod *corev1.Pod, allocatable corev1.ResourceList
 			}
 			return x.Value()
 		}
-		if val(q)+val(u) > val(alloc) {
+		// Summed and compared as quantities: a request of 8Ei, or 1E CPUs
+		// (whose millicores overflow int64), must not wrap into a fit.
+		total := u.DeepCopy()
+		total.Add(q)
+		if q.Sign() < 0 || total.Cmp(alloc) > 0 {
 			return short(name, val(q), val(u), val(alloc))
 		}
 	}

@@ -64,6 +64,12 @@ func TestResourceAdmission(t *testing.T) {
 	if st := admitted(m, side); st.Reason != "OutOfcpu" || !strings.Contains(st.Message, "requested: 1100") {
 		t.Errorf("sidecar requests: reason %q message %q", st.Reason, st.Message)
 	}
+	// Quantities whose int64 forms overflow are no way in.
+	for _, huge := range []*corev1.Pod{requesting("h1", "1E", ""), requesting("h2", "", "8Ei")} {
+		if st := admitted(m, huge); st.Phase != corev1.PodFailed || !strings.HasPrefix(st.Reason, "OutOf") {
+			t.Errorf("a request of %v was admitted: %s %q", huge.Spec.Containers[0].Resources.Requests, st.Phase, st.Reason)
+		}
+	}
 	static := requesting("f", "2", "")
 	static.Annotations = map[string]string{AnnotationSource: staticSource}
 	if st := admitted(m, static); st.Phase == corev1.PodFailed {
