@@ -18,6 +18,7 @@ import (
 	"k8s.io/apimachinery/pkg/types"
 
 	"github.com/hivelet/hivelet/kubelet-lite/cri"
+	"github.com/hivelet/hivelet/kubelet-lite/csi"
 	"github.com/hivelet/hivelet/kubelet-lite/deviceplugin"
 	"github.com/hivelet/hivelet/kubelet-lite/eviction"
 	"github.com/hivelet/hivelet/kubelet-lite/imagegc"
@@ -231,6 +232,14 @@ func Run(ctx context.Context, cfg Config, log *slog.Logger) error {
 	if err := devices.Start(ctx); err != nil {
 		return err
 	}
+	var storage csi.API
+	if client != nil {
+		storage = csi.NewAPI(client)
+	}
+	volumePlugins := csi.New(cfg.RootDir, cfg.NodeName, storage, log)
+	if err := volumePlugins.Start(ctx); err != nil {
+		return fmt.Errorf("start the CSI plugin watcher: %w", err)
+	}
 	var keeper *node.Keeper
 	nodeObj := func() *corev1.Node { return nil }
 	if client != nil {
@@ -238,7 +247,7 @@ func Run(ctx context.Context, cfg Config, log *slog.Logger) error {
 			MaxPods: cfg.MaxPods, Reserved: reserved, SoftEviction: cfg.EvictionSoft, RuntimeReady: rt.Ready, RuntimeVersion: rt.Version, Images: rt.NodeImages, Extended: devices.Resources}, log)
 		nodeObj = keeper.Node
 	}
-	m := pods.NewManager(pods.Config{Node: nodeObj, Devices: devices, ContainerGC: cfg.ContainerGC, KubepodsLimits: node.KubepodsLimits(cfg.RootDir, reserved, enforcePods), NodeName: cfg.NodeName, NodeIPs: cfg.NodeIPs, RootDir: cfg.RootDir, CgroupRoot: cfg.CgroupRoot, CgroupDriver: cfg.CgroupDriver,
+	m := pods.NewManager(pods.Config{Node: nodeObj, Devices: devices, CSI: volumePlugins, ContainerGC: cfg.ContainerGC, KubepodsLimits: node.KubepodsLimits(cfg.RootDir, reserved, enforcePods), NodeName: cfg.NodeName, NodeIPs: cfg.NodeIPs, RootDir: cfg.RootDir, CgroupRoot: cfg.CgroupRoot, CgroupDriver: cfg.CgroupDriver,
 		SeccompDefault: cfg.SeccompDefault, AllowedUnsafeSysctls: cfg.AllowedUnsafeSysctls,
 		ClusterDNS: cfg.ClusterDNS, ClusterDomain: cfg.ClusterDomain, ResolvConf: cfg.ResolvConf,
 		PodLogsDir: cfg.PodLogsDir, ContainerLogMaxSize: logMax, ContainerLogMaxFiles: logFiles, Allocatable: node.Allocatable(cfg.RootDir, reserved, cfg.MaxPods)}, rt, client, log)

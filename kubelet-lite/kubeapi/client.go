@@ -1,6 +1,7 @@
 // Package kubeapi is kubelet-lite's Kubernetes client: the few resources a
 // kubelet reads and writes (Pods, Nodes, Leases, Events, Secrets,
-// ConfigMaps, service-account tokens, certificate signing requests),
+// ConfigMaps, service-account tokens, certificate signing requests, the
+// storage objects a CSI volume is mounted from),
 // typed, over client-go's REST client, with only their API groups in its
 // scheme.
 //
@@ -20,6 +21,7 @@ import (
 	certificatesv1 "k8s.io/api/certificates/v1"
 	coordinationv1 "k8s.io/api/coordination/v1"
 	corev1 "k8s.io/api/core/v1"
+	storagev1 "k8s.io/api/storage/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/runtime"
 	"k8s.io/apimachinery/pkg/runtime/schema"
@@ -41,12 +43,13 @@ func init() {
 	utilruntime.Must(authenticationv1.AddToScheme(scheme))
 	utilruntime.Must(authorizationv1.AddToScheme(scheme))
 	utilruntime.Must(certificatesv1.AddToScheme(scheme))
+	utilruntime.Must(storagev1.AddToScheme(scheme))
 	metav1.AddToGroupVersion(scheme, schema.GroupVersion{Version: "v1"})
 }
 
 // Client speaks to one API server.
 type Client struct {
-	core, coordination, authn, authz, certs *rest.RESTClient
+	core, coordination, authn, authz, certs, storage *rest.RESTClient
 }
 
 // New returns a client for the API server cfg points at.
@@ -75,7 +78,11 @@ func New(cfg *rest.Config) (*Client, error) {
 	if err != nil {
 		return nil, err
 	}
-	return &Client{core: core, coordination: coordination, authn: authn, authz: authz, certs: certs}, nil
+	storage, err := restClient(cfg, httpClient, "/apis", storagev1.SchemeGroupVersion)
+	if err != nil {
+		return nil, err
+	}
+	return &Client{core: core, coordination: coordination, authn: authn, authz: authz, certs: certs, storage: storage}, nil
 }
 
 // ReviewToken asks the API server who a bearer token belongs to (the
@@ -115,6 +122,24 @@ func (c *Client) CoordinationV1() Coordination { return Coordination{c.coordinat
 // certificate requests.
 func (c *Client) CertificatesV1() Certificates { return Certificates{c.certs} }
 
+// StorageV1 is the storage.k8s.io group: what CSI volumes need.
+func (c *Client) StorageV1() Storage { return Storage{c.storage} }
+
+// Storage holds the storage.k8s.io group's resources.
+type Storage struct{ rc *rest.RESTClient }
+
+func (s Storage) CSINodes() Resource[storagev1.CSINode, *storagev1.CSINode] {
+	return Resource[storagev1.CSINode, *storagev1.CSINode]{s.rc, "", "csinodes"}
+}
+
+func (s Storage) CSIDrivers() Resource[storagev1.CSIDriver, *storagev1.CSIDriver] {
+	return Resource[storagev1.CSIDriver, *storagev1.CSIDriver]{s.rc, "", "csidrivers"}
+}
+
+func (s Storage) VolumeAttachments() Resource[storagev1.VolumeAttachment, *storagev1.VolumeAttachment] {
+	return Resource[storagev1.VolumeAttachment, *storagev1.VolumeAttachment]{s.rc, "", "volumeattachments"}
+}
+
 // Certificates holds the certificates.k8s.io group's resources.
 type Certificates struct{ rc *rest.RESTClient }
 
@@ -147,6 +172,14 @@ func (c Core) ConfigMaps(ns string) Resource[corev1.ConfigMap, *corev1.ConfigMap
 
 func (c Core) Services(ns string) Resource[corev1.Service, *corev1.Service] {
 	return Resource[corev1.Service, *corev1.Service]{c.rc, ns, "services"}
+}
+
+func (c Core) PersistentVolumeClaims(ns string) Resource[corev1.PersistentVolumeClaim, *corev1.PersistentVolumeClaim] {
+	return Resource[corev1.PersistentVolumeClaim, *corev1.PersistentVolumeClaim]{c.rc, ns, "persistentvolumeclaims"}
+}
+
+func (c Core) PersistentVolumes() Resource[corev1.PersistentVolume, *corev1.PersistentVolume] {
+	return Resource[corev1.PersistentVolume, *corev1.PersistentVolume]{c.rc, "", "persistentvolumes"}
 }
 
 func (c Core) ServiceAccounts(ns string) ServiceAccounts { return ServiceAccounts{c.rc, ns} }

@@ -72,7 +72,6 @@ func (w *worker) fail(ctx context.Context, pod *corev1.Pod, typ, reason, message
 	}
 	// Scratch space first: the eviction manager looks again once the
 	// pod is finished, and must then see what it freed.
-	w.m.teardownEmptyDirs(pod)
-	w.tornDown = true
+	w.tornDown = w.m.teardownFinished(ctx, pod)
 	w.writeStatus(ctx, pod, st)
 }

@@ -63,6 +63,8 @@ type Config struct {
 	ContainerGC *ContainerGC
 	// Devices are the device plugins' resources; nil: none.
 	Devices Devices
+	// CSI mounts CSI and PersistentVolumeClaim volumes; nil: none.
+	CSI CSIVolumes
 	// Node returns the Node as last read (nil before it is): admission
 	// checks its labels and taints.
 	Node func() *corev1.Node

@@ -21,7 +21,7 @@ const PLEGPeriod = time.Second
 // to no pod once every source is ready.
 func (m *Manager) Run(ctx context.Context) {
 	prev := map[string]string{}
-	var lastNodeGC time.Time
+	var lastNodeGC, lastDirSweep time.Time
 	tick := time.NewTicker(PLEGPeriod)
 	defer tick.Stop()
 	for {
@@ -77,7 +77,9 @@ func (m *Manager) Run(ctx context.Context) {
 		for _, uid := range orphans {
 			m.log.Info("Removing a pod no source has", "uid", uid)
 			m.removeRuntimePod(ctx, uid, 0, nil)
-			m.cleanupPodFiles(string(uid))
+			if m.teardownCSI(ctx, string(uid)) {
+				m.cleanupPodFiles(string(uid))
+			}
 		}
 		keep := func(uid types.UID) bool {
 			m.mu.Lock()
@@ -87,6 +89,10 @@ func (m *Manager) Run(ctx context.Context) {
 		m.sweepCgroups(keep)
 		if m.cfg.Devices != nil {
 			m.cfg.Devices.Retain(keep)
+		}
+		if time.Since(lastDirSweep) >= dirSweepPeriod {
+			lastDirSweep = time.Now()
+			m.sweepPodDirs(ctx, keep)
 		}
 		if time.Since(lastNodeGC) >= nodeGCPeriod {
 			lastNodeGC = time.Now()

@@ -16,6 +16,7 @@ import (
 	"k8s.io/apimachinery/pkg/types"
 	runtimeapi "k8s.io/cri-api/pkg/apis/runtime/v1"
 
+	"github.com/hivelet/hivelet/kubelet-lite/csi"
 	"github.com/hivelet/hivelet/kubelet-lite/volumes"
 )
 
@@ -80,8 +81,10 @@ func (m *Manager) setupVolumes(ctx context.Context, pod *corev1.Pod) (map[string
 			err = m.publish(dir, true, gid, func() (map[string]volumes.File, error) {
 				return m.projectedFiles(ctx, pod, dir, v.Projected)
 			})
+		case csi.Handles(v) && m.cfg.CSI != nil:
+			dir, ro, err = m.cfg.CSI.SetUp(ctx, pod, v)
 		default:
-			return nil, fmt.Errorf("volume %s: this volume type is not supported by kubelet-lite (emptyDir, hostPath, configMap, secret, downwardAPI and projected are)", v.Name)
+			return nil, fmt.Errorf("volume %s: this volume type is not supported by kubelet-lite (emptyDir, hostPath, configMap, secret, downwardAPI, projected, csi, persistentVolumeClaim and ephemeral are)", v.Name)
 		}
 		if err != nil {
 			return nil, fmt.Errorf("volume %s: %w", v.Name, err)
@@ -388,15 +391,22 @@ func (m *Manager) mounts(pod *corev1.Pod, c *corev1.Container, vols map[string]p
 	return out, nil
 }
 
-// cleanupPodFiles unmounts the pod's tmpfs volumes and subPath binds and
-// removes the pod's directory, never descending into a mount, and its
-// container logs.
-// teardownEmptyDirs removes a finished pod's emptyDir volumes (their
-// tmpfs unmounted), as upstream tears down the volumes of a terminated
-// pod: an evicted pod's disk or memory comes back before it is deleted.
-func (m *Manager) teardownEmptyDirs(pod *corev1.Pod) {
+// CSIVolumes is the CSI volume manager as the pod manager uses it.
+type CSIVolumes interface {
+	// SetUp mounts one of the pod's CSI, persistentVolumeClaim or
+	// ephemeral volumes, returning where and whether read-only.
+	SetUp(ctx context.Context, pod *corev1.Pod, v *corev1.Volume) (string, bool, error)
+	// TearDown unmounts every CSI volume of the pod with that UID.
+	TearDown(ctx context.Context, uid string) error
+}
+
+// teardownFinished tears down a finished pod's emptyDir volumes (their
+// tmpfs unmounted) and CSI volumes, as upstream tears down the volumes
+// of a terminated pod: an evicted pod's disk or memory comes back before
+// it is deleted. False when a CSI volume is still up (tried again later).
+func (m *Manager) teardownFinished(ctx context.Context, pod *corev1.Pod) bool {
 	if uidProblems(string(pod.UID)) != nil {
-		return
+		return true
 	}
 	for _, v := range pod.Spec.Volumes {
 		if v.EmptyDir == nil {
@@ -406,8 +416,26 @@ func (m *Manager) teardownEmptyDirs(pod *corev1.Pod) {
 			m.log.Warn("Removing a finished pod's emptyDir failed", "pod", pod.Namespace+"/"+pod.Name, "volume", v.Name, "error", err)
 		}
 	}
+	return m.teardownCSI(ctx, string(pod.UID))
 }
 
+// teardownCSI unmounts a pod's CSI volumes through their drivers; false
+// when one is still up. The pod's directory must stay until they are
+// all down: removing it would unmount them behind their drivers' backs.
+func (m *Manager) teardownCSI(ctx context.Context, uid string) bool {
+	if m.cfg.CSI == nil {
+		return true
+	}
+	if err := m.cfg.CSI.TearDown(ctx, uid); err != nil {
+		m.log.Warn("Tearing down a pod's CSI volumes failed; retrying", "uid", uid, "error", err)
+		return false
+	}
+	return true
+}
+
+// cleanupPodFiles unmounts the pod's tmpfs volumes and subPath binds and
+// removes the pod's directory, never descending into a mount, and its
+// container logs.
 func (m *Manager) cleanupPodFiles(uid string) {
 	if problems := uidProblems(uid); problems != nil {
 		// Runtime labels name the UID of an orphan: never a path.
@@ -420,4 +448,28 @@ func (m *Manager) cleanupPodFiles(uid string) {
 		m.log.Warn("Removing a pod's directory failed", "uid", uid, "error", err)
 	}
 	m.removePodLogs(types.UID(uid))
+}
+
+// dirSweepPeriod spaces the looks for pod directories no pod owns any
+// more (left by a teardown that failed, or by a pod deleted while the
+// kubelet was down).
+const dirSweepPeriod = 10 * time.Second
+
+// sweepPodDirs removes the directories of pods that keep says are gone,
+// their CSI volumes torn down first.
+func (m *Manager) sweepPodDirs(ctx context.Context, keep func(types.UID) bool) {
+	entries, err := os.ReadDir(filepath.Join(m.cfg.RootDir, "pods"))
+	if err != nil {
+		return
+	}
+	for _, e := range entries {
+		uid := e.Name()
+		if !e.IsDir() || uidProblems(uid) != nil || keep(types.UID(uid)) {
+			continue
+		}
+		if m.teardownCSI(ctx, uid) {
+			m.log.Info("Removing the directory of a pod that is gone", "uid", uid)
+			m.cleanupPodFiles(uid)
+		}
+	}
 }

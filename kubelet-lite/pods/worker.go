@@ -70,7 +70,7 @@ type worker struct {
 	deleting bool
 	deadline *time.Timer   // wakes the worker at activeDeadlineSeconds
 	evicting *evictRequest // guarded by mu: the eviction manager's request
-	tornDown bool          // a finished pod's emptyDirs are gone
+	tornDown bool          // a finished pod's emptyDirs and CSI volumes are gone
 	seen     time.Time     // when this kubelet first saw the pod
 	ranOnce  bool          // the pod was Running once: its start time is recorded
 }
@@ -158,6 +158,9 @@ func (w *worker) sync(ctx context.Context) bool {
 			}
 		}
 		w.m.removeRuntimePod(ctx, w.uid, gracePeriod(pod), pod)
+		if !w.m.teardownCSI(ctx, string(w.uid)) {
+			return false // the deletion is confirmed once they are down
+		}
 		w.m.cleanupPodFiles(string(w.uid))
 		w.m.removePodCgroups(pod)
 		w.m.deleteMirror(pod)
@@ -231,8 +234,7 @@ func (w *worker) sync(ctx context.Context) bool {
 		// and the pod's scratch space goes.
 		w.m.stopInOrder(ctx, pod, rp, gracePeriod(pod))
 		if !w.tornDown {
-			w.tornDown = true
-			w.m.teardownEmptyDirs(pod)
+			w.tornDown = w.m.teardownFinished(ctx, pod)
 		}
 	}
 	return false
@@ -293,9 +295,17 @@ func (w *worker) converge(ctx context.Context, pod *corev1.Pod, rp *runtimePod) 
 	podIPs := w.m.podIPs(ctx, pod, sb.Id)
 	vols, err := w.m.setupVolumes(ctx, pod)
 	if err != nil {
+		// As upstream: the pod stays ContainerCreating, and the reason is
+		// a FailedMount event (once per distinct failure).
 		w.m.log.Warn("Pod volumes not ready; retrying", "pod", pod.Namespace+"/"+pod.Name, "error", err)
-		for _, c := range append(append([]corev1.Container{}, pod.Spec.InitContainers...), pod.Spec.Containers...) {
-			w.waiting[c.Name] = waiting{"CreateContainerConfigError", err.Error()}
+		msg := err.Error()
+		if key := "\x00FailedMount\x00" + msg; !w.reported[key] {
+			w.reported[key] = true
+			w.m.event(pod, corev1.EventTypeWarning, "FailedMount", "MountVolume.SetUp failed for "+msg)
+		}
+		for _, c := range allContainers(pod) {
+			w.waiting[c.Name] = waiting{"ContainerCreating", msg}
+			w.reported[c.Name+"\x00ContainerCreating\x00"+msg] = true
 		}
 		time.AfterFunc(backoffInitial, w.kick)
 		return

@@ -433,11 +433,13 @@ func TestPrivilegedKubeletLite(t *testing.T) {
 		mk("badprobe", func(p *corev1.Pod) {
 			p.Spec.Containers[0].ReadinessProbe = &corev1.Probe{ProbeHandler: corev1.ProbeHandler{HTTPGet: &corev1.HTTPGetAction{Port: intOrName("nope")}}, PeriodSeconds: 1}
 		})
-		e.waitPod(t, "badvol", "CreateContainerConfigError naming the volume", waitingWith("CreateContainerConfigError", "volume share: this volume type is not supported"))
+		e.waitPod(t, "badvol", "ContainerCreating naming the volume", waitingWith("ContainerCreating", "volume share: this volume type is not supported"))
 		e.waitPod(t, "badimage", "InvalidImageName", waitingWith("InvalidImageName", "hivelet.test/Busybox:1"))
 		e.waitPod(t, "badprobe", "Running, never Ready", func(p *corev1.Pod) bool { return p.Status.Phase == corev1.PodRunning && !ready(p) })
 		for pod, text := range map[string]string{"badvol": "not supported", "badimage": "InvalidImageName", "badprobe": `no container port named "nope"`} {
-			harness.WaitFor(t, "an event on "+pod, func() bool { return e.hasEvent(pod, "Failed", text) || e.hasEvent(pod, "Unhealthy", text) })
+			harness.WaitFor(t, "an event on "+pod, func() bool {
+				return e.hasEvent(pod, "Failed", text) || e.hasEvent(pod, "Unhealthy", text) || e.hasEvent(pod, "FailedMount", text)
+			})
 		}
 		if e.kubelet.Exited() {
 			t.Fatalf("kubelet exited:\n%s", tail(e.kubelet.Log(), 30))
