@@ -5,7 +5,6 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
-	"io/fs"
 	"os"
 	"path/filepath"
 	"strconv"
@@ -110,8 +109,8 @@ func (m *Manager) SetUp(ctx context.Context, pod *corev1.Pod, v *corev1.Volume) 
 	if err != nil {
 		return "", false, fmt.Errorf("CSI driver %s: NodePublishVolume %s: %w", src.driver, src.handle, err)
 	}
-	if gid >= 0 && !delegate && !src.readOnly {
-		if err := applyGroup(target, gid); err != nil {
+	if gid >= 0 && !delegate && !src.readOnly && !(onRootMismatch(pod) && volumes.GroupSet(target, gid)) {
+		if err := volumes.SetGroup(target, gid); err != nil {
 			return "", false, fmt.Errorf("fsGroup on CSI volume %s: %w", v.Name, err)
 		}
 	}
@@ -189,30 +188,11 @@ func fsGroup(pod *corev1.Pod, d *driver, src *source) (int, bool) {
 	return int(*sc.FSGroup), false
 }
 
-// applyGroup gives every file of a volume the pod's fsGroup, readable
-// and writable by it, and its directories the setgid bit, as the kubelet
-// does. Links are changed, never followed.
-func applyGroup(root string, gid int) error {
-	return filepath.WalkDir(root, func(path string, e fs.DirEntry, err error) error {
-		if err != nil {
-			return err
-		}
-		if err := os.Lchown(path, -1, gid); err != nil {
-			return err
-		}
-		if e.Type()&fs.ModeSymlink != 0 {
-			return nil
-		}
-		info, err := e.Info()
-		if err != nil {
-			return err
-		}
-		mode := info.Mode()&(fs.ModePerm|fs.ModeSetgid) | 0o060
-		if e.IsDir() {
-			mode |= fs.ModeSetgid | 0o010
-		}
-		return os.Chmod(path, mode)
-	})
+// onRootMismatch reports a pod whose fsGroupChangePolicy lets the walk
+// be skipped when the volume's root already has the group.
+func onRootMismatch(pod *corev1.Pod) bool {
+	sc := pod.Spec.SecurityContext
+	return sc != nil && sc.FSGroupChangePolicy != nil && *sc.FSGroupChangePolicy == corev1.FSGroupChangeOnRootMismatch
 }
 
 // mounted reports a mount point at exactly path.

@@ -5,6 +5,7 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
+	"syscall"
 	"testing"
 
 	csipb "github.com/container-storage-interface/spec/lib/go/csi"
@@ -254,5 +255,52 @@ func TestTearDownWaitsForDriver(t *testing.T) {
 	p2.node.EXPECT().NodeUnpublishVolume(gomock.Any(), gomock.Any()).Return(&csipb.NodeUnpublishVolumeResponse{}, nil).Times(1)
 	if err := m.TearDown(ctx, "pod-a"); err != nil {
 		t.Fatal(err)
+	}
+}
+
+// A pod's fsGroup reaches a ReadWriteOnce volume with a file system type
+// (upstream's default fsGroupPolicy): the kubelet gives the published
+// files the group; with fsGroupPolicy None it leaves them alone.
+func TestSetUpFSGroup(t *testing.T) {
+	if os.Geteuid() != 0 {
+		t.Skip("chown needs root")
+	}
+	for _, tc := range []struct {
+		name   string
+		policy *storagev1.FSGroupPolicy
+		want   uint32
+	}{
+		{"default policy", nil, 5555},
+		{"policy None", ptr.To(storagev1.NoneFSGroupPolicy), 0},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			api := newFakeAPI("node-a")
+			api.drivers[testDriver] = &storagev1.CSIDriver{ObjectMeta: metav1.ObjectMeta{Name: testDriver},
+				Spec: storagev1.CSIDriverSpec{AttachRequired: ptr.To(false), FSGroupPolicy: tc.policy}}
+			api.claim("ns", "claim", "pv-1", "vol-1")
+			m, p := registered(t, api, false)
+			p.node.EXPECT().NodePublishVolume(gomock.Any(), gomock.Any()).DoAndReturn(func(_ context.Context, r *csipb.NodePublishVolumeRequest) (*csipb.NodePublishVolumeResponse, error) {
+				if r.VolumeCapability.GetMount().VolumeMountGroup != "" {
+					t.Errorf("VolumeMountGroup %q to a driver without VOLUME_MOUNT_GROUP", r.VolumeCapability.GetMount().VolumeMountGroup)
+				}
+				if err := os.MkdirAll(r.TargetPath, 0o755); err != nil {
+					return nil, err
+				}
+				return &csipb.NodePublishVolumeResponse{}, os.WriteFile(filepath.Join(r.TargetPath, "f"), []byte("x"), 0o644)
+			}).Times(1)
+			pod := podWith("a", claimVolume("claim"))
+			pod.Spec.SecurityContext = &corev1.PodSecurityContext{FSGroup: ptr.To(int64(5555))}
+			target, _, err := m.SetUp(context.Background(), pod, &pod.Spec.Volumes[0])
+			if err != nil {
+				t.Fatal(err)
+			}
+			st, err := os.Stat(filepath.Join(target, "f"))
+			if err != nil {
+				t.Fatal(err)
+			}
+			if gid := st.Sys().(*syscall.Stat_t).Gid; gid != tc.want {
+				t.Fatalf("file group %d, want %d", gid, tc.want)
+			}
+		})
 	}
 }
