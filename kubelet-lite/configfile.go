@@ -135,8 +135,8 @@ func (f *fileConfig) checkUnsupported() error {
 	bad(f.MemorySwap.SwapBehavior != "" && f.MemorySwap.SwapBehavior != "NoSwap", "memorySwap.swapBehavior", f.MemorySwap.SwapBehavior, "pods get no swap")
 	bad(f.CrashLoopBackOff.MaxContainerRestartPeriod != nil, "crashLoopBackOff.maxContainerRestartPeriod", f.CrashLoopBackOff.MaxContainerRestartPeriod, "the back-off is the upstream default (10 s to 5 min)")
 	for field, d := range map[string]metav1.Duration{
-		"cpuManagerReconcilePeriod": f.CPUManagerReconcilePeriod, "evictionPressureTransitionPeriod": f.EvictionPressureTransitionPeriod,
-		"fileCheckFrequency": f.FileCheckFrequency, "httpCheckFrequency": f.HTTPCheckFrequency, "nodeStatusReportFrequency": f.NodeStatusReportFrequency,
+		"cpuManagerReconcilePeriod": f.CPUManagerReconcilePeriod,
+		"fileCheckFrequency":        f.FileCheckFrequency, "httpCheckFrequency": f.HTTPCheckFrequency, "nodeStatusReportFrequency": f.NodeStatusReportFrequency,
 		"nodeStatusUpdateFrequency": f.NodeStatusUpdateFrequency, "runtimeRequestTimeout": f.RuntimeRequestTimeout,
 		"shutdownGracePeriod": f.ShutdownGracePeriod, "shutdownGracePeriodCriticalPods": f.ShutdownGracePeriodCriticalPods,
 		"streamingConnectionIdleTimeout": f.StreamingConnectionIdleTimeout, "syncFrequency": f.SyncFrequency, "volumeStatsAggPeriod": f.VolumeStatsAggPeriod,
@@ -228,6 +228,9 @@ func (c *Config) apply(f *fileConfig, path string) error {
 	}
 	if unset("eviction-soft-grace-period") && f.EvictionSoftGracePeriod != nil {
 		c.EvictionSoftGracePeriod = f.EvictionSoftGracePeriod
+	}
+	if unset("eviction-pressure-transition-period") && f.EvictionPressureTransitionPeriod.Duration != 0 {
+		c.EvictionPressureTransitionPeriod = f.EvictionPressureTransitionPeriod.Duration
 	}
 	if unset("eviction-minimum-reclaim") && f.EvictionMinimumReclaim != nil {
 		c.EvictionMinimumReclaim = f.EvictionMinimumReclaim

@@ -14,7 +14,10 @@ import (
 // policy: every soft threshold needs a grace period, as upstream insists.
 func evictionConfig(cfg Config) (eviction.Config, error) {
 	out := eviction.Config{Hard: cfg.EvictionHard, Soft: cfg.EvictionSoft, MaxPodGrace: int64(cfg.EvictionMaxPodGracePeriod),
-		SoftGrace: map[eviction.Signal]time.Duration{}, Critical: pods.IsCritical}
+		SoftGrace: map[eviction.Signal]time.Duration{}, Critical: pods.IsCritical, PressureTransition: cfg.EvictionPressureTransitionPeriod}
+	if cfg.EvictionPressureTransitionPeriod < 0 {
+		return out, fmt.Errorf("--eviction-pressure-transition-period %v: must not be negative", cfg.EvictionPressureTransitionPeriod)
+	}
 	for sig, v := range cfg.EvictionSoftGracePeriod {
 		d, err := time.ParseDuration(v)
 		if err != nil || d < 0 {

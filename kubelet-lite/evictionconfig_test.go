@@ -13,8 +13,8 @@ import (
 func TestEvictionConfig(t *testing.T) {
 	soft, _ := eviction.ParseFlag("memory.available<1Gi")
 	cfg, err := evictionConfig(Config{EvictionSoft: soft, EvictionSoftGracePeriod: map[string]string{"memory.available": "1m30s"},
-		EvictionMinimumReclaim: map[string]string{"memory.available": "500Mi"}, EvictionMaxPodGracePeriod: 30})
-	if err != nil || cfg.SoftGrace[eviction.MemoryAvailable] != 90*time.Second || len(cfg.MinReclaim) != 1 || cfg.MaxPodGrace != 30 {
+		EvictionMinimumReclaim: map[string]string{"memory.available": "500Mi"}, EvictionMaxPodGracePeriod: 30, EvictionPressureTransitionPeriod: time.Minute})
+	if err != nil || cfg.SoftGrace[eviction.MemoryAvailable] != 90*time.Second || len(cfg.MinReclaim) != 1 || cfg.MaxPodGrace != 30 || cfg.PressureTransition != time.Minute {
 		t.Fatalf("%+v %v", cfg, err)
 	}
 	for _, tc := range []struct {
@@ -24,6 +24,7 @@ func TestEvictionConfig(t *testing.T) {
 		{Config{EvictionSoft: soft}, "has no --eviction-soft-grace-period"},
 		{Config{EvictionSoftGracePeriod: map[string]string{"memory.available": "soon"}}, "--eviction-soft-grace-period"},
 		{Config{EvictionMinimumReclaim: map[string]string{"memory.available": "lots"}}, "--eviction-minimum-reclaim"},
+		{Config{EvictionPressureTransitionPeriod: -time.Second}, "--eviction-pressure-transition-period"},
 	} {
 		if _, err := evictionConfig(tc.cfg); err == nil || !strings.Contains(err.Error(), tc.want) {
 			t.Errorf("%+v: %v, want an error with %q", tc.cfg, err, tc.want)

@@ -11,6 +11,7 @@ import (
 	"os"
 	"path/filepath"
 	"runtime/debug"
+	"sync/atomic"
 	"time"
 
 	corev1 "k8s.io/api/core/v1"
@@ -62,11 +63,14 @@ type Config struct {
 	// pod at most EvictionMaxPodGracePeriod seconds;
 	// EvictionMinimumReclaim ("memory.available": "500Mi") is freed
 	// beyond a threshold before its pressure ends.
-	EvictionSoft                 []eviction.Threshold
-	EvictionSoftGracePeriod      map[string]string
-	EvictionMaxPodGracePeriod    int
-	EvictionMinimumReclaim       map[string]string
-	SystemReserved, KubeReserved map[string]string
+	EvictionSoft              []eviction.Threshold
+	EvictionSoftGracePeriod   map[string]string
+	EvictionMaxPodGracePeriod int
+	EvictionMinimumReclaim    map[string]string
+	// EvictionPressureTransitionPeriod is how long a pressure condition
+	// holds after its signal last met a threshold (5 min upstream).
+	EvictionPressureTransitionPeriod time.Duration
+	SystemReserved, KubeReserved     map[string]string
 	// ImageGC is the image garbage collector's policy (upstream's
 	// defaults unless given); ImageGCPeriod how often it runs (5 min;
 	// tests shorten it).
@@ -240,14 +244,23 @@ func Run(ctx context.Context, cfg Config, log *slog.Logger) error {
 	if err := volumePlugins.Start(ctx); err != nil {
 		return fmt.Errorf("start the CSI plugin watcher: %w", err)
 	}
+	// The eviction manager needs the pod manager, which needs its
+	// pressure conditions: they meet through this pointer.
+	var evictions atomic.Pointer[eviction.Manager]
+	pressure := func() []corev1.NodeConditionType {
+		if em := evictions.Load(); em != nil {
+			return em.Conditions()
+		}
+		return nil
+	}
 	var keeper *node.Keeper
 	nodeObj := func() *corev1.Node { return nil }
 	if client != nil {
 		keeper = node.New(client, node.Config{Name: cfg.NodeName, IPs: cfg.NodeIPs, RootDir: cfg.RootDir, PodCIDR: cfg.PodCIDR,
-			MaxPods: cfg.MaxPods, Reserved: reserved, SoftEviction: cfg.EvictionSoft, RuntimeReady: rt.Ready, RuntimeVersion: rt.Version, Images: rt.NodeImages, Extended: devices.Resources}, log)
+			MaxPods: cfg.MaxPods, Reserved: reserved, SoftEviction: cfg.EvictionSoft, RuntimeReady: rt.Ready, RuntimeVersion: rt.Version, Images: rt.NodeImages, Extended: devices.Resources, Pressure: pressure}, log)
 		nodeObj = keeper.Node
 	}
-	m := pods.NewManager(pods.Config{Node: nodeObj, Devices: devices, CSI: volumePlugins, ContainerGC: cfg.ContainerGC, KubepodsLimits: node.KubepodsLimits(cfg.RootDir, reserved, enforcePods), NodeName: cfg.NodeName, NodeIPs: cfg.NodeIPs, RootDir: cfg.RootDir, CgroupRoot: cfg.CgroupRoot, CgroupDriver: cfg.CgroupDriver,
+	m := pods.NewManager(pods.Config{Node: nodeObj, Devices: devices, CSI: volumePlugins, Pressure: pressure, ContainerGC: cfg.ContainerGC, KubepodsLimits: node.KubepodsLimits(cfg.RootDir, reserved, enforcePods), NodeName: cfg.NodeName, NodeIPs: cfg.NodeIPs, RootDir: cfg.RootDir, CgroupRoot: cfg.CgroupRoot, CgroupDriver: cfg.CgroupDriver,
 		SeccompDefault: cfg.SeccompDefault, AllowedUnsafeSysctls: cfg.AllowedUnsafeSysctls,
 		ClusterDNS: cfg.ClusterDNS, ClusterDomain: cfg.ClusterDomain, ResolvConf: cfg.ResolvConf,
 		PodLogsDir: cfg.PodLogsDir, ContainerLogMaxSize: logMax, ContainerLogMaxFiles: logFiles, Allocatable: node.Allocatable(cfg.RootDir, reserved, cfg.MaxPods)}, rt, client, log)
@@ -280,7 +293,7 @@ func Run(ctx context.Context, cfg Config, log *slog.Logger) error {
 	go m.RunLogRotation(ctx)
 	imageGC := imagegc.New(rt, cfg.ImageGC, imagegc.RuntimeFs(rt, cfg.RootDir), log)
 	go imageGC.Run(ctx, cfg.ImageGCPeriod)
-	go eviction.NewManager(evictCfg, eviction.Sources{Pods: m, Filesystems: filesystems(rt, cfg.RootDir),
+	evictionMgr := eviction.NewManager(evictCfg, eviction.Sources{Pods: m, Filesystems: filesystems(rt, cfg.RootDir),
 		MemoryUsage: func(ctx context.Context) (map[types.UID]eviction.PodUsage, error) {
 			mem, _, err := stats.ContainerUsage(ctx, rt)
 			return mem, err
@@ -290,7 +303,9 @@ func Run(ctx context.Context, cfg Config, log *slog.Logger) error {
 			return mergeUsage(rootfs, m.LocalUsage()), err
 		},
 		ReclaimImages: imageGC.Free,
-	}, log).Run(ctx)
+	}, log)
+	evictions.Store(evictionMgr)
+	go evictionMgr.Run(ctx)
 	if cfg.HealthzAddr != "" {
 		if err := serveHealthz(ctx, cfg.HealthzAddr, m, rt, log); err != nil {
 			return err

@@ -7,6 +7,7 @@ import (
 	"log/slog"
 	"slices"
 	"strings"
+	"sync"
 	"time"
 
 	corev1 "k8s.io/api/core/v1"
@@ -86,6 +87,10 @@ type Config struct {
 	Interval time.Duration
 	// Critical pods are never evicted (static and system-critical ones).
 	Critical func(*corev1.Pod) bool
+	// PressureTransition is how long a pressure condition holds after
+	// its signals last met a threshold
+	// (--eviction-pressure-transition-period).
+	PressureTransition time.Duration
 }
 
 // evictable are the signals that evict, in the order they are acted on;
@@ -109,6 +114,10 @@ type Manager struct {
 	softSince map[Signal]time.Time // when each soft threshold was first met
 	pressured map[Signal]bool      // met at the last look: minimum reclaim applies
 	stuck     bool                 // told already that no pod can be evicted
+
+	pmu     sync.Mutex                             // guards what Conditions reads
+	lastMet map[corev1.NodeConditionType]time.Time // when each condition was last met
+	metNow  map[corev1.NodeConditionType]bool      // met at the last look
 }
 
 // NewManager returns a manager.
@@ -122,7 +131,8 @@ func NewManager(cfg Config, src Sources, log *slog.Logger) *Manager {
 	if src.Memory == nil {
 		src.Memory = ReadMemory
 	}
-	return &Manager{cfg: cfg, src: src, log: log, now: time.Now, softSince: map[Signal]time.Time{}, pressured: map[Signal]bool{}}
+	return &Manager{cfg: cfg, src: src, log: log, now: time.Now, softSince: map[Signal]time.Time{}, pressured: map[Signal]bool{},
+		lastMet: map[corev1.NodeConditionType]time.Time{}}
 }
 
 // Run watches the signals until ctx ends.
@@ -184,6 +194,7 @@ func (m *Manager) observe(ctx context.Context) (obs map[Signal]observation, shar
 // returning its UID.
 func (m *Manager) synchronize(ctx context.Context) types.UID {
 	obs, shared := m.observe(ctx)
+	m.notePressure(obs)
 	t, grace, ok := m.threshold(obs)
 	if !ok {
 		m.stuck = false

@@ -89,9 +89,34 @@ func (m Measurement) Conditions(runtimeErr error, hard []eviction.Threshold) []c
 		ready.Status, ready.Reason, ready.Message = corev1.ConditionFalse, "KubeletNotReady", runtimeErr.Error()
 	}
 	return []corev1.NodeCondition{
-		cond(corev1.NodeMemoryPressure, memP, "KubeletHasInsufficientMemory", "KubeletHasSufficientMemory", "memory available"),
-		cond(corev1.NodeDiskPressure, diskP, "KubeletHasDiskPressure", "KubeletHasNoDiskPressure", "disk space available"),
-		cond(corev1.NodePIDPressure, pidP, "KubeletHasInsufficientPID", "KubeletHasSufficientPID", "PIDs available"),
+		cond(corev1.NodeMemoryPressure, memP, pressureReasons[corev1.NodeMemoryPressure], "KubeletHasSufficientMemory", pressureWhat[corev1.NodeMemoryPressure]),
+		cond(corev1.NodeDiskPressure, diskP, pressureReasons[corev1.NodeDiskPressure], "KubeletHasNoDiskPressure", pressureWhat[corev1.NodeDiskPressure]),
+		cond(corev1.NodePIDPressure, pidP, pressureReasons[corev1.NodePIDPressure], "KubeletHasSufficientPID", pressureWhat[corev1.NodePIDPressure]),
 		ready,
 	}
 }
+
+// withPressure sets the pressure conditions the eviction manager reports
+// (which hold for its transition period) on top of the status update's
+// own look.
+func withPressure(conds []corev1.NodeCondition, pressure func() []corev1.NodeConditionType) []corev1.NodeCondition {
+	if pressure == nil {
+		return conds
+	}
+	for _, t := range pressure() {
+		for i := range conds {
+			if conds[i].Type == t && conds[i].Status != corev1.ConditionTrue {
+				yes := cond(t, true, pressureReasons[t], "", pressureWhat[t])
+				conds[i] = yes
+			}
+		}
+	}
+	return conds
+}
+
+var (
+	pressureReasons = map[corev1.NodeConditionType]string{corev1.NodeMemoryPressure: "KubeletHasInsufficientMemory",
+		corev1.NodeDiskPressure: "KubeletHasDiskPressure", corev1.NodePIDPressure: "KubeletHasInsufficientPID"}
+	pressureWhat = map[corev1.NodeConditionType]string{corev1.NodeMemoryPressure: "memory available",
+		corev1.NodeDiskPressure: "disk space available", corev1.NodePIDPressure: "PIDs available"}
+)

@@ -50,6 +50,10 @@ type Config struct {
 	Reserved Reserved
 	// SoftEviction thresholds set the pressure conditions too.
 	SoftEviction []eviction.Threshold
+	// Pressure is the eviction manager's view of the pressure
+	// conditions (seen every 250 ms, held for the transition period);
+	// nil: the status update's own look only.
+	Pressure func() []corev1.NodeConditionType
 	// RuntimeReady reports whether the container runtime is usable.
 	RuntimeReady func(context.Context) error
 	// RuntimeVersion is "name://version" of the runtime, for nodeInfo.
@@ -213,7 +217,7 @@ func (k *Keeper) updateStatus(ctx context.Context) error {
 		rtErr = k.cfg.RuntimeReady(ctx)
 	}
 	now := metav1.Now()
-	node.Status.Conditions = mergeConditions(node.Status.Conditions, m.Conditions(rtErr, append(slices.Clone(k.cfg.Reserved.Hard), k.cfg.SoftEviction...)), now)
+	node.Status.Conditions = mergeConditions(node.Status.Conditions, withPressure(m.Conditions(rtErr, append(slices.Clone(k.cfg.Reserved.Hard), k.cfg.SoftEviction...)), k.cfg.Pressure), now)
 	updated, err := k.client.CoreV1().Nodes().UpdateStatus(ctx, node, metav1.UpdateOptions{})
 	if err != nil {
 		return fmt.Errorf("update node %s status: %w", k.cfg.Name, err)

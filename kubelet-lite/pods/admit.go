@@ -123,6 +123,9 @@ func (m *Manager) admitWorker(w *worker, pod *corev1.Pod) (string, error) {
 	if reason, err := m.admitOnNode(pod); err != nil {
 		return reason, err
 	}
+	if reason, err := m.admitUnderPressure(pod); err != nil {
+		return reason, err
+	}
 	others := m.admittedPods(w)
 	if other := hostPortHolder(others, pod); other != "" {
 		return reasonNodePorts, fmt.Errorf("Predicate NodePorts failed: node(s) didn't have free ports for the requested pod ports (held by pod %s)", other)

@@ -63,6 +63,9 @@ type Config struct {
 	ContainerGC *ContainerGC
 	// Devices are the device plugins' resources; nil: none.
 	Devices Devices
+	// Pressure lists the pressure conditions the node is under (the
+	// eviction manager's); nil: none is checked at admission.
+	Pressure func() []corev1.NodeConditionType
 	// CSI mounts CSI and PersistentVolumeClaim volumes; nil: none.
 	CSI CSIVolumes
 	// Node returns the Node as last read (nil before it is): admission

@@ -12,8 +12,10 @@ import (
 
 	corev1 "k8s.io/api/core/v1"
 	"k8s.io/apimachinery/pkg/api/resource"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 
 	"github.com/hivelet/hivelet/kubelet-lite/eviction"
+	"github.com/hivelet/hivelet/test/harness"
 )
 
 // The eviction tests' hog takes hogMiB with memory.available's threshold
@@ -53,7 +55,7 @@ func memoryLine(t testing.TB) uint64 {
 func TestPrivilegedKubeletLiteEviction(t *testing.T) {
 	threshold := memoryLine(t) >> 20
 	e := prepareNode(t, true, "", "")
-	e.args = append(e.args, "--eviction-hard", fmt.Sprintf("memory.available<%dMi", threshold))
+	e.args = append(e.args, "--eviction-hard", fmt.Sprintf("memory.available<%dMi", threshold), "--eviction-pressure-transition-period", "20s")
 	e.start()
 
 	res := func(req, lim string) corev1.ResourceRequirements {
@@ -84,6 +86,31 @@ func TestPrivilegedKubeletLiteEviction(t *testing.T) {
 	}
 	if !e.hasEvent("hog", "Evicted", "low on resource: memory") {
 		t.Error("no Evicted event")
+	}
+	// The pressure holds for the transition period after the hog is
+	// gone: a BestEffort pod is refused meanwhile, as upstream refuses it.
+	e.runPod(t, "late", nil, corev1.PodSpec{Containers: []corev1.Container{{Name: "c"}}})
+	late := e.waitPod(t, "late", "refused under memory pressure", func(p *corev1.Pod) bool { return p.Status.Phase == corev1.PodFailed })
+	if late.Status.Reason != "Evicted" || !strings.Contains(late.Status.Message, "The node had condition: [MemoryPressure]") {
+		t.Errorf("late pod: reason %q message %q", late.Status.Reason, late.Status.Message)
+	}
+	memoryPressure := func() corev1.ConditionStatus {
+		n, err := e.client.CoreV1().Nodes().Get(e.ctx, e.node, metav1.GetOptions{})
+		if err != nil {
+			return ""
+		}
+		for _, c := range n.Status.Conditions {
+			if c.Type == corev1.NodeMemoryPressure {
+				return c.Status
+			}
+		}
+		return ""
+	}
+	harness.WaitFor(t, "MemoryPressure on the Node", func() bool { return memoryPressure() == corev1.ConditionTrue })
+	for end := time.Now().Add(45 * time.Second); memoryPressure() != corev1.ConditionFalse; time.Sleep(time.Second) {
+		if time.Now().After(end) {
+			t.Fatal("MemoryPressure still set 45 s after the hog went (transition period 20 s)")
+		}
 	}
 	// The hog's memory is back: the others are not touched.
 	time.Sleep(3 * time.Second)

@@ -6,6 +6,7 @@ import (
 	"context"
 	"os/signal"
 	"syscall"
+	"time"
 
 	"github.com/spf13/cobra"
 	"github.com/spf13/pflag"
@@ -77,6 +78,7 @@ changes. Flags keep the upstream kubelet's names.`,
 	f.Var(&evictionFlag{&cfg.EvictionSoft}, "eviction-soft", "soft eviction thresholds, as --eviction-hard: they evict once held for their --eviction-soft-grace-period")
 	f.StringToStringVar(&cfg.EvictionSoftGracePeriod, "eviction-soft-grace-period", nil, "how long each soft threshold must hold before it evicts: memory.available=1m30s")
 	f.IntVar(&cfg.EvictionMaxPodGracePeriod, "eviction-max-pod-grace-period", 0, "most seconds a pod evicted for a soft threshold gets to stop (0: its own grace period)")
+	f.DurationVar(&cfg.EvictionPressureTransitionPeriod, "eviction-pressure-transition-period", 5*time.Minute, "how long a pressure condition holds after its signal last met a threshold")
 	f.StringToStringVar(&cfg.EvictionMinimumReclaim, "eviction-minimum-reclaim", nil, "what is freed beyond a threshold before its pressure ends: memory.available=500Mi")
 	f.IntVar(&cfg.ImageGC.HighThresholdPercent, "image-gc-high-threshold", cfg.ImageGC.HighThresholdPercent, "image file system usage (percent) from which unused images are removed, least recently used first")
 	f.IntVar(&cfg.ImageGC.LowThresholdPercent, "image-gc-low-threshold", cfg.ImageGC.LowThresholdPercent, "image file system usage (percent) image garbage collection brings it down to")
