@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"log/slog"
+	"net"
 	"net/netip"
 	"slices"
 	"strings"
@@ -70,7 +71,10 @@ func detectDevices(nodeIPs []netip.Addr) ([]string, error) {
 			continue
 		}
 		name := l.Attrs().Name
-		if l.Attrs().Flags&(1<<3) != 0 /* IFF_LOOPBACK */ || strings.HasPrefix(name, "hl") {
+		// netlink reports Go's net.Flags, not the kernel's IFF_ bits (where
+		// loopback is 1<<3; here that bit is point-to-point, which a
+		// tunnel or PPP uplink carrying the default route has).
+		if l.Attrs().Flags&net.FlagLoopback != 0 || strings.HasPrefix(name, "hl") {
 			continue // loopback and pod veths are not external devices
 		}
 		out = append(out, name)

@@ -2,6 +2,7 @@ package daemon
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"log/slog"
 	"strings"
@@ -54,7 +55,7 @@ func startPodLB(ctx context.Context, cfg Config, dp *datapath.Datapath, log *slo
 	if err != nil {
 		return err
 	}
-	w := &podVeths{bpffs: cfg.BPFFSDir, dp: dp, log: log, attached: map[string]bool{}}
+	w := newPodVeths(cfg.BPFFSDir, dp, log)
 	n, err := w.resync(pinned)
 	if err != nil {
 		return err
@@ -72,18 +73,27 @@ func startPodLB(ctx context.Context, cfg Config, dp *datapath.Datapath, log *slo
 // attach at once; a relist every podVethResync catches what a lost
 // notification (or a failed subscription) missed.
 type podVeths struct {
-	bpffs    string
-	dp       *datapath.Datapath
 	log      *slog.Logger
 	attached map[string]bool
+	// The kernel as the watcher uses it (fakes in tests).
+	links  func() ([]netlink.Link, error)
+	attach func(name string) error
+	detach func(name string) error
+}
+
+func newPodVeths(bpffs string, dp *datapath.Datapath, log *slog.Logger) *podVeths {
+	return &podVeths{log: log, attached: map[string]bool{}, links: netlink.LinkList, attach: dp.AttachPod,
+		detach: func(name string) error { return datapath.DetachPod(bpffs, name) }}
 }
 
 const podVethResync = 2 * time.Second
 
 // resync attaches to every pod veth and drops pins of gone ones; stale
-// lists pins to check (nil: those attached so far).
+// lists pins to check (nil: those attached so far). A veth whose detach
+// failed stays listed, so the next resync tries again instead of leaving
+// its pins behind.
 func (w *podVeths) resync(stale []string) (int, error) {
-	links, err := netlink.LinkList()
+	links, err := w.links()
 	if err != nil {
 		return 0, fmt.Errorf("list pod veths: %w", err)
 	}
@@ -95,7 +105,7 @@ func (w *podVeths) resync(stale []string) (int, error) {
 		name := l.Attrs().Name
 		present[name] = true
 		if !w.attached[name] {
-			if err := w.dp.AttachPod(name); err != nil {
+			if err := w.attach(name); err != nil {
 				return 0, err
 			}
 			w.attached[name] = true
@@ -106,15 +116,19 @@ func (w *podVeths) resync(stale []string) (int, error) {
 			stale = append(stale, name)
 		}
 	}
+	var errs []error
 	for _, name := range stale {
-		if !present[name] {
-			delete(w.attached, name)
-			if err := datapath.DetachPod(w.bpffs, name); err != nil {
-				return 0, err
-			}
+		if present[name] {
+			continue
 		}
+		if err := w.detach(name); err != nil {
+			w.attached[name] = true
+			errs = append(errs, err)
+			continue
+		}
+		delete(w.attached, name)
 	}
-	return len(present), nil
+	return len(present), errors.Join(errs...)
 }
 
 func (w *podVeths) run(ctx context.Context) {
