@@ -14,6 +14,7 @@ import (
 
 	"github.com/hivelet/hivelet/cmd/internal/cli"
 	"github.com/hivelet/hivelet/daemon"
+	"github.com/hivelet/hivelet/daemon/kubeproxy"
 	lb "github.com/hivelet/hivelet/daemon/loadbalancer"
 	"github.com/hivelet/hivelet/daemon/logfields"
 	"github.com/hivelet/hivelet/datapath"
@@ -22,8 +23,8 @@ import (
 func newAgentCmd() *cobra.Command {
 	cfg := daemon.Config{MapSizes: datapath.DefaultMapSizes}
 	var (
-		cleanup           bool
-		logLevel, logForm string
+		cleanup, cleanupKubeProxy bool
+		logLevel, logForm         string
 	)
 	cmd := &cobra.Command{
 		Use:   "agent (--manifests DIR | --kubeconfig FILE) [--bpffs DIR] [--cgroup2 PATH]",
@@ -42,15 +43,27 @@ agent is stopped or restarting; a restarted agent adopts what it finds and
 writes only the difference.
 
 With --cleanup, the agent detaches every program and removes every map and
-link it pinned, then exits.`,
+link it pinned, then exits.
+
+With --cleanup-kube-proxy, it removes what kube-proxy left (its iptables
+chains and the jumps into them, its nftables tables), then exits. Moving a
+node from kube-proxy: start the agent, stop kube-proxy, then run this.`,
 		Example: `  hivelet agent --kubeconfig /etc/kubernetes/hivelet.kubeconfig
   hivelet agent --manifests /etc/hivelet/manifests
   hivelet agent --manifests ./examples --cgroup2 /sys/fs/cgroup/unified/demo --bpffs /sys/fs/bpf/demo
-  hivelet agent --cleanup`,
+  hivelet agent --cleanup
+  hivelet agent --cleanup-kube-proxy`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			log, err := cli.NewLogger(logLevel, logForm)
 			if err != nil {
+				return err
+			}
+			if cleanupKubeProxy {
+				// One shot, after hivelet serves the node and kube-proxy
+				// is gone: what it left would still catch traffic first.
+				r, err := kubeproxy.Cleanup()
+				log.Info("Removed kube-proxy's leftovers", "iptablesChains", r.Chains, "iptablesJumps", r.Jumps, "nftablesTables", r.Tables)
 				return err
 			}
 			if cleanup {
@@ -72,6 +85,7 @@ link it pinned, then exits.`,
 	cli.KubeAPICompression(f, &cfg.KubeAPICompression)
 	f.StringVar(&cfg.BPFFSDir, "bpffs", datapath.DefaultBPFFSDir, "directory on a BPF filesystem for pinned maps and links (a bpffs is mounted if none covers it)")
 	f.StringVar(&cfg.Cgroup2, "cgroup2", "", "cgroup v2 directory to attach the socket hooks to (default: the cgroup2 root from /proc/mounts)")
+	f.BoolVar(&cleanupKubeProxy, "cleanup-kube-proxy", false, "remove kube-proxy's iptables chains (legacy and nft, IPv4 and IPv6) and nftables tables from this network namespace, as `kube-proxy --cleanup` does, and exit; run it once hivelet serves the node and kube-proxy is stopped")
 	f.BoolVar(&cleanup, "cleanup", false, "detach all programs, remove all pinned maps and links under --bpffs, and exit")
 	f.DurationVar(&cfg.SyncPeriod, "sync-period", 30*time.Second, "how often the LB maps are checked against what the agent wrote (a full resync runs when they differ; 0: never); also the node routes resync period")
 	f.DurationVar(&cfg.MinSyncInterval, "min-sync-period", 5*time.Millisecond, "minimum time between the starts of two syncs; changes arriving faster are merged into one (a partial sync costs well under a millisecond)")
