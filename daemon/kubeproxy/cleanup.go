@@ -2,8 +2,8 @@
 // `kube-proxy --cleanup` does, so a node can move from kube-proxy to
 // hivelet: its iptables chains and the jumps into them (legacy and nft
 // backends, IPv4 and IPv6) and its nftables tables. Rules and chains of
-// anything else (the kubelet's KUBE-FIREWALL, CNI plugins, the admin's
-// own) are left as they are.
+// anything else (CNI plugins, the admin's
+// own, the kubelet's KUBE-KUBELET-CANARY) are left as they are.
 package kubeproxy
 
 import (
@@ -20,7 +20,10 @@ import (
 var (
 	proxyChains = map[string]bool{"KUBE-SERVICES": true, "KUBE-EXTERNAL-SERVICES": true, "KUBE-NODEPORTS": true,
 		"KUBE-POSTROUTING": true, "KUBE-MARK-MASQ": true, "KUBE-FORWARD": true, "KUBE-PROXY-FIREWALL": true,
-		"KUBE-PROXY-CANARY": true, "KUBE-LOAD-BALANCER": true, "KUBE-NODE-PORT": true, "KUBE-FIREWALL-IPVS": true}
+		"KUBE-PROXY-CANARY": true, "KUBE-LOAD-BALANCER": true, "KUBE-NODE-PORT": true, "KUBE-FIREWALL-IPVS": true,
+		// The kubelet's once; kube-proxy's since 1.27, and removed by
+		// its cleanup.
+		"KUBE-FIREWALL": true}
 	proxyPrefixes = []string{"KUBE-SVC-", "KUBE-SEP-", "KUBE-FW-", "KUBE-XLB-", "KUBE-EXT-", "KUBE-SVL-"}
 )
 
@@ -73,7 +76,7 @@ func Cleanup() (Report, error) {
 // each table in one atomic iptables-restore --noflush: the jumps into
 // them deleted, then every one flushed, then every one deleted.
 func cleanXtables(tool string) (chains, jumps int, err error) {
-	out, err := exec.Command(tool+"-save").Output()
+	out, err := exec.Command(tool + "-save").Output()
 	if err != nil {
 		return 0, 0, fmt.Errorf("kube-proxy cleanup: %s-save: %w", tool, err)
 	}

@@ -50,7 +50,7 @@ func TestPrivilegedCleanup(t *testing.T) {
 				t.Errorf("%s still shows %s:\n%s", save, gone, out)
 			}
 		}
-		for _, kept := range []string{":KUBE-FIREWALL", "-A INPUT -j KUBE-FIREWALL", "-A ADMIN -j ACCEPT", "-j MASQUERADE", "MARK --set-xmark"} {
+		for _, kept := range []string{":KUBE-KUBELET-CANARY", "-A INPUT -j KUBE-KUBELET-CANARY", "-A ADMIN -j ACCEPT", "-j MASQUERADE", "MARK --set-xmark"} {
 			if !strings.Contains(out, kept) {
 				t.Errorf("%s lost %q:\n%s", save, kept, out)
 			}

@@ -10,8 +10,6 @@ import (
 	"path/filepath"
 	"slices"
 	"strings"
-	"sync"
-	"sync/atomic"
 	"syscall"
 	"testing"
 	"time"
@@ -167,47 +165,22 @@ func TestPrivilegedAgentRestartKeepsTraffic(t *testing.T) {
 		}
 	}()
 
-	var (
-		ok, failed atomic.Int64
-		firstErr   atomic.Value
-		stop       = make(chan struct{})
-		wg         sync.WaitGroup
-	)
-	wg.Add(1)
-	go func() {
-		defer wg.Done()
-		_ = e.node.NS.Do(func() error {
-			for {
-				select {
-				case <-stop:
-					return nil
-				default:
-				}
-				if _, err := testnet.Dial("tcp", vipPort); err != nil {
-					failed.Add(1)
-					firstErr.CompareAndSwap(nil, err.Error())
-				} else {
-					ok.Add(1)
-				}
-			}
-		})
-	}()
-	harness.WaitFor(t, "the client loop to start", func() bool { return ok.Load() > 50 })
+	loop := testnet.StartLoop(e.node.NS, vipPort, 0)
+	harness.WaitFor(t, "the client loop to start", func() bool { return loop.OK.Load() > 50 })
 
 	first.Stop(syscall.SIGKILL)
-	atKill := ok.Load()
-	harness.WaitFor(t, "connects while no agent runs", func() bool { return ok.Load() > atKill+200 })
+	atKill := loop.OK.Load()
+	harness.WaitFor(t, "connects while no agent runs", func() bool { return loop.OK.Load() > atKill+200 })
 	second := startAgent(t, e.agentArgs()...)
 	harness.WaitFor(t, "the new agent's first sync", func() bool { return strings.Contains(second.Log(), "msg=Synced") })
-	atRestart := ok.Load()
-	harness.WaitFor(t, "connects after the restart", func() bool { return ok.Load() > atRestart+200 })
-	close(stop)
-	wg.Wait()
+	atRestart := loop.OK.Load()
+	harness.WaitFor(t, "connects after the restart", func() bool { return loop.OK.Load() > atRestart+200 })
+	loop.Stop()
 
-	if n := failed.Load(); n != 0 {
-		t.Errorf("%d of %d connects failed across kill and restart; first: %v", n, n+ok.Load(), firstErr.Load())
+	if n := loop.Failed.Load(); n != 0 {
+		t.Errorf("%d of %d connects failed across kill and restart; first: %v", n, n+loop.OK.Load(), loop.FirstErr())
 	}
-	t.Logf("%d connects across SIGKILL and restart, %d failed", ok.Load(), failed.Load())
+	t.Logf("%d connects across SIGKILL and restart, %d failed", loop.OK.Load(), loop.Failed.Load())
 	if !strings.Contains(second.Log(), "upserts=0 deletes=0 backends=0") {
 		t.Errorf("the restarted agent rewrote the maps:\n%s", second.Log())
 	}

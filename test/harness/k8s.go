@@ -52,3 +52,13 @@ func K8sDown(env ...string) error {
 	}
 	return nil
 }
+
+// KubeProxyBin is the upstream kube-proxy hack/k8s.sh builds (in
+// HIVELET_K8S_CACHE, /var/cache/hivelet-k8s by default).
+func KubeProxyBin() string {
+	dir := os.Getenv("HIVELET_K8S_CACHE")
+	if dir == "" {
+		dir = "/var/cache/hivelet-k8s"
+	}
+	return filepath.Join(dir, "bin", "kube-proxy")
+}

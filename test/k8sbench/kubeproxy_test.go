@@ -85,7 +85,7 @@ func kubeProxy(b *testing.B, name, kubeconfig string, client kubernetes.Interfac
 	observed := func(page, sample string) float64 { return max(harness.Metric(page, sample), 0) }
 	var p proxy
 	p.start = func(b *testing.B) *harness.Agent {
-		cmd := exec.Command("nsenter", "--net="+ns.Path(), "--", kubeProxyBin(),
+		cmd := exec.Command("nsenter", "--net="+ns.Path(), "--", harness.KubeProxyBin(),
 			"--kubeconfig", kubeconfig, "--proxy-mode", m.mode, "--hostname-override", kubeProxyNode,
 			// Leave the machine-wide conntrack table size alone.
 			"--conntrack-max-per-core", "0",
@@ -147,14 +147,6 @@ func kubeProxy(b *testing.B, name, kubeconfig string, client kubernetes.Interfac
 		}
 	}
 	return p
-}
-
-func kubeProxyBin() string {
-	dir := os.Getenv("HIVELET_K8S_CACHE")
-	if dir == "" {
-		dir = "/var/cache/hivelet-k8s"
-	}
-	return filepath.Join(dir, "bin", "kube-proxy")
 }
 
 // ensureNode registers the Node kube-proxy looks itself up as, with an

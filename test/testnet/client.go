@@ -6,6 +6,7 @@ import (
 	"net/netip"
 	"os"
 	"slices"
+	"sync/atomic"
 	"syscall"
 	"testing"
 	"time"
@@ -150,3 +151,46 @@ func Answers(t testing.TB, ns *NS, addr netip.AddrPort, n int) []string {
 	slices.Sort(out)
 	return out
 }
+
+// Loop dials addr over TCP from inside ns again and again, pausing
+// between dials, until Stop, counting what succeeds and what fails.
+type Loop struct {
+	OK, Failed atomic.Int64
+	firstErr   atomic.Value
+	stop       chan struct{}
+	done       chan struct{}
+}
+
+// StartLoop starts a Loop.
+func StartLoop(ns *NS, addr netip.AddrPort, pause time.Duration) *Loop {
+	l := &Loop{stop: make(chan struct{}), done: make(chan struct{})}
+	go func() {
+		defer close(l.done)
+		_ = ns.Do(func() error {
+			for {
+				select {
+				case <-l.stop:
+					return nil
+				default:
+				}
+				if _, err := Dial("tcp", addr); err != nil {
+					l.Failed.Add(1)
+					l.firstErr.CompareAndSwap(nil, err.Error())
+				} else {
+					l.OK.Add(1)
+				}
+				time.Sleep(pause)
+			}
+		})
+	}()
+	return l
+}
+
+// Stop ends the loop and waits for it.
+func (l *Loop) Stop() {
+	close(l.stop)
+	<-l.done
+}
+
+// FirstErr is the first dial error, or nil.
+func (l *Loop) FirstErr() any { return l.firstErr.Load() }
