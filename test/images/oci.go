@@ -60,15 +60,21 @@ type Spec struct {
 	// here), carried with the shared libraries they load: real tools
 	// (nc, dig, curl) where busybox's applets lack the options tests use.
 	Binaries map[string]string
+	// Scratch leaves the busybox layer out: the image holds Files only.
+	Scratch bool
 }
 
 // Build builds the image spec describes.
 func Build(spec Spec) (*Image, error) {
-	layer, diffID, err := busyboxLayer()
-	if err != nil {
-		return nil, err
+	var layers [][]byte
+	var diffIDs []string
+	if !spec.Scratch {
+		layer, diffID, err := busyboxLayer()
+		if err != nil {
+			return nil, err
+		}
+		layers, diffIDs = append(layers, layer), append(diffIDs, diffID)
 	}
-	layers, diffIDs := [][]byte{layer}, []string{diffID}
 	files := maps.Clone(spec.Files)
 	if files == nil {
 		files = map[string]string{}
@@ -83,7 +89,10 @@ func Build(spec Spec) (*Image, error) {
 		}
 		layers, diffIDs = append(layers, layer), append(diffIDs, diffID)
 	}
-	cfg := map[string]any{"Cmd": spec.Cmd, "Env": append([]string{"PATH=/bin:/usr/bin:/usr/local/bin"}, spec.Env...)}
+	cfg := map[string]any{"Env": append([]string{"PATH=/bin:/usr/bin:/usr/local/bin"}, spec.Env...)}
+	if len(spec.Cmd) > 0 {
+		cfg["Cmd"] = spec.Cmd
+	}
 	if len(spec.Entrypoint) > 0 {
 		cfg["Entrypoint"] = spec.Entrypoint
 	}
