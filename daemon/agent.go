@@ -42,11 +42,15 @@ type Config struct {
 	Kubeconfig string
 	// KubeAPICompression asks the API server for gzip responses.
 	KubeAPICompression bool
-	BPFFSDir           string
-	Cgroup2            string // empty: the cgroup2 root
-	MapSizes           datapath.MapSizes
-	SyncPeriod         time.Duration
-	MinSyncInterval    time.Duration
+	// APIServer ("https://10.0.0.1:6443") replaces the kubeconfig's
+	// server, or the kubernetes Service's address in-cluster: the agent
+	// must reach the API server without the Service it is to program.
+	APIServer       string
+	BPFFSDir        string
+	Cgroup2         string // empty: the cgroup2 root
+	MapSizes        datapath.MapSizes
+	SyncPeriod      time.Duration
+	MinSyncInterval time.Duration
 	// HealthzAddr and MetricsAddr are listen addresses; empty disables.
 	HealthzAddr string
 	MetricsAddr string
@@ -143,6 +147,16 @@ func Run(ctx context.Context, cfg Config, log *slog.Logger) error {
 	listed := make(chan error, 1)
 	go func() { listed <- startSource(ctx, cfg, s.tracker, log) }()
 
+	if err := datapath.EnsureBPFFS(cfg.BPFFSDir); err != nil {
+		return err
+	}
+	unlock, err := datapath.LockPins(cfg.BPFFSDir, func() {
+		log.Warn("Another agent holds the pin directory; waiting for it to stop", logfields.BPFFS, cfg.BPFFSDir)
+	})
+	if err != nil {
+		return err
+	}
+	defer unlock()
 	dp, err := datapath.Load(datapath.Config{BPFFSDir: cfg.BPFFSDir, Sizes: cfg.MapSizes, MaglevTableSize: cfg.MaglevTableSize})
 	if err != nil {
 		return err
@@ -189,7 +203,7 @@ func startSource(ctx context.Context, cfg Config, tr *tracker.Tracker, log *slog
 		}
 		return nil
 	}
-	restCfg, err := kubeclient.Config(cfg.Kubeconfig, "hivelet-agent", cfg.KubeAPICompression)
+	restCfg, err := kubeclient.Config(cfg.Kubeconfig, "hivelet-agent", cfg.KubeAPICompression, cfg.APIServer)
 	if err != nil {
 		return err
 	}

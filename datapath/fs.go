@@ -105,8 +105,32 @@ func unmountOwnBPFFS(dir string) error {
 	if parentOnBPF, err := isFS(filepath.Dir(dir), unix.BPF_FS_MAGIC); err != nil || parentOnBPF {
 		return nil
 	}
-	if err := unix.Unmount(dir, 0); err != nil {
+	// Detached: a running agent's lock on the directory keeps the
+	// mount busy, and its pins are gone already.
+	if err := unix.Unmount(dir, unix.MNT_DETACH); err != nil {
 		return fmt.Errorf("unmount bpffs %s: %w", dir, err)
 	}
 	return nil
+}
+
+// LockPins takes an exclusive lock on the pin directory (flock on the
+// directory itself: bpffs holds no regular files), so two agents on a
+// node, an old and a new one during a rolling update, never write the
+// same maps. It waits, telling wait once, while another holds it; the
+// lock goes with the returned release, or with the process.
+func LockPins(dir string, wait func()) (release func(), err error) {
+	fd, err := unix.Open(dir, unix.O_RDONLY|unix.O_DIRECTORY|unix.O_CLOEXEC, 0)
+	if err != nil {
+		return nil, fmt.Errorf("lock bpffs dir %s: %w", dir, err)
+	}
+	err = unix.Flock(fd, unix.LOCK_EX|unix.LOCK_NB)
+	if errors.Is(err, unix.EWOULDBLOCK) {
+		wait()
+		err = unix.Flock(fd, unix.LOCK_EX)
+	}
+	if err != nil {
+		unix.Close(fd)
+		return nil, fmt.Errorf("lock bpffs dir %s: %w", dir, err)
+	}
+	return func() { unix.Close(fd) }, nil
 }

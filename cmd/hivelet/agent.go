@@ -24,6 +24,7 @@ func newAgentCmd() *cobra.Command {
 	cfg := daemon.Config{MapSizes: datapath.DefaultMapSizes}
 	var (
 		cleanup, cleanupKubeProxy bool
+		configFile                string
 		logLevel, logForm         string
 	)
 	cmd := &cobra.Command{
@@ -55,6 +56,9 @@ node from kube-proxy: start the agent, stop kube-proxy, then run this.`,
   hivelet agent --cleanup-kube-proxy`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
+			if err := cli.ApplyConfigFile(cmd.Flags(), configFile); err != nil {
+				return err
+			}
 			log, err := cli.NewLogger(logLevel, logForm)
 			if err != nil {
 				return err
@@ -81,6 +85,8 @@ node from kube-proxy: start the agent, stop kube-proxy, then run this.`,
 	}
 	f := cmd.Flags()
 	f.StringVar(&cfg.ManifestsDir, "manifests", "", "directory of Service and EndpointSlice manifests (YAML or JSON) to serve")
+	f.StringVar(&configFile, "config", "", "YAML file of flag settings (flag name: value; lists as YAML lists); flags on the command line win (the DaemonSet's ConfigMap)")
+	f.StringVar(&cfg.APIServer, "k8s-api-server", "", "the API server's URL, replacing the kubeconfig's or, in-cluster, the kubernetes Service's (which the agent has not programmed yet when it starts)")
 	f.StringVar(&cfg.Kubeconfig, "kubeconfig", "", "kubeconfig file of the API server to watch, or \"in-cluster\" for the pod's service account")
 	cli.KubeAPICompression(f, &cfg.KubeAPICompression)
 	f.StringVar(&cfg.BPFFSDir, "bpffs", datapath.DefaultBPFFSDir, "directory on a BPF filesystem for pinned maps and links (a bpffs is mounted if none covers it)")

@@ -1,7 +1,13 @@
 package main
 
 import (
+	"context"
 	"fmt"
+	"time"
+
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/client-go/kubernetes"
+
 	"net/netip"
 	"os"
 	"path/filepath"
@@ -10,13 +16,43 @@ import (
 
 	"github.com/hivelet/hivelet/cni-plugin/install"
 	"github.com/hivelet/hivelet/cni-plugin/runtimegc"
+	"github.com/hivelet/hivelet/daemon/kubeclient"
 	"github.com/hivelet/hivelet/datapath/pins"
 )
+
+// nodePodCIDRs reads a Node's pod CIDRs, waiting for the node IPAM
+// controller to assign them to a new node.
+func nodePodCIDRs(ctx context.Context, node, kubeconfig, apiServer string) ([]string, error) {
+	cfg, err := kubeclient.Config(kubeconfig, "hivelet-cni-install", false, apiServer)
+	if err != nil {
+		return nil, err
+	}
+	client, err := kubernetes.NewForConfig(cfg)
+	if err != nil {
+		return nil, fmt.Errorf("create Kubernetes client: %w", err)
+	}
+	var last error
+	for end := time.Now().Add(time.Minute); time.Now().Before(end); time.Sleep(2 * time.Second) {
+		n, err := client.CoreV1().Nodes().Get(ctx, node, metav1.GetOptions{})
+		switch {
+		case err != nil:
+			last = fmt.Errorf("read Node %s: %w", node, err)
+		case len(n.Spec.PodCIDRs) == 0 && n.Spec.PodCIDR == "":
+			last = fmt.Errorf("Node %s has no spec.podCIDRs yet (is the controller manager's --allocate-node-cidrs on?)", node)
+		case len(n.Spec.PodCIDRs) > 0:
+			return n.Spec.PodCIDRs, nil
+		default:
+			return []string{n.Spec.PodCIDR}, nil
+		}
+	}
+	return nil, last
+}
 
 func newCNICmd() *cobra.Command {
 	cmd := &cobra.Command{Use: "cni", Short: "Install or remove the hivelet-cni plugin and its network config"}
 	opts := install.Options{}
 	var cidrs []string
+	var fromNode, kubeconfig, apiServer string
 	flags := func(c *cobra.Command) {
 		c.Flags().StringVar(&opts.BinDir, "bin-dir", "/opt/cni/bin", "CNI plugin directory of the container runtime")
 		c.Flags().StringVar(&opts.ConfDir, "conf-dir", "/etc/cni/net.d", "CNI config directory of the container runtime")
@@ -31,6 +67,15 @@ into place, so a runtime never reads a partial file. Running it again
 updates both.`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
+			if fromNode != "" {
+				if len(cidrs) > 0 {
+					return fmt.Errorf("--from-node and --pod-cidr: pass one")
+				}
+				var err error
+				if cidrs, err = nodePodCIDRs(context.Background(), fromNode, kubeconfig, apiServer); err != nil {
+					return err
+				}
+			}
 			for _, s := range cidrs {
 				p, err := netip.ParsePrefix(s)
 				if err != nil {
@@ -55,6 +100,9 @@ updates both.`,
 	}
 	flags(in)
 	in.Flags().StringSliceVar(&cidrs, "pod-cidr", nil, "the node's pod CIDRs, one per IP family (its Node's spec.podCIDRs)")
+	in.Flags().StringVar(&fromNode, "from-node", "", "read the pod CIDRs from this Node's spec.podCIDRs (waiting up to a minute for them), instead of --pod-cidr")
+	in.Flags().StringVar(&kubeconfig, "kubeconfig", kubeclient.InCluster, "with --from-node: kubeconfig file, or \"in-cluster\"")
+	in.Flags().StringVar(&apiServer, "k8s-api-server", "", "with --from-node: the API server's URL, replacing the kubeconfig's (or the kubernetes Service's)")
 	in.Flags().StringVar(&opts.Plugin, "plugin", "", "hivelet-cni binary to install (default: hivelet-cni next to this binary)")
 	in.Flags().StringVar(&opts.Network, "network-name", "hivelet", "CNI network name")
 	in.Flags().StringVar(&opts.CNIVersion, "cni-version", install.DefaultCNIVersion, "cniVersion of the conflist (1.1.0 adds STATUS and GC; containerd 1.6/1.7 need 1.0.0)")

@@ -35,6 +35,13 @@ type env struct {
 
 func newEnv(t *testing.T) *env {
 	t.Helper()
+	return newEnvAs(t, "--kubeconfig", kubeconfig)
+}
+
+// newEnvAs is newEnv with the agent reaching the API server as auth
+// says (--kubeconfig FILE, and any other flags).
+func newEnvAs(t *testing.T, auth ...string) *env {
+	t.Helper()
 	testnet.RequireRoot(t)
 	e := &env{
 		node:   testnet.NewNode(t, 3),
@@ -63,8 +70,8 @@ func newEnv(t *testing.T) *env {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { _ = client.CoreV1().Nodes().Delete(e.ctx, e.nodeName, metav1.DeleteOptions{}) })
-	e.agent = harness.StartAgent(t, hiveletBin, "--kubeconfig", kubeconfig, "--bpffs", e.bpffs, "--cgroup2", cg,
-		"--hostname-override", e.nodeName)
+	e.agent = harness.StartAgent(t, hiveletBin, append(auth, "--bpffs", e.bpffs, "--cgroup2", cg,
+		"--hostname-override", e.nodeName)...)
 	return e
 }
 
