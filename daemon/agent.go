@@ -27,6 +27,7 @@ import (
 	lb "github.com/hivelet/hivelet/daemon/loadbalancer"
 	"github.com/hivelet/hivelet/daemon/logfields"
 	"github.com/hivelet/hivelet/daemon/manifests"
+	"github.com/hivelet/hivelet/daemon/masquerade"
 	"github.com/hivelet/hivelet/daemon/metrics"
 	"github.com/hivelet/hivelet/daemon/reconciler"
 	"github.com/hivelet/hivelet/daemon/runner"
@@ -60,6 +61,10 @@ type Config struct {
 	// InternalIPs (nodes on a shared link), "vxlan" to carry them in a
 	// VXLAN overlay to those addresses, or "" / "none".
 	PodRoutes string
+	// Masquerade gives traffic from ClusterCIDRs to destinations outside
+	// them the node's address (nftables, reconciled every SyncPeriod).
+	Masquerade   bool
+	ClusterCIDRs []netip.Prefix
 	// Devices are where clients from outside reach NodePorts, external
 	// IPs and load-balancer IPs: DevicesAuto, a comma-separated list, or
 	// "" / "none" for socket LB only.
@@ -110,6 +115,8 @@ func Run(ctx context.Context, cfg Config, log *slog.Logger) error {
 		return fmt.Errorf("--pod-routes %s needs the Node objects: pass --kubeconfig", cfg.PodRoutes)
 	case cfg.LBAlgorithm != "" && cfg.LBAlgorithm != "random" && cfg.LBAlgorithm != "maglev":
 		return fmt.Errorf("--bpf-lb-algorithm %q: want random or maglev", cfg.LBAlgorithm)
+	case cfg.Masquerade && len(cfg.ClusterCIDRs) == 0:
+		return errors.New("--masquerade needs --cluster-cidr (the pod CIDRs of the whole cluster, e.g. 10.244.0.0/16)")
 	case cfg.SyncPeriod < 0:
 		return fmt.Errorf("--sync-period %s: want a positive duration (or 0: no periodic check)", cfg.SyncPeriod)
 	case cfg.MaglevTableSize != 0 && !isPrime(cfg.MaglevTableSize):
@@ -177,6 +184,13 @@ func Run(ctx context.Context, cfg Config, log *slog.Logger) error {
 	if err := startPodLB(ctx, cfg, dp, log); err != nil {
 		return err
 	}
+	if cfg.Masquerade {
+		if err := masquerade.Apply(cfg.ClusterCIDRs); err != nil {
+			return err
+		}
+		log.Info("Masquerading pod traffic that leaves the cluster", "clusterCIDRs", cfg.ClusterCIDRs)
+		go keepMasquerade(ctx, cfg, log)
+	}
 
 	if err := serve(ctx, log, cfg.HealthzAddr, "healthz", healthMux(hc)); err != nil {
 		return err
@@ -190,6 +204,27 @@ func Run(ctx context.Context, cfg Config, log *slog.Logger) error {
 	go s.verifyLoop(ctx, cfg.SyncPeriod, r.Trigger)
 	r.Run(ctx)
 	return nil
+}
+
+// keepMasquerade writes the masquerade table again every sync period (a
+// whole replacement, so what drifted comes back).
+func keepMasquerade(ctx context.Context, cfg Config, log *slog.Logger) {
+	period := cfg.SyncPeriod
+	if period <= 0 {
+		period = time.Minute
+	}
+	t := time.NewTicker(period)
+	defer t.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+			if err := masquerade.Apply(cfg.ClusterCIDRs); err != nil {
+				log.Warn("Rewriting the masquerade table failed; retrying", logfields.Error, err)
+			}
+		}
+	}
 }
 
 func startSource(ctx context.Context, cfg Config, tr *tracker.Tracker, log *slog.Logger) error {

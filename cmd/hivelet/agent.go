@@ -2,6 +2,7 @@ package main
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"os/signal"
 	"strconv"
@@ -17,6 +18,7 @@ import (
 	"github.com/hivelet/hivelet/daemon/kubeproxy"
 	lb "github.com/hivelet/hivelet/daemon/loadbalancer"
 	"github.com/hivelet/hivelet/daemon/logfields"
+	"github.com/hivelet/hivelet/daemon/masquerade"
 	"github.com/hivelet/hivelet/datapath"
 )
 
@@ -71,7 +73,7 @@ node from kube-proxy: start the agent, stop kube-proxy, then run this.`,
 				return err
 			}
 			if cleanup {
-				if err := datapath.Cleanup(cfg.BPFFSDir); err != nil {
+				if err := errors.Join(datapath.Cleanup(cfg.BPFFSDir), masquerade.Remove()); err != nil {
 					return err
 				}
 				log.Info("Removed hivelet programs, links and maps", logfields.BPFFS, cfg.BPFFSDir)
@@ -103,9 +105,11 @@ node from kube-proxy: start the agent, stop kube-proxy, then run this.`,
 	f.StringVar(&cfg.HealthzAddr, "healthz-bind-address", "0.0.0.0:10256", "address for /healthz and /livez (as kube-proxy); empty disables")
 	f.StringVar(&cfg.MetricsAddr, "metrics-bind-address", "127.0.0.1:10249", "address for Prometheus /metrics (as kube-proxy); empty disables")
 	f.Uint32Var(&cfg.MapSizes.Affinity, "bpf-lb-affinity-map-max", datapath.DefaultMapSizes.Affinity, "entries in the session-affinity LRU map (one per client namespace and service with affinity)")
+	f.BoolVar(&cfg.Masquerade, "masquerade", false, "give traffic from pods to destinations outside --cluster-cidr the node's address (nftables table inet hivelet-masquerade, rewritten every --sync-period)")
+	f.Var(cli.CIDRs(&cfg.ClusterCIDRs), "cluster-cidr", "the pod CIDRs of the whole cluster, comma-separated (one per family): traffic within them is never masqueraded")
 	f.StringVar(&cfg.PodRoutes, "pod-routes", "none", "native: route every other node's pod CIDRs (Node spec.podCIDRs) via its InternalIP, for nodes on a shared link; vxlan: through a VXLAN overlay (UDP 8472) to that address, for nodes that are not (pod MTU: 50 below the node's); none: leave pod routing to something else")
 	f.StringVar(&cfg.Devices, "devices", daemon.DevicesAuto, "devices where clients from outside reach NodePorts, external IPs and load-balancer IPs (TC programs with conntrack and SNAT): \"auto\" (those of the default routes and node addresses), a comma-separated list, or \"none\" for socket LB only")
-	f.Var(&cli.NodeIPs{V: &cfg.NodeIPs}, "node-ip", "this node's addresses, comma-separated: NodePorts listen there when no API server says (--manifests), and flows to other nodes' backends are SNATed to the first of each family (default: the devices' addresses)")
+	f.Var(cli.NodeIPs(&cfg.NodeIPs), "node-ip", "this node's addresses, comma-separated: NodePorts listen there when no API server says (--manifests), and flows to other nodes' backends are SNATed to the first of each family (default: the devices' addresses)")
 	f.StringVar(&cfg.LBAlgorithm, "bpf-lb-algorithm", "random", "how clients from outside pick a backend: random, or maglev (consistent hashing: every node picks the same backend for a flow); the annotation "+lb.AlgorithmAnnotation+" overrides it per Service")
 	f.Uint32Var(&cfg.MaglevTableSize, "bpf-lb-maglev-table-size", datapath.DefaultMaglevTableSize, "slots of each Maglev table, a prime; more slots spread more evenly over many backends (4 bytes each per Service)")
 	f.Uint32Var(&cfg.MapSizes.CT, "bpf-ct-map-max", datapath.DefaultMapSizes.CT, "entries in the connection-tracking LRU map (two per flow from outside to a local backend, one to a remote one)")
