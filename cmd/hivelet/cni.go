@@ -52,7 +52,7 @@ func newCNICmd() *cobra.Command {
 	cmd := &cobra.Command{Use: "cni", Short: "Install or remove the hivelet-cni plugin and its network config"}
 	opts := install.Options{}
 	var cidrs []string
-	var fromNode, kubeconfig, apiServer string
+	var fromNode, kubeconfig, apiServer, podRoutes string
 	flags := func(c *cobra.Command) {
 		c.Flags().StringVar(&opts.BinDir, "bin-dir", "/opt/cni/bin", "CNI plugin directory of the container runtime")
 		c.Flags().StringVar(&opts.ConfDir, "conf-dir", "/etc/cni/net.d", "CNI config directory of the container runtime")
@@ -83,6 +83,16 @@ updates both.`,
 				}
 				opts.PodCIDRs = append(opts.PodCIDRs, p)
 			}
+			if opts.MTU == 0 {
+				// Follow the underlay (a jumbo-frame network, a cloud's
+				// 1460): pods on the 1500 default would fragment or
+				// black-hole there.
+				if mtu, err := install.DetectMTU(podRoutes == "vxlan"); err == nil {
+					opts.MTU = mtu
+				} else {
+					fmt.Fprintf(cmd.ErrOrStderr(), "%v; pods get the default MTU\n", err)
+				}
+			}
 			if opts.Plugin == "" {
 				self, err := os.Executable()
 				if err != nil {
@@ -107,7 +117,8 @@ updates both.`,
 	in.Flags().StringVar(&opts.Network, "network-name", "hivelet", "CNI network name")
 	in.Flags().StringVar(&opts.CNIVersion, "cni-version", install.DefaultCNIVersion, "cniVersion of the conflist (1.1.0 adds STATUS and GC; containerd 1.6/1.7 need 1.0.0)")
 	in.Flags().StringVar(&opts.DataDir, "ipam-data-dir", "", "where pod address leases are kept (default /var/lib/cni/networks); one per node when several share a machine")
-	in.Flags().IntVar(&opts.MTU, "mtu", 0, "pod interface MTU (default 1500)")
+	in.Flags().IntVar(&opts.MTU, "mtu", 0, "pod interface MTU (default: the default route's device's, less 50 with --pod-routes vxlan; 1500 without a default route)")
+	in.Flags().StringVar(&podRoutes, "pod-routes", "none", "the agent's --pod-routes: with vxlan the detected MTU leaves room for the overlay")
 	in.Flags().BoolVar(&opts.Standalone, "standalone", false, "report ready (CNI STATUS) without a running hivelet agent")
 	in.Flags().StringVar(&opts.BPFFS, "bpffs", pins.DefaultBPFFS, "where the agent pins its datapath (CNI STATUS waits for it)")
 	out := &cobra.Command{
