@@ -1,11 +1,13 @@
 // Package csi is kubelet-lite's node side of the Container Storage
 // Interface: it finds CSI node plugins through the plugin watcher's
 // registration sockets (<root-dir>/plugins_registry), records each on the
-// node's CSINode object, and mounts pods' CSI volumes (PersistentVolumeClaims
-// bound to CSI PersistentVolumes, generic ephemeral volumes, and CSI
-// inline volumes) with NodeStageVolume and NodePublishVolume before their
-// containers start, tearing them down with NodeUnpublishVolume and
-// NodeUnstageVolume once the containers are gone.
+// node's CSINode object, and mounts pods' CSI volumes
+// (PersistentVolumeClaims bound to CSI PersistentVolumes, generic
+// ephemeral volumes, and CSI inline volumes) with NodeStageVolume and
+// NodePublishVolume before their containers start, tearing them down with
+// NodeUnpublishVolume and NodeUnstageVolume once the containers are gone.
+// Claims bound to hostPath and local PersistentVolumes resolve here too:
+// they are the node's own directories, with no driver.
 //
 // What it mounted is recorded on disk beside each mount (vol_data.json,
 // as the upstream kubelet records it), so a restarted kubelet adopts the

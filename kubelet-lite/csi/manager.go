@@ -31,10 +31,18 @@ type Manager struct {
 	// published holds the mount points this process published or found
 	// mounted, and whether each is read-only; guarded by mu.
 	published map[string]bool
+	// hostPaths are the pods' claims bound to hostPath and local
+	// volumes, by their would-be mount point: resolved once.
+	hostPaths map[string]hostVolume
 
 	// opMu makes staging decisions one at a time: a volume staged for one
 	// pod is never unstaged for another's teardown in between.
 	opMu sync.Mutex
+}
+
+type hostVolume struct {
+	path     string
+	readOnly bool
 }
 
 type socketState struct {
@@ -48,7 +56,7 @@ type socketState struct {
 // needs API objects can be mounted.
 func New(root, node string, api API, log *slog.Logger) *Manager {
 	return &Manager{root: root, node: node, api: api, log: log,
-		drivers: map[string]*driver{}, sockets: map[string]*socketState{}, published: map[string]bool{}}
+		drivers: map[string]*driver{}, sockets: map[string]*socketState{}, published: map[string]bool{}, hostPaths: map[string]hostVolume{}}
 }
 
 // RegistryDir is where node plugins (node-driver-registrar) put their

@@ -43,9 +43,13 @@ func (m *Manager) SetUp(ctx context.Context, pod *corev1.Pod, v *corev1.Volume) 
 	target := filepath.Join(dir, "mount")
 	m.mu.Lock()
 	ro, done := m.published[target]
+	hv, isHost := m.hostPaths[target]
 	m.mu.Unlock()
 	if done {
 		return target, ro, nil
+	}
+	if isHost {
+		return hv.path, hv.readOnly, nil
 	}
 	if rec, err := readRecord(dir); err == nil && mounted(target) {
 		// Published before this kubelet started: adopted as it is, with
@@ -57,6 +61,16 @@ func (m *Manager) SetUp(ctx context.Context, pod *corev1.Pod, v *corev1.Volume) 
 	src, err := m.resolve(ctx, pod, v)
 	if err != nil {
 		return "", false, err
+	}
+	if src.hostPath != nil {
+		path, err := volumes.HostPath(src.hostPath)
+		if err != nil {
+			return "", false, err
+		}
+		m.mu.Lock()
+		m.hostPaths[target] = hostVolume{path, src.readOnly}
+		m.mu.Unlock()
+		return path, src.readOnly, nil
 	}
 	d := m.driver(src.driver)
 	if d == nil {
@@ -242,6 +256,13 @@ func (m *Manager) TearDown(ctx context.Context, uid string) error {
 	if filepath.Base(uid) != uid || uid == ".." || uid == "." {
 		return fmt.Errorf("tear down CSI volumes: invalid pod UID %q", uid)
 	}
+	m.mu.Lock()
+	for target := range m.hostPaths {
+		if strings.HasPrefix(target, filepath.Join(m.root, "pods", uid)+"/") {
+			delete(m.hostPaths, target)
+		}
+	}
+	m.mu.Unlock()
 	entries, err := os.ReadDir(base)
 	if errors.Is(err, os.ErrNotExist) {
 		return nil

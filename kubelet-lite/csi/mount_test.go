@@ -304,3 +304,48 @@ func TestSetUpFSGroup(t *testing.T) {
 		})
 	}
 }
+
+// A claim bound to a hostPath or local PersistentVolume is the node's
+// directory itself, no driver involved; a local volume's directory must
+// exist, and a PV path with ".." is refused.
+func TestSetUpHostPathAndLocalVolumes(t *testing.T) {
+	api := newFakeAPI("node-a")
+	dir := t.TempDir()
+	api.claim("ns", "hp", "pv-hp", "x")
+	api.pvs["pv-hp"].Spec.CSI = nil
+	api.pvs["pv-hp"].Spec.HostPath = &corev1.HostPathVolumeSource{Path: filepath.Join(dir, "made"), Type: ptr.To(corev1.HostPathDirectoryOrCreate)}
+	api.claim("ns", "local", "pv-local", "y")
+	api.pvs["pv-local"].Spec.CSI = nil
+	api.pvs["pv-local"].Spec.Local = &corev1.LocalVolumeSource{Path: filepath.Join(dir, "disk1")}
+	api.claim("ns", "evil", "pv-evil", "z")
+	api.pvs["pv-evil"].Spec.CSI = nil
+	api.pvs["pv-evil"].Spec.HostPath = &corev1.HostPathVolumeSource{Path: "/var/lib/../../etc"}
+	m := newTestManager(t, api)
+	ctx := context.Background()
+	pod := podWith("a", claimVolume("hp"))
+	pod.Spec.Volumes[0].PersistentVolumeClaim.ReadOnly = true
+	got, ro, err := m.SetUp(ctx, pod, &pod.Spec.Volumes[0])
+	if err != nil || got != filepath.Join(dir, "made") || !ro {
+		t.Fatalf("hostPath PV: %q ro %v: %v", got, ro, err)
+	}
+	if st, err := os.Stat(got); err != nil || !st.IsDir() {
+		t.Fatalf("DirectoryOrCreate not created: %v", err)
+	}
+	pod = podWith("b", claimVolume("local"))
+	if _, _, err := m.SetUp(ctx, pod, &pod.Spec.Volumes[0]); err == nil || !strings.Contains(err.Error(), "not a directory") {
+		t.Fatalf("missing local directory: %v", err)
+	}
+	if err := os.Mkdir(filepath.Join(dir, "disk1"), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	if got, _, err := m.SetUp(ctx, pod, &pod.Spec.Volumes[0]); err != nil || got != filepath.Join(dir, "disk1") {
+		t.Fatalf("local PV: %q %v", got, err)
+	}
+	pod = podWith("c", claimVolume("evil"))
+	if _, _, err := m.SetUp(ctx, pod, &pod.Spec.Volumes[0]); err == nil || !strings.Contains(err.Error(), "without \"..\"") {
+		t.Fatalf("a PV path with ..: %v", err)
+	}
+	if err := m.TearDown(ctx, "pod-a"); err != nil {
+		t.Fatal(err)
+	}
+}

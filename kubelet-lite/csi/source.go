@@ -12,6 +12,7 @@ import (
 	storagev1 "k8s.io/api/storage/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/utils/ptr"
 )
 
 // ErrNotCSI is wrapped when a pod's claim is bound to a volume that is
@@ -32,6 +33,9 @@ type source struct {
 	publishSecret  *corev1.SecretReference
 	policy         storagev1.FSGroupPolicy
 	attach         bool
+	// hostPath is set for a claim bound to a hostPath or local
+	// PersistentVolume: a directory of the node, mounted as it is.
+	hostPath *corev1.HostPathVolumeSource
 }
 
 // Handles reports the volumes this package mounts.
@@ -73,6 +77,9 @@ func (m *Manager) resolve(ctx context.Context, pod *corev1.Pod, v *corev1.Volume
 	if err != nil {
 		return nil, err
 	}
+	if src.hostPath != nil {
+		return src, nil
+	}
 	if err := checkDriverName(src.driver); err != nil {
 		return nil, err
 	}
@@ -109,11 +116,18 @@ func (m *Manager) claimSource(ctx context.Context, pod *corev1.Pod, claim string
 	if ref := pv.Spec.ClaimRef; ref == nil || ref.UID != pvc.UID {
 		return nil, fmt.Errorf("PersistentVolume %s is not bound to claim %s/%s", pv.Name, pod.Namespace, claim)
 	}
-	if pv.Spec.CSI == nil {
-		return nil, fmt.Errorf("PersistentVolume %s: %w (kubelet-lite mounts CSI persistent volumes)", pv.Name, ErrNotCSI)
-	}
 	if pv.Spec.VolumeMode != nil && *pv.Spec.VolumeMode == corev1.PersistentVolumeBlock {
 		return nil, fmt.Errorf("PersistentVolume %s: raw block volumes are not supported by kubelet-lite", pv.Name)
+	}
+	switch {
+	case pv.Spec.HostPath != nil:
+		return &source{hostPath: pv.Spec.HostPath}, nil
+	case pv.Spec.Local != nil:
+		// A local volume is a directory the administrator prepared: it
+		// must be there, never created.
+		return &source{hostPath: &corev1.HostPathVolumeSource{Path: pv.Spec.Local.Path, Type: ptr.To(corev1.HostPathDirectory)}}, nil
+	case pv.Spec.CSI == nil:
+		return nil, fmt.Errorf("PersistentVolume %s: %w (kubelet-lite mounts CSI, local and hostPath persistent volumes)", pv.Name, ErrNotCSI)
 	}
 	c := pv.Spec.CSI
 	src := &source{driver: c.Driver, handle: c.VolumeHandle, readOnly: c.ReadOnly, fsType: c.FSType,

@@ -64,7 +64,7 @@ func (m *Manager) setupVolumes(ctx context.Context, pod *corev1.Pod) (map[string
 			err = m.emptyDir(dir, v.EmptyDir, gid)
 		case v.HostPath != nil:
 			ro = false
-			dir, err = hostPath(v.HostPath)
+			dir, err = volumes.HostPath(v.HostPath)
 		case v.ConfigMap != nil:
 			err = m.publish(dir, false, gid, func() (map[string]volumes.File, error) {
 				return m.configMapFiles(ctx, pod.Namespace, v.ConfigMap.Name, v.ConfigMap.Items, v.ConfigMap.Optional, fileMode(v.ConfigMap.DefaultMode))
@@ -150,41 +150,6 @@ func (m *Manager) emptyDir(dir string, e *corev1.EmptyDirVolumeSource, gid int) 
 		mode |= os.ModeSetgid
 	}
 	return os.Chmod(dir, mode)
-}
-
-func hostPath(h *corev1.HostPathVolumeSource) (string, error) {
-	typ := corev1.HostPathUnset
-	if h.Type != nil {
-		typ = *h.Type
-	}
-	st, err := os.Stat(h.Path)
-	switch typ {
-	case corev1.HostPathDirectoryOrCreate:
-		if errors.Is(err, os.ErrNotExist) {
-			return h.Path, os.MkdirAll(h.Path, 0o755)
-		}
-	case corev1.HostPathFileOrCreate:
-		if errors.Is(err, os.ErrNotExist) {
-			f, cerr := os.OpenFile(h.Path, os.O_CREATE|os.O_WRONLY, 0o644)
-			if cerr == nil {
-				f.Close()
-			}
-			return h.Path, cerr
-		}
-	case corev1.HostPathDirectory:
-		if err != nil || !st.IsDir() {
-			return "", fmt.Errorf("hostPath %s is not a directory", h.Path)
-		}
-	case corev1.HostPathFile:
-		if err != nil || !st.Mode().IsRegular() {
-			return "", fmt.Errorf("hostPath %s is not a file", h.Path)
-		}
-	case corev1.HostPathSocket:
-		if err != nil || st.Mode()&os.ModeSocket == 0 {
-			return "", fmt.Errorf("hostPath %s is not a socket", h.Path)
-		}
-	}
-	return h.Path, nil
 }
 
 func keysToFiles(data map[string][]byte, items []corev1.KeyToPath, mode os.FileMode) (map[string]volumes.File, error) {
