@@ -1,4 +1,4 @@
-package daemon
+package podveths
 
 import (
 	"errors"
@@ -14,7 +14,7 @@ import (
 func TestPodVethsRetryFailedDetach(t *testing.T) {
 	fail := true
 	var detached []string
-	w := &podVeths{log: slog.New(slog.NewTextHandler(io.Discard, nil)), attached: map[string]bool{},
+	w := &Watcher{log: slog.New(slog.NewTextHandler(io.Discard, nil)), attached: map[string]bool{},
 		links:  func() ([]netlink.Link, error) { return nil, nil },
 		attach: func(string) error { return nil },
 		detach: func(name string) error {
@@ -25,11 +25,11 @@ func TestPodVethsRetryFailedDetach(t *testing.T) {
 			return nil
 		}}
 	// Pinned when the agent started; the pod is gone.
-	if _, err := w.resync([]string{"hlgone"}); err == nil {
+	if _, err := w.Resync([]string{"hlgone"}); err == nil {
 		t.Fatal("a failed detach was not reported")
 	}
 	fail = false
-	if _, err := w.resync(nil); err != nil {
+	if _, err := w.Resync(nil); err != nil {
 		t.Fatal(err)
 	}
 	if len(detached) != 1 || detached[0] != "hlgone" || w.attached["hlgone"] {

@@ -1,4 +1,4 @@
-package daemon
+package devices
 
 import (
 	"net/netip"
@@ -32,7 +32,7 @@ func TestPrivilegedDetectDevices(t *testing.T) {
 		if l.Attrs().RawFlags&(1<<4) == 0 { // IFF_POINTOPOINT
 			t.Fatalf("uplink0 is not point-to-point: flags %v", l.Attrs().Flags)
 		}
-		got, err := detectDevices([]netip.Addr{netip.MustParseAddr("192.0.2.10")})
+		got, err := Detect([]netip.Addr{netip.MustParseAddr("192.0.2.10")})
 		if err != nil {
 			return err
 		}

@@ -1,4 +1,8 @@
-package daemon
+// Package podveths keeps hivelet's pod programs on every pod veth
+// hivelet-cni creates (its hl* host ends), as link notifications arrive
+// and on a relist that catches what a lost one missed; pins of veths
+// that are gone are removed.
+package podveths
 
 import (
 	"context"
@@ -16,63 +20,15 @@ import (
 	"github.com/hivelet/hivelet/datapath"
 )
 
-// hostNetnsCookie is the cookie of the agent's network namespace (the
-// host's), as bpf_get_netns_cookie reports it.
-func hostNetnsCookie() (uint64, error) {
-	fd, err := unix.Socket(unix.AF_INET, unix.SOCK_DGRAM, 0)
-	if err != nil {
-		return 0, fmt.Errorf("read netns cookie: %w", err)
-	}
-	defer unix.Close(fd)
-	c, err := unix.GetsockoptUint64(fd, unix.SOL_SOCKET, unix.SO_NETNS_COOKIE)
-	if err != nil {
-		return 0, fmt.Errorf("read netns cookie: %w (needs Linux 5.14 or later)", err)
-	}
-	return c, nil
-}
-
 func isPodVeth(l netlink.Link) bool {
 	_, veth := l.(*netlink.Veth)
 	return veth && strings.HasPrefix(l.Attrs().Name, link.HostPrefix)
 }
 
-// startPodLB sets socket LB's scope and, with --socket-lb-host-only,
-// keeps the pod programs on every pod veth hivelet-cni creates.
-func startPodLB(ctx context.Context, cfg Config, dp *datapath.Datapath, log *slog.Logger) error {
-	pinned, err := datapath.AttachedPods(cfg.BPFFSDir)
-	if err != nil {
-		return err
-	}
-	if !cfg.SocketLBHostOnly {
-		for _, v := range pinned {
-			if err := datapath.DetachPod(cfg.BPFFSDir, v); err != nil {
-				return err
-			}
-		}
-		return dp.SetSocketLBHostOnly(0)
-	}
-	cookie, err := hostNetnsCookie()
-	if err != nil {
-		return err
-	}
-	w := newPodVeths(cfg.BPFFSDir, dp, log)
-	n, err := w.resync(pinned)
-	if err != nil {
-		return err
-	}
-	// Pods are served per packet before socket LB lets go of them.
-	if err := dp.SetSocketLBHostOnly(cookie); err != nil {
-		return err
-	}
-	log.Info("Socket LB serves the host only; pods are served on their veths", logfields.Count, n)
-	go w.run(ctx)
-	return nil
-}
-
-// podVeths keeps the pod programs on every pod veth: link notifications
+// Watcher keeps the pod programs on every pod veth: link notifications
 // attach at once; a relist every podVethResync catches what a lost
 // notification (or a failed subscription) missed.
-type podVeths struct {
+type Watcher struct {
 	log      *slog.Logger
 	attached map[string]bool
 	// The kernel as the watcher uses it (fakes in tests).
@@ -81,18 +37,19 @@ type podVeths struct {
 	detach func(name string) error
 }
 
-func newPodVeths(bpffs string, dp *datapath.Datapath, log *slog.Logger) *podVeths {
-	return &podVeths{log: log, attached: map[string]bool{}, links: netlink.LinkList, attach: dp.AttachPod,
+// New returns a watcher attaching dp's pod programs, pinned under bpffs.
+func New(bpffs string, dp *datapath.Datapath, log *slog.Logger) *Watcher {
+	return &Watcher{log: log, attached: map[string]bool{}, links: netlink.LinkList, attach: dp.AttachPod,
 		detach: func(name string) error { return datapath.DetachPod(bpffs, name) }}
 }
 
 const podVethResync = 2 * time.Second
 
-// resync attaches to every pod veth and drops pins of gone ones; stale
+// Resync attaches to every pod veth and drops pins of gone ones; stale
 // lists pins to check (nil: those attached so far). A veth whose detach
 // failed stays listed, so the next resync tries again instead of leaving
 // its pins behind.
-func (w *podVeths) resync(stale []string) (int, error) {
+func (w *Watcher) Resync(stale []string) (int, error) {
 	links, err := w.links()
 	if err != nil {
 		return 0, fmt.Errorf("list pod veths: %w", err)
@@ -131,7 +88,8 @@ func (w *podVeths) resync(stale []string) (int, error) {
 	return len(present), errors.Join(errs...)
 }
 
-func (w *podVeths) run(ctx context.Context) {
+// Run keeps the programs on until ctx ends.
+func (w *Watcher) Run(ctx context.Context) {
 	var updates chan netlink.LinkUpdate
 	subscribe := func() {
 		updates = make(chan netlink.LinkUpdate, 64)
@@ -155,7 +113,7 @@ func (w *podVeths) run(ctx context.Context) {
 				continue
 			}
 			if isPodVeth(u.Link) && u.Header.Type == unix.RTM_NEWLINK && !w.attached[u.Link.Attrs().Name] {
-				if _, err := w.resync(nil); err != nil {
+				if _, err := w.Resync(nil); err != nil {
 					w.log.Warn("Cannot attach to pod veths; retrying", logfields.Error, err)
 				}
 			}
@@ -163,7 +121,7 @@ func (w *podVeths) run(ctx context.Context) {
 			if updates == nil {
 				subscribe()
 			}
-			if _, err := w.resync(nil); err != nil {
+			if _, err := w.Resync(nil); err != nil {
 				w.log.Warn("Cannot attach to pod veths; retrying", logfields.Error, err)
 			}
 		}
