@@ -29,7 +29,7 @@ func apiClient(ctx context.Context, cfg Config, log *slog.Logger) (*kubeapi.Clie
 		if cfg.Kubeconfig == kubeclient.InCluster {
 			return nil, errors.New("--bootstrap-kubeconfig writes --kubeconfig: give it a file path, not in-cluster")
 		}
-		bootCfg, err := kubeclient.Config(cfg.BootstrapKubeconfig, userAgent, cfg.KubeAPICompression)
+		bootCfg, err := kubeclient.Config(cfg.BootstrapKubeconfig, userAgent, cfg.KubeAPICompression, "")
 		if err != nil {
 			return nil, fmt.Errorf("--bootstrap-kubeconfig: %w", err)
 		}
@@ -42,7 +42,7 @@ func apiClient(ctx context.Context, cfg Config, log *slog.Logger) (*kubeapi.Clie
 			return nil, err
 		}
 	}
-	restCfg, err := kubeclient.Config(cfg.Kubeconfig, userAgent, cfg.KubeAPICompression)
+	restCfg, err := kubeclient.Config(cfg.Kubeconfig, userAgent, cfg.KubeAPICompression, "")
 	if err != nil {
 		return nil, err
 	}

@@ -27,22 +27,18 @@ const InCluster = "in-cluster"
 // server, when set, replaces the API server's address: the kubeconfig's,
 // or in-cluster the kubernetes Service's (KUBERNETES_SERVICE_HOST), which
 // a kube-proxy replacement cannot use before it has programmed it.
-func Config(kubeconfig, userAgent string, compress bool, server ...string) (*rest.Config, error) {
+func Config(kubeconfig, userAgent string, compress bool, server string) (*rest.Config, error) {
 	var (
 		cfg *rest.Config
 		err error
 	)
-	override := ""
-	if len(server) > 0 {
-		override = server[0]
-	}
 	switch {
-	case kubeconfig == InCluster && override != "":
-		cfg, err = inClusterAt(override)
+	case kubeconfig == InCluster && server != "":
+		cfg, err = inClusterAt(server)
 	case kubeconfig == InCluster:
 		cfg, err = rest.InClusterConfig()
 	default:
-		cfg, err = clientcmd.BuildConfigFromFlags(override, kubeconfig)
+		cfg, err = clientcmd.BuildConfigFromFlags(server, kubeconfig)
 	}
 	if err != nil {
 		return nil, fmt.Errorf("load kubeconfig %q: %w", kubeconfig, err)

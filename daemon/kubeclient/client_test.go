@@ -31,7 +31,7 @@ func TestCompression(t *testing.T) {
 		{"kubeconfig forbids", true, true, ""},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
-			cfg, err := Config(writeKubeconfig(t, srv.URL, tc.kubeconfigOff), "test", tc.compress)
+			cfg, err := Config(writeKubeconfig(t, srv.URL, tc.kubeconfigOff), "test", tc.compress, "")
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -52,7 +52,7 @@ func TestCompression(t *testing.T) {
 }
 
 func TestConfigBadKubeconfig(t *testing.T) {
-	_, err := Config(filepath.Join(t.TempDir(), "missing"), "test", false)
+	_, err := Config(filepath.Join(t.TempDir(), "missing"), "test", false, "")
 	if err == nil {
 		t.Fatal("no error for a missing kubeconfig")
 	}

@@ -15,6 +15,8 @@ import (
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/types"
 	"k8s.io/utils/ptr"
+
+	"github.com/hivelet/hivelet/test/testnet"
 )
 
 // registered returns a manager with the mock driver registered.
@@ -261,10 +263,8 @@ func TestTearDownWaitsForDriver(t *testing.T) {
 // A pod's fsGroup reaches a ReadWriteOnce volume with a file system type
 // (upstream's default fsGroupPolicy): the kubelet gives the published
 // files the group; with fsGroupPolicy None it leaves them alone.
-func TestSetUpFSGroup(t *testing.T) {
-	if os.Geteuid() != 0 {
-		t.Skip("chown needs root")
-	}
+func TestPrivilegedSetUpFSGroup(t *testing.T) {
+	testnet.RequireRoot(t) // chown
 	for _, tc := range []struct {
 		name   string
 		policy *storagev1.FSGroupPolicy

@@ -24,9 +24,11 @@ func conditionOf(sig Signal) corev1.NodeConditionType {
 func (m *Manager) notePressure(obs map[Signal]observation) {
 	now := m.now()
 	met := map[corev1.NodeConditionType]bool{}
-	for _, t := range append(slices.Clone(m.cfg.Hard), m.cfg.Soft...) {
-		if o, ok := obs[t.Signal]; ok && o.capacity > 0 && o.available < t.Value(o.capacity) {
-			met[conditionOf(t.Signal)] = true
+	for _, ts := range [][]Threshold{m.cfg.Hard, m.cfg.Soft} {
+		for _, t := range ts {
+			if o, ok := obs[t.Signal]; ok && o.capacity > 0 && o.available < t.Value(o.capacity) {
+				met[conditionOf(t.Signal)] = true
+			}
 		}
 	}
 	m.pmu.Lock()

@@ -77,9 +77,7 @@ func (m *Manager) Run(ctx context.Context) {
 		for _, uid := range orphans {
 			m.log.Info("Removing a pod no source has", "uid", uid)
 			m.removeRuntimePod(ctx, uid, 0, nil)
-			if m.teardownCSI(ctx, string(uid)) {
-				m.cleanupPodFiles(string(uid))
-			}
+			m.cleanupPodFiles(ctx, string(uid))
 		}
 		keep := func(uid types.UID) bool {
 			m.mu.Lock()

@@ -398,14 +398,19 @@ func (m *Manager) teardownCSI(ctx context.Context, uid string) bool {
 	return true
 }
 
-// cleanupPodFiles unmounts the pod's tmpfs volumes and subPath binds and
-// removes the pod's directory, never descending into a mount, and its
-// container logs.
-func (m *Manager) cleanupPodFiles(uid string) {
+// cleanupPodFiles tears down the pod's CSI volumes through their
+// drivers, then unmounts its tmpfs volumes and subPath binds and removes
+// the pod's directory, never descending into a mount, and its container
+// logs. False, with everything left for the next try, while a CSI volume
+// is still up.
+func (m *Manager) cleanupPodFiles(ctx context.Context, uid string) bool {
 	if problems := uidProblems(uid); problems != nil {
 		// Runtime labels name the UID of an orphan: never a path.
 		m.log.Warn("Not removing files of a pod with an invalid UID", "uid", uid, "problems", problems)
-		return
+		return true
+	}
+	if !m.teardownCSI(ctx, uid) {
+		return false
 	}
 	dir := m.podDir(uid)
 	m.writer.Forget(dir)
@@ -413,6 +418,7 @@ func (m *Manager) cleanupPodFiles(uid string) {
 		m.log.Warn("Removing a pod's directory failed", "uid", uid, "error", err)
 	}
 	m.removePodLogs(types.UID(uid))
+	return true
 }
 
 // dirSweepPeriod spaces the looks for pod directories no pod owns any
@@ -432,9 +438,8 @@ func (m *Manager) sweepPodDirs(ctx context.Context, keep func(types.UID) bool) {
 		if !e.IsDir() || uidProblems(uid) != nil || keep(types.UID(uid)) {
 			continue
 		}
-		if m.teardownCSI(ctx, uid) {
-			m.log.Info("Removing the directory of a pod that is gone", "uid", uid)
-			m.cleanupPodFiles(uid)
+		if m.cleanupPodFiles(ctx, uid) {
+			m.log.Info("Removed the directory of a pod that is gone", "uid", uid)
 		}
 	}
 }

@@ -158,10 +158,9 @@ func (w *worker) sync(ctx context.Context) bool {
 			}
 		}
 		w.m.removeRuntimePod(ctx, w.uid, gracePeriod(pod), pod)
-		if !w.m.teardownCSI(ctx, string(w.uid)) {
-			return false // the deletion is confirmed once they are down
+		if !w.m.cleanupPodFiles(ctx, string(w.uid)) {
+			return false // the deletion is confirmed once its volumes are down
 		}
-		w.m.cleanupPodFiles(string(w.uid))
 		w.m.removePodCgroups(pod)
 		w.m.deleteMirror(pod)
 		if !removed && w.m.client != nil && !IsStatic(pod) {

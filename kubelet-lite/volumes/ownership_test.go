@@ -5,14 +5,14 @@ import (
 	"path/filepath"
 	"syscall"
 	"testing"
+
+	"github.com/hivelet/hivelet/test/testnet"
 )
 
 // A volume's files take the fsGroup, group-writable, its directories
 // setgid; a link inside, to a file outside, changes nothing outside.
-func TestSetGroup(t *testing.T) {
-	if os.Geteuid() != 0 {
-		t.Skip("chown needs root")
-	}
+func TestPrivilegedSetGroup(t *testing.T) {
+	testnet.RequireRoot(t) // chown
 	root, outside := t.TempDir(), filepath.Join(t.TempDir(), "host-file")
 	must := func(err error) {
 		t.Helper()

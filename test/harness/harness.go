@@ -266,3 +266,9 @@ func BuildMain(m interface{ Run() int }, tmpPrefix string, mains map[string]stri
 	*dir = d
 	return m.Run()
 }
+
+// Tail is the last n lines of s (a process log in a failure message).
+func Tail(s string, n int) string {
+	lines := strings.Split(s, "\n")
+	return strings.Join(lines[max(0, len(lines)-n):], "\n")
+}

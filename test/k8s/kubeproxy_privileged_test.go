@@ -52,7 +52,7 @@ func TestPrivilegedK8sKubeProxyMigration(t *testing.T) {
 			programmed := map[string]string{"iptables": "KUBE-SVC-", "nftables": "table ip kube-proxy"}[mode]
 			for end := time.Now().Add(60 * time.Second); !strings.Contains(dump(), programmed); time.Sleep(500 * time.Millisecond) {
 				if time.Now().After(end) {
-					t.Fatalf("kube-proxy (%s) never programmed the Service:\n%s", mode, tail(kp.Log(), 20))
+					t.Fatalf("kube-proxy (%s) never programmed the Service:\n%s", mode, harness.Tail(kp.Log(), 20))
 				}
 			}
 
@@ -79,9 +79,4 @@ func TestPrivilegedK8sKubeProxyMigration(t *testing.T) {
 			}
 		})
 	}
-}
-
-func tail(s string, n int) string {
-	lines := strings.Split(s, "\n")
-	return strings.Join(lines[max(0, len(lines)-n):], "\n")
 }

@@ -81,7 +81,7 @@ func kubeletStart(b *testing.B, e *env) (oneByOne []time.Duration, allAtOnce tim
 			}
 			time.Sleep(5 * time.Millisecond)
 		}
-		b.Fatalf("pods %v not Running within 3 min\nkubelet log:\n%s", names, tail(e.kubelet.Log(), 30))
+		b.Fatalf("pods %v not Running within 3 min\nkubelet log:\n%s", names, harness.Tail(e.kubelet.Log(), 30))
 		return time.Time{}
 	}
 	for i := range benchPods {

@@ -24,6 +24,8 @@ import (
 	"k8s.io/client-go/kubernetes"
 	"k8s.io/client-go/tools/clientcmd"
 	clientcmdapi "k8s.io/client-go/tools/clientcmd/api"
+
+	"github.com/hivelet/hivelet/test/harness"
 )
 
 // clusterCA is the test control plane's CA (hack/k8s.sh), which the API
@@ -195,7 +197,7 @@ func TestPrivilegedKubeletLiteCertificates(t *testing.T) {
 		t.Helper()
 		for end := time.Now().Add(timeout); !cond(); time.Sleep(200 * time.Millisecond) {
 			if time.Now().After(end) || e.kubelet.Exited() {
-				t.Fatalf("%s: not within %v\n%s", what, timeout, tail(e.kubelet.Log(), 3000))
+				t.Fatalf("%s: not within %v\n%s", what, timeout, harness.Tail(e.kubelet.Log(), 3000))
 			}
 		}
 	}

@@ -216,7 +216,7 @@ func TestPrivilegedKubeletLitePodContract(t *testing.T) {
 			t.Errorf("resource env: %q, want \"1 500\"", out)
 		}
 		if e.kubelet.Exited() {
-			t.Fatalf("kubelet exited:\n%s", tail(e.kubelet.Log(), 30))
+			t.Fatalf("kubelet exited:\n%s", harness.Tail(e.kubelet.Log(), 30))
 		}
 		e.waitPod(t, "subpaths", "another pod still Running", running)
 	})
@@ -292,7 +292,7 @@ func TestPrivilegedKubeletLitePodContract(t *testing.T) {
 			t.Error("a mirror pod exists for the refused manifest")
 		}
 		if e.kubelet.Exited() {
-			t.Fatalf("kubelet exited:\n%s", tail(e.kubelet.Log(), 30))
+			t.Fatalf("kubelet exited:\n%s", harness.Tail(e.kubelet.Log(), 30))
 		}
 	})
 

@@ -98,7 +98,7 @@ func evictionReaction(b *testing.B, kind string, rounds int) ([]time.Duration, e
 		e.runPod(b, name, nil, corev1.PodSpec{Containers: []corev1.Container{{Name: "hog", Command: hogCommand}}})
 		for end := time.Now().Add(60 * time.Second); w.count() <= i; time.Sleep(20 * time.Millisecond) {
 			if time.Now().After(end) {
-				return nil, fmt.Errorf("%s: memory stayed under %s for 60 s with a hog running\n%s", kind, threshold, tail(e.kubelet.Log(), 1500))
+				return nil, fmt.Errorf("%s: memory stayed under %s for 60 s with a hog running\n%s", kind, threshold, harness.Tail(e.kubelet.Log(), 1500))
 			}
 		}
 		// The next hog only once this one is gone for good.

@@ -9,6 +9,7 @@ import (
 	corev1 "k8s.io/api/core/v1"
 
 	"github.com/hivelet/hivelet/test/containerd"
+	"github.com/hivelet/hivelet/test/harness"
 )
 
 // TestPrivilegedKubeletLiteImageGC: with the image file system over a 1 %
@@ -26,7 +27,7 @@ func TestPrivilegedKubeletLiteImageGC(t *testing.T) {
 	e.waitPod(t, "user", "Running", running)
 	for end := time.Now().Add(40 * time.Second); slices.Contains(e.rt.ImageRefs(t), unused); time.Sleep(500 * time.Millisecond) {
 		if time.Now().After(end) {
-			t.Fatalf("%s not collected within 40 s\n%s", unused, tail(e.kubelet.Log(), 3000))
+			t.Fatalf("%s not collected within 40 s\n%s", unused, harness.Tail(e.kubelet.Log(), 3000))
 		}
 	}
 	refs := e.rt.ImageRefs(t)

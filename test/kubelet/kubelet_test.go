@@ -200,13 +200,8 @@ func (e *env) waitPod(t testing.TB, name, what string, cond func(*corev1.Pod) bo
 		}
 		time.Sleep(200 * time.Millisecond)
 	}
-	t.Fatalf("pod %s: %s: not within 60 s; last status: %+v\nkubelet log:\n%s", name, what, last.Status, tail(e.kubelet.Log(), 30))
+	t.Fatalf("pod %s: %s: not within 60 s; last status: %+v\nkubelet log:\n%s", name, what, last.Status, harness.Tail(e.kubelet.Log(), 30))
 	return nil
-}
-
-func tail(s string, n int) string {
-	lines := strings.Split(s, "\n")
-	return strings.Join(lines[max(0, len(lines)-n):], "\n")
 }
 
 func ready(p *corev1.Pod) bool {
@@ -442,7 +437,7 @@ func TestPrivilegedKubeletLite(t *testing.T) {
 			})
 		}
 		if e.kubelet.Exited() {
-			t.Fatalf("kubelet exited:\n%s", tail(e.kubelet.Log(), 30))
+			t.Fatalf("kubelet exited:\n%s", harness.Tail(e.kubelet.Log(), 30))
 		}
 	})
 

@@ -11,6 +11,8 @@ import (
 	corev1 "k8s.io/api/core/v1"
 	"k8s.io/apimachinery/pkg/api/resource"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+
+	"github.com/hivelet/hivelet/test/harness"
 )
 
 // TestPrivilegedKubeletLitePodCgroup: a Guaranteed pod's own cgroup
@@ -83,7 +85,7 @@ func TestPrivilegedKubeletLitePodCgroup(t *testing.T) {
 	}
 	for end := time.Now().Add(30 * time.Second); quota() != "100000"; time.Sleep(200 * time.Millisecond) {
 		if time.Now().After(end) {
-			t.Fatalf("pod quota %s after the resize to 1 CPU\n%s", quota(), tail(e.kubelet.Log(), 2000))
+			t.Fatalf("pod quota %s after the resize to 1 CPU\n%s", quota(), harness.Tail(e.kubelet.Log(), 2000))
 		}
 	}
 	e.waitPod(t, "g", "resized in place", func(p *corev1.Pod) bool {
