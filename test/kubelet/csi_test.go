@@ -133,7 +133,9 @@ func TestPrivilegedKubeletLiteCSI(t *testing.T) {
 		c, err := e.client.StorageV1().CSINodes().Get(e.ctx, e.node, metav1.GetOptions{})
 		return err == nil && len(c.Spec.Drivers) == 1 && c.Spec.Drivers[0].Name == csiDriverName && c.Spec.Drivers[0].NodeID == "mock-node-1"
 	})
-	if st := reg.Last(); st == nil || !st.PluginRegistered {
+	// The kubelet tells the plugin once the driver is recorded.
+	harness.WaitFor(t, "the registration status", func() bool { return reg.Last() != nil })
+	if st := reg.Last(); !st.PluginRegistered {
 		t.Fatalf("registration status %+v", st)
 	}
 	n, err := e.client.CoreV1().Nodes().Get(e.ctx, e.node, metav1.GetOptions{})
