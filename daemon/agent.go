@@ -25,6 +25,7 @@ import (
 	"github.com/hivelet/hivelet/daemon/k8s"
 	"github.com/hivelet/hivelet/daemon/kubeclient"
 	lb "github.com/hivelet/hivelet/daemon/loadbalancer"
+	"github.com/hivelet/hivelet/daemon/localendpoints"
 	"github.com/hivelet/hivelet/daemon/logfields"
 	"github.com/hivelet/hivelet/daemon/manifests"
 	"github.com/hivelet/hivelet/daemon/masquerade"
@@ -89,7 +90,15 @@ type Config struct {
 	// HostPorts serves this node's pods' hostPorts from the LB maps (with
 	// an API server; needs list and watch on pods).
 	HostPorts bool
+	// LocalPods are the pods of the kubelet running in the same process
+	// (`hivelet node`): manifests Services with a selector get them as
+	// endpoints. Nil for the agent alone.
+	LocalPods *localendpoints.Pods
 }
+
+// localPodsWait bounds how long the first sync waits for the kubelet to
+// report the pods it adopted at start.
+const localPodsWait = 30 * time.Second
 
 // ResolveCgroup fills in the default cgroup (the cgroup2 root).
 func (c *Config) ResolveCgroup() error {
@@ -229,12 +238,21 @@ func keepMasquerade(ctx context.Context, cfg Config, log *slog.Logger) {
 
 func startSource(ctx context.Context, cfg Config, tr *tracker.Tracker, log *slog.Logger) error {
 	if cfg.ManifestsDir != "" {
-		src := manifests.New(cfg.ManifestsDir, tr, log)
+		var h manifests.Handler = tr
+		var local *localendpoints.Controller
+		if cfg.LocalPods != nil {
+			local = localendpoints.New(tr, cfg.LocalPods, cfg.NodeName, log)
+			h = local
+		}
+		src := manifests.New(cfg.ManifestsDir, h, log)
 		if err := src.Start(ctx); err != nil {
 			return err
 		}
 		if n := len(src.Errors()); n > 0 {
 			log.Warn("Some manifests were rejected; serving every valid one", logfields.Dir, cfg.ManifestsDir, logfields.Count, n)
+		}
+		if local != nil {
+			local.Start(ctx, localPodsWait)
 		}
 		return nil
 	}

@@ -155,6 +155,12 @@ func (c *Config) LoadFile(path string) error {
 	if err != nil {
 		return fmt.Errorf("read --config: %w", err)
 	}
+	return c.LoadBytes(raw, path)
+}
+
+// LoadBytes is LoadFile of a document already read; path names it in
+// errors and anchors its relative paths.
+func (c *Config) LoadBytes(raw []byte, path string) error {
 	js, err := yaml.YAMLToJSON(raw)
 	if err != nil {
 		return fmt.Errorf("parse --config %s: %w", path, err)

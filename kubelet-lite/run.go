@@ -34,6 +34,9 @@ import (
 // kubelet's names.
 type Config struct {
 	Kubeconfig string
+	// PodObserver learns of the pods this kubelet runs, as they change
+	// (`hivelet node`: the agent serves them behind Services); nil: none.
+	PodObserver PodObserver
 	// BootstrapKubeconfig holds credentials that may only ask for the
 	// node's client certificate: used when Kubeconfig does not exist yet
 	// (or its certificate expired), which is then written (TLS
@@ -180,6 +183,13 @@ func reservations(cfg Config) (node.Reserved, error) {
 	return node.Reserved{System: sys, Kube: kube, Hard: cfg.EvictionHard}, nil
 }
 
+// PodObserver is told where to read the kubelet's pods, and when they
+// changed; Changed must not block.
+type PodObserver interface {
+	SetSource(list func() []corev1.Pod, synced func() bool)
+	Changed()
+}
+
 // Run runs kubelet-lite until ctx ends. Containers keep running when it
 // stops; a restarted kubelet-lite adopts them.
 func Run(ctx context.Context, cfg Config, log *slog.Logger) error {
@@ -260,10 +270,17 @@ func Run(ctx context.Context, cfg Config, log *slog.Logger) error {
 			MaxPods: cfg.MaxPods, Reserved: reserved, SoftEviction: cfg.EvictionSoft, RuntimeReady: rt.Ready, RuntimeVersion: rt.Version, Images: rt.NodeImages, Extended: devices.Resources, Pressure: pressure}, log)
 		nodeObj = keeper.Node
 	}
-	m := pods.NewManager(pods.Config{Node: nodeObj, Devices: devices, CSI: volumePlugins, Pressure: pressure, ContainerGC: cfg.ContainerGC, KubepodsLimits: node.KubepodsLimits(cfg.RootDir, reserved, enforcePods), NodeName: cfg.NodeName, NodeIPs: cfg.NodeIPs, RootDir: cfg.RootDir, CgroupRoot: cfg.CgroupRoot, CgroupDriver: cfg.CgroupDriver,
+	var onChange func()
+	if cfg.PodObserver != nil {
+		onChange = cfg.PodObserver.Changed
+	}
+	m := pods.NewManager(pods.Config{OnChange: onChange, Node: nodeObj, Devices: devices, CSI: volumePlugins, Pressure: pressure, ContainerGC: cfg.ContainerGC, KubepodsLimits: node.KubepodsLimits(cfg.RootDir, reserved, enforcePods), NodeName: cfg.NodeName, NodeIPs: cfg.NodeIPs, RootDir: cfg.RootDir, CgroupRoot: cfg.CgroupRoot, CgroupDriver: cfg.CgroupDriver,
 		SeccompDefault: cfg.SeccompDefault, AllowedUnsafeSysctls: cfg.AllowedUnsafeSysctls,
 		ClusterDNS: cfg.ClusterDNS, ClusterDomain: cfg.ClusterDomain, ResolvConf: cfg.ResolvConf,
 		PodLogsDir: cfg.PodLogsDir, ContainerLogMaxSize: logMax, ContainerLogMaxFiles: logFiles, Allocatable: node.Allocatable(cfg.RootDir, reserved, cfg.MaxPods)}, rt, client, log)
+	if cfg.PodObserver != nil {
+		cfg.PodObserver.SetSource(m.RunningPods, m.Synced)
+	}
 	if client != nil {
 		go func() {
 			for delay := time.Second; ; delay = min(2*delay, 30*time.Second) {

@@ -22,7 +22,7 @@ no iptables rules and no per-packet NAT.`,
 		// main prints the error, once.
 		SilenceErrors: true,
 	}
-	root.AddCommand(newAgentCmd(), newServiceCmd(), newCNICmd(), newDatapathCmd(), kubeletcmd.New("kubelet"))
+	root.AddCommand(newNodeCmd(), newAgentCmd(), newServiceCmd(), newCNICmd(), newDatapathCmd(), kubeletcmd.New("kubelet"))
 	if err := root.Execute(); err != nil {
 		fmt.Fprintln(os.Stderr, "Error:", err)
 		os.Exit(1)

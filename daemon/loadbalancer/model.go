@@ -58,6 +58,27 @@ type Service struct {
 	AlgorithmSet bool
 	// HostPorts are a pod's hostPorts (Type TypeHostPort, nothing else set).
 	HostPorts []HostPort
+	// Selector is kept for Services read from manifests only: with no
+	// API server there is no EndpointSlice controller, and `hivelet node`
+	// finds their endpoints among its own pods. Nil otherwise.
+	Selector *Selector
+}
+
+// Selector is a Service's spec.selector and what each of its ports
+// targets on the selected pods.
+type Selector struct {
+	Labels map[string]string
+	Ports  []TargetPort
+}
+
+// TargetPort is one spec.ports entry's targetPort: a number, or the name
+// of a container port (resolved per pod, as the EndpointSlice controller
+// does).
+type TargetPort struct {
+	Name   string // the Service port's name, which the slice port carries
+	Proto  datapath.L4Proto
+	Number uint16
+	Named  string
 }
 
 // EndpointPort is one entry of an EndpointSlice's ports.

@@ -171,6 +171,9 @@ func decodeDoc(doc int, raw []byte) (parsed, bool) {
 			return p, true
 		}
 		svc, errs := lb.ConvertService(&in)
+		if len(errs) == 0 {
+			svc.Selector, errs = lb.ConvertSelector(&in, svc.Ports)
+		}
 		p.obj.svc, p.err = svc, errs.ToAggregate()
 	case head.APIVersion == "discovery.k8s.io/v1" && head.Kind == kindEndpointSlice:
 		var in discoveryv1.EndpointSlice

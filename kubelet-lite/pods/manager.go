@@ -18,6 +18,7 @@ import (
 	"time"
 
 	corev1 "k8s.io/api/core/v1"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/types"
 
 	"github.com/hivelet/hivelet/kubelet-lite/cri"
@@ -71,6 +72,10 @@ type Config struct {
 	// Node returns the Node as last read (nil before it is): admission
 	// checks its labels and taints.
 	Node func() *corev1.Node
+	// OnChange is called, without blocking, after a pod's status changed,
+	// a pod was told to stop, or its worker ended (`hivelet node`: the
+	// agent's endpoints follow); nil: nobody listens.
+	OnChange func()
 }
 
 // Manager owns the pod workers.
@@ -151,6 +156,35 @@ func (m *Manager) forget(uid types.UID) {
 	m.mu.Lock()
 	delete(m.workers, uid)
 	m.mu.Unlock()
+	m.changed()
+}
+
+func (m *Manager) changed() {
+	if m.cfg.OnChange != nil {
+		m.cfg.OnChange()
+	}
+}
+
+// Synced is true once every source has handed over its pods and each of
+// them has a status computed with its readiness probes' first results:
+// after a restart, the pods still running have been adopted and their
+// readiness is known again.
+func (m *Manager) Synced() bool {
+	if !m.allSourcesReady() {
+		return false
+	}
+	m.mu.Lock()
+	ws := make([]*worker, 0, len(m.workers))
+	for _, w := range m.workers {
+		ws = append(ws, w)
+	}
+	m.mu.Unlock()
+	for _, w := range ws {
+		if !w.isSettled() {
+			return false
+		}
+	}
+	return true
 }
 
 // SourceReady records that a source has handed over every pod it has, so
@@ -203,7 +237,9 @@ func fullSpecHash(c *corev1.Container) string {
 }
 
 // RunningPods are the pods this kubelet runs, each with the status it
-// last wrote (the kubelet API's /pods).
+// last wrote (the kubelet API's /pods). A pod told to stop by its source
+// carries a deletion time even when the source had none to give (a
+// static pod whose file went).
 func (m *Manager) RunningPods() []corev1.Pod {
 	m.mu.Lock()
 	ws := make([]*worker, 0, len(m.workers))
@@ -215,6 +251,9 @@ func (m *Manager) RunningPods() []corev1.Pod {
 	for _, w := range ws {
 		w.mu.Lock()
 		p := w.pod.DeepCopy()
+		if w.removed && p.DeletionTimestamp == nil {
+			p.DeletionTimestamp = &metav1.Time{Time: w.removedAt}
+		}
 		w.mu.Unlock()
 		if st := w.statusSnapshot(); st != nil {
 			p.Status = *st

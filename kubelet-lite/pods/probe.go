@@ -38,10 +38,27 @@ type prober struct {
 	running map[string]context.CancelFunc // container id → stop, guarded by mu
 	ready   map[types.UID]map[string]bool // guarded by mu
 	started map[string]bool               // container id → startup probe passed, guarded by mu
+	// unknown are the containers whose readiness probe has not given a
+	// first result yet (container id → pod), guarded by mu: a status
+	// computed meanwhile says not ready for want of knowing.
+	unknown map[string]types.UID
 }
 
 func newProber(m *Manager) *prober {
-	return &prober{m: m, running: map[string]context.CancelFunc{}, ready: map[types.UID]map[string]bool{}, started: map[string]bool{}}
+	return &prober{m: m, running: map[string]context.CancelFunc{}, ready: map[types.UID]map[string]bool{}, started: map[string]bool{}, unknown: map[string]types.UID{}}
+}
+
+// readinessKnown is false while one of the pod's readiness probes has
+// not run yet.
+func (p *prober) readinessKnown(uid types.UID) bool {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	for _, u := range p.unknown {
+		if u == uid {
+			return false
+		}
+	}
+	return true
 }
 
 // isReady is the container's readiness: running and, with a readiness
@@ -76,6 +93,9 @@ func (p *prober) sync(w *worker, pod *corev1.Pod, rp *runtimePod, podIP string) 
 				p.ready[pod.UID] = map[string]bool{}
 			}
 			p.ready[pod.UID][c.Name] = false
+			if c.ReadinessProbe != nil {
+				p.unknown[cur.Id] = pod.UID
+			}
 			go p.loop(ctx, w, pod, c, cur.Id, podIP)
 		}
 		p.mu.Unlock()
@@ -87,6 +107,7 @@ func (p *prober) sync(w *worker, pod *corev1.Pod, rp *runtimePod, podIP string) 
 			cancel()
 			delete(p.running, id)
 			delete(p.started, id)
+			delete(p.unknown, id)
 		}
 	}
 }
@@ -115,6 +136,7 @@ func (p *prober) stopPod(uid types.UID, rp *runtimePod) {
 			cancel()
 			delete(p.running, c.Id)
 			delete(p.started, c.Id)
+			delete(p.unknown, c.Id)
 		}
 	}
 	delete(p.ready, uid)
@@ -223,13 +245,16 @@ func (p *prober) loop(ctx context.Context, w *worker, pod *corev1.Pod, c *corev1
 				} else if s.fail >= failT {
 					res = false
 				}
-				if res != s.result {
-					s.result = res
-					p.mu.Lock()
-					if p.ready[pod.UID] != nil {
-						p.ready[pod.UID][c.Name] = res
-					}
-					p.mu.Unlock()
+				p.mu.Lock()
+				_, first := p.unknown[id]
+				delete(p.unknown, id)
+				changed := res != s.result
+				if changed && p.ready[pod.UID] != nil {
+					p.ready[pod.UID][c.Name] = res
+				}
+				s.result = res
+				p.mu.Unlock()
+				if changed || first {
 					w.kick()
 				}
 			}

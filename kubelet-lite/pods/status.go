@@ -85,6 +85,9 @@ func defaultWaitingReason(pod *corev1.Pod) string {
 // status computes the pod's status from the runtime; ips are the ready
 // sandbox's addresses.
 func (w *worker) status(pod *corev1.Pod, rp *runtimePod, ips []string) *corev1.PodStatus {
+	// Read before the containers' readiness is: a status computed with
+	// every probe's first result in hand is settled.
+	w.computedSettled = w.m.probes.readinessKnown(w.uid)
 	st := &corev1.PodStatus{QOSClass: QOSClass(pod), StartTime: &w.startTime}
 	w.pruneResources(rp)
 	if ip := w.m.hostIP(); ip != "" {
@@ -253,6 +256,7 @@ func (w *worker) writeStatus(ctx context.Context, pod *corev1.Pod, st *corev1.Po
 		}
 	}
 	if w.lastStatus != nil && reflect.DeepEqual(w.lastStatus, st) {
+		w.markSettled()
 		return
 	}
 	if w.m.client == nil {
@@ -295,6 +299,28 @@ func (w *worker) setLast(st *corev1.PodStatus) {
 	w.mu.Lock()
 	w.published = cp
 	w.mu.Unlock()
+	w.markSettled()
+	w.m.changed()
+}
+
+// markSettled records whether the status published was computed with
+// every readiness probe's first result (Manager.Synced waits for that).
+func (w *worker) markSettled() {
+	w.mu.Lock()
+	changed := w.settled != w.computedSettled
+	w.settled = w.computedSettled
+	w.mu.Unlock()
+	if changed {
+		w.m.changed()
+	}
+}
+
+// isSettled: a status was published, computed with every readiness
+// probe's first result.
+func (w *worker) isSettled() bool {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	return w.published != nil && w.settled
 }
 
 // statusSnapshot is the last status written, for other goroutines.

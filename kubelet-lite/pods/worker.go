@@ -51,7 +51,12 @@ type worker struct {
 	mu        sync.Mutex
 	pod       *corev1.Pod       // guarded by mu
 	removed   bool              // guarded by mu
+	removedAt time.Time         // guarded by mu: when removed was set
 	published *corev1.PodStatus // guarded by mu: lastStatus, for the kubelet API
+	settled   bool              // guarded by mu: published was computed with every readiness known
+	// computedSettled is settled for the status being computed; owned by
+	// the worker goroutine.
+	computedSettled bool
 	// admitted: the pod passed admission (its hostPorts are held).
 	admitted atomic.Bool
 
@@ -107,8 +112,13 @@ func (w *worker) update(pod *corev1.Pod) {
 
 func (w *worker) remove() {
 	w.mu.Lock()
-	w.removed = true
+	if !w.removed {
+		w.removed, w.removedAt = true, time.Now()
+	}
 	w.mu.Unlock()
+	// Listeners drop the pod's endpoints before its containers are told
+	// to stop.
+	w.m.changed()
 	w.kick()
 }
 

@@ -100,3 +100,9 @@ func (l *List[T]) Type() string { return l.kind }
 func KubeAPICompression(f *pflag.FlagSet, v *bool) {
 	f.BoolVar(v, "kube-api-compression", false, "ask the API server for gzip-compressed responses: less traffic, more CPU on both ends; for an API server behind a slow or metered link")
 }
+
+// LogFlags registers --log-level and --log-format.
+func LogFlags(f *pflag.FlagSet, level, format *string) {
+	f.StringVar(level, "log-level", "info", "log level: debug, info, warn, error")
+	f.StringVar(format, "log-format", "text", "log format: text or json")
+}

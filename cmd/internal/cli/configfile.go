@@ -23,6 +23,12 @@ func ApplyConfigFile(fs *pflag.FlagSet, path string) error {
 	if err != nil {
 		return fmt.Errorf("read --config: %w", err)
 	}
+	return ApplyConfig(fs, raw, path)
+}
+
+// ApplyConfig is ApplyConfigFile of a document already read; path names
+// it in errors.
+func ApplyConfig(fs *pflag.FlagSet, raw []byte, path string) error {
 	var settings map[string]any
 	if err := yaml.Unmarshal(raw, &settings); err != nil {
 		return fmt.Errorf("parse --config %s: %w", path, err)

@@ -18,17 +18,39 @@ import (
 	"github.com/hivelet/hivelet/kubelet-lite/pods"
 )
 
+// Options are the kubelet's settings as the command line and --config
+// give them.
+type Options struct {
+	Config            kubeletlite.Config
+	ConfigFile        string
+	LogLevel, LogForm string
+	containerGC       pods.ContainerGC
+}
+
+// NewOptions returns the upstream defaults.
+func NewOptions() *Options {
+	o := &Options{containerGC: pods.DefaultContainerGC}
+	o.Config.EvictionHard = defaultEviction()
+	o.Config.ImageGC = imagegc.DefaultPolicy
+	o.Config.ContainerGC = &o.containerGC
+	return o
+}
+
+// Complete applies the flags given over the --config file, whose
+// KubeletConfiguration documents fill in the rest.
+func (o *Options) Complete(fs *pflag.FlagSet) error {
+	var given []string
+	fs.Visit(func(f *pflag.Flag) { given = append(given, f.Name) })
+	o.Config.FlagsGiven(given...)
+	if o.ConfigFile == "" {
+		return nil
+	}
+	return o.Config.LoadFile(o.ConfigFile)
+}
+
 // New returns the command; use is its name ("kubelet" or the binary's).
 func New(use string) *cobra.Command {
-	var (
-		cfg               kubeletlite.Config
-		configFile        string
-		logLevel, logForm string
-	)
-	cfg.EvictionHard = defaultEviction()
-	cfg.ImageGC = imagegc.DefaultPolicy
-	containerGC := pods.DefaultContainerGC
-	cfg.ContainerGC = &containerGC
+	o := NewOptions()
 	cmd := &cobra.Command{
 		Use:   use + " [--kubeconfig FILE] [--pod-manifest-path DIR] [--container-runtime-endpoint SOCK]",
 		Short: "Run kubelet-lite: register this node and run its pods through CRI",
@@ -43,25 +65,30 @@ graceful termination; their status goes back to the API server when it
 changes. Flags keep the upstream kubelet's names.`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
-			log, err := cli.NewLogger(logLevel, logForm)
+			log, err := cli.NewLogger(o.LogLevel, o.LogForm)
 			if err != nil {
 				return err
 			}
-			var given []string
-			cmd.Flags().Visit(func(f *pflag.Flag) { given = append(given, f.Name) })
-			cfg.FlagsGiven(given...)
-			if configFile != "" {
-				if err := cfg.LoadFile(configFile); err != nil {
-					return err
-				}
+			if err := o.Complete(cmd.Flags()); err != nil {
+				return err
 			}
 			klog.SetSlogLogger(log)
 			ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGINT, syscall.SIGTERM)
 			defer stop()
-			return kubeletlite.Run(ctx, cfg, log)
+			return kubeletlite.Run(ctx, o.Config, log)
 		},
 	}
-	f := cmd.Flags()
+	o.AddFlags(cmd.Flags())
+	cmd.Flags().StringVar(&o.ConfigFile, "config", "", "a KubeletConfiguration file, decoded strictly (a field kubelet-lite does not do is refused by name); flags win")
+	cli.LogFlags(cmd.Flags(), &o.LogLevel, &o.LogForm)
+	return cmd
+}
+
+// AddFlags registers the kubelet's flags, upstream's names, but --config
+// and the log flags, which a command combining the kubelet with more
+// registers once for all.
+func (o *Options) AddFlags(f *pflag.FlagSet) {
+	cfg, containerGC := &o.Config, &o.containerGC
 	f.StringVar(&cfg.Kubeconfig, "kubeconfig", "", "kubeconfig of the API server (or \"in-cluster\"); without it only static pods run")
 	f.StringVar(&cfg.BootstrapKubeconfig, "bootstrap-kubeconfig", "", "kubeconfig whose credentials ask for the node's client certificate (a CSR) when --kubeconfig does not exist yet or its certificate expired; --kubeconfig is then written")
 	f.BoolVar(&cfg.RotateCertificates, "rotate-certificates", false, "renew the client certificate (a new key and CSR) once 70-90% of its life has passed")
@@ -111,8 +138,4 @@ changes. Flags keep the upstream kubelet's names.`,
 	f.StringVar(&cfg.PodLogsDir, "pod-logs-dir", "", "directory of container logs, <ns>_<pod>_<uid>/<container>/<n>.log (default /var/log/pods)")
 	f.StringVar(&cfg.ContainerLogMaxSize, "container-log-max-size", "", "rotate a container's log past this size (default 10Mi; 0 disables)")
 	f.IntVar(&cfg.ContainerLogMaxFiles, "container-log-max-files", 0, "log files kept per container, the live one included (default 5)")
-	f.StringVar(&configFile, "config", "", "a KubeletConfiguration file, decoded strictly (a field kubelet-lite does not do is refused by name); flags win")
-	f.StringVar(&logLevel, "log-level", "info", "log level: debug, info, warn, error")
-	f.StringVar(&logForm, "log-format", "text", "log format: text or json")
-	return cmd
 }
