@@ -3,7 +3,7 @@ SHELL := /bin/bash
 GO    ?= go
 BIN   := bin
 
-.PHONY: all deps vmlinux generate build image test test-k8s k8s-harness demo bench bench-k8s bench-kubelet lint clean cluster-up cluster-down test-cluster conformance
+.PHONY: all deps vmlinux generate build image test test-k8s k8s-harness demo demo-agent bench bench-k8s bench-kubelet lint clean cluster-up cluster-down test-cluster conformance
 
 all: build
 
@@ -61,8 +61,13 @@ test-k8s: deps k8s-harness
 	$(GO) test -count=1 -timeout 10m ./test/k8s/...
 
 demo: build
-	@echo ">> demo: 3 pod namespaces behind a ClusterIP, socket LB on a child cgroup"
+	@echo ">> demo: a whole node standalone: containerd + hivelet node, static pods behind a Service"
 	./hack/demo.sh
+
+# The agent alone: network namespaces behind a ClusterIP, no containers.
+demo-agent: build
+	@echo ">> demo: 3 pod namespaces behind a ClusterIP, socket LB on a child cgroup"
+	./hack/demo-agent.sh
 
 bench: deps
 	@echo ">> benchmarks (ratios against a baseline measured in the same run)"

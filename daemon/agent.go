@@ -166,7 +166,7 @@ func Run(ctx context.Context, cfg Config, log *slog.Logger) error {
 	if err := datapath.EnsureBPFFS(cfg.BPFFSDir); err != nil {
 		return err
 	}
-	unlock, err := datapath.LockPins(cfg.BPFFSDir, func() {
+	unlock, err := datapath.LockPins(ctx, cfg.BPFFSDir, func() {
 		log.Warn("Another agent holds the pin directory; waiting for it to stop", logfields.BPFFS, cfg.BPFFSDir)
 	})
 	if err != nil {

@@ -2,11 +2,13 @@ package datapath
 
 import (
 	"bufio"
+	"context"
 	"errors"
 	"fmt"
 	"os"
 	"path/filepath"
 	"strings"
+	"time"
 
 	"golang.org/x/sys/unix"
 )
@@ -116,17 +118,30 @@ func unmountOwnBPFFS(dir string) error {
 // LockPins takes an exclusive lock on the pin directory (flock on the
 // directory itself: bpffs holds no regular files), so two agents on a
 // node, an old and a new one during a rolling update, never write the
-// same maps. It waits, telling wait once, while another holds it; the
-// lock goes with the returned release, or with the process.
-func LockPins(dir string, wait func()) (release func(), err error) {
+// same maps. It waits, telling wait once, while another holds it, until
+// ctx ends; the lock goes with the returned release, or with the process.
+func LockPins(ctx context.Context, dir string, wait func()) (release func(), err error) {
 	fd, err := unix.Open(dir, unix.O_RDONLY|unix.O_DIRECTORY|unix.O_CLOEXEC, 0)
 	if err != nil {
 		return nil, fmt.Errorf("lock bpffs dir %s: %w", dir, err)
 	}
-	err = unix.Flock(fd, unix.LOCK_EX|unix.LOCK_NB)
-	if errors.Is(err, unix.EWOULDBLOCK) {
-		wait()
-		err = unix.Flock(fd, unix.LOCK_EX)
+	// Polled rather than a blocking flock: an agent told to stop while it
+	// waits must stop.
+	for told := false; ; {
+		err = unix.Flock(fd, unix.LOCK_EX|unix.LOCK_NB)
+		if !errors.Is(err, unix.EWOULDBLOCK) {
+			break
+		}
+		if !told {
+			wait()
+			told = true
+		}
+		select {
+		case <-ctx.Done():
+			unix.Close(fd)
+			return nil, fmt.Errorf("lock bpffs dir %s: %w", dir, ctx.Err())
+		case <-time.After(100 * time.Millisecond):
+		}
 	}
 	if err != nil {
 		unix.Close(fd)

@@ -1,12 +1,14 @@
-// Command image writes hivelet's container image as an OCI layout
-// archive that `ctr images import` (and any OCI tool) takes, without a
-// container engine or registry: `make image`.
+// Command image writes a container image as an OCI layout archive that
+// `ctr images import` (and any OCI tool) takes, without a container
+// engine or registry: hivelet's own (`make image`), or with --busybox one
+// of the machine's static busybox, for the demo's pods.
 package main
 
 import (
 	"flag"
 	"fmt"
 	"os"
+	"strings"
 
 	"github.com/hivelet/hivelet/test/images"
 )
@@ -15,8 +17,17 @@ func main() {
 	bin := flag.String("bin", "bin", "directory holding the static hivelet, hivelet-cni and hivelet-kubelet")
 	out := flag.String("out", "bin/hivelet-image.tar", "the OCI layout archive to write")
 	ref := flag.String("ref", images.HiveletRef, "the image's name")
+	busybox := flag.String("busybox", "", "write a busybox image instead, whose command is this (space-separated: \"sleep 2147483647\")")
 	flag.Parse()
-	img, err := images.Hivelet(*bin)
+	var (
+		img *images.Image
+		err error
+	)
+	if *busybox != "" {
+		img, err = images.Busybox(strings.Fields(*busybox))
+	} else {
+		img, err = images.Hivelet(*bin)
+	}
 	if err == nil {
 		err = img.WriteLayout(*out, *ref)
 	}

@@ -89,7 +89,7 @@ spec:
     image: %[2]s
     command: [sh, -c, %[3]q]
     volumeMounts: [{name: out, mountPath: /out}]
-`, out, containerd.BusyboxRef, fmt.Sprintf(requestLoop, "/out", "timeout 2 wget -q -O-")+" > /out/pod.log"))
+`, out, containerd.BusyboxRef, fmt.Sprintf(requestLoop, "/out", "timeout 2 wget -q -O-")+" >> /out/pod.log; exec sleep 2147483647"))
 	e.start()
 
 	hivelet := filepath.Join(binDir, "hivelet")
@@ -176,9 +176,21 @@ spec:
 		n := len(answers("host.log"))
 		mark()
 		e.start()
-		harness.WaitFor(t, "the restarted node synced", func() bool {
-			return strings.Contains(e.kubelet.Log(), "Synced")
+		var first string
+		harness.WaitFor(t, "the restarted node's first full sync", func() bool {
+			for _, l := range strings.Split(e.kubelet.Log(), "\n") {
+				if strings.Contains(l, "msg=Synced") && strings.Contains(l, "full=true") {
+					first = l
+					return true
+				}
+			}
+			return false
 		})
+		// It waited for the kubelet to know its pods' readiness again, so
+		// it found the maps as they should be.
+		if !strings.Contains(first, "upserts=0 deletes=0") {
+			t.Errorf("the first sync after the restart changed the maps: %s", first)
+		}
 		time.Sleep(3 * time.Second)
 		if after := backends(); !slices.Equal(after, before) {
 			t.Errorf("backends %v after the restart, %v before", after, before)
