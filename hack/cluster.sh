@@ -16,6 +16,7 @@
 #   hack/cluster.sh env              print `export KUBECONFIG=...` (kubectl from this machine's shell)
 #   hack/cluster.sh exec-hub CMD...  run CMD in the control plane's namespace (it reaches nodes and pods)
 #   hack/cluster.sh import ARCHIVE   import an OCI archive into every node's containerd
+#   hack/cluster.sh agents off|on    stop the nodes' agent processes (a DaemonSet from deploy/ takes over), or start them again
 #
 # --kind says what runs on the nodes: hivelet (default: hivelet-kubelet,
 # the hivelet agent, hivelet-cni), kpr (the upstream kubelet with the
@@ -381,11 +382,33 @@ node_network() {
   "$CL/bin/hivelet" cni install --bin-dir "$nd/cni-bin" --conf-dir "$nd/net.d" --pod-cidr "$cidr" \
     --plugin "$CL/bin/hivelet-cni" --bpffs "/sys/fs/bpf/hlc-node$i" --ipam-data-dir "$nd/ipam" >/dev/null
   ln -sf /usr/lib/cni/loopback "$nd/cni-bin/loopback"
+  node_agent "$i"
+  # The hub is the cluster's outside world: it reaches pods as a router would.
+  ip -n "$HUB" route replace "$cidr" via "$ip"
+}
+
+# node_agent NODE: the agent as a process of the node, as kube-proxy
+# replacement (`agents off` stops it for the DaemonSet to take over).
+node_agent() {
+  local i=$1 name ns ip cg
+  name=$(node_name "$i"); ns=hlc-node$i; ip=$(node_ip "$i"); cg=$(cgroup2_root)/hlc-node$i
   start "node$i-agent" "$ns" "$cg/daemons" "$CL/bin/hivelet" agent \
     --kubeconfig "$CL/kube-proxy.kubeconfig" --hostname-override "$name" --node-ip "$ip" \
     --bpffs "/sys/fs/bpf/hlc-node$i" --cgroup2 "$cg" --devices eth0 --pod-routes native
-  # The hub is the cluster's outside world: it reaches pods as a router would.
-  ip -n "$HUB" route replace "$cidr" via "$ip"
+}
+
+# agents on|off: start or stop the nodes' agent processes. Off, the pins
+# stay and Services keep working; a DaemonSet's agent (deploy/) adopts them.
+agents() {
+  local n i; n=$(nodes_list)
+  [ "$(kind)" = upstream ] && die "agents: the upstream kind runs kube-proxy, not the agent"
+  for i in $(seq "$n"); do
+    case "${1:-}" in
+      off) stop "node$i-agent" ;;
+      on) running "node$i-agent" || node_agent "$i" ;;
+      *) die "agents takes on or off" ;;
+    esac
+  done
 }
 
 # upstream_network NODE CIDR: the reference bridge CNI and kube-proxy
@@ -604,7 +627,8 @@ local cmd=${1:-}
   env) env_line ;;
   exec-hub) exec nsenter --net="/run/netns/$HUB" -- "$@" ;;
   import) import "$@" ;;
-  *) echo "usage: $0 up [--nodes N] | down | status | kubectl ARGS... | env | exec-hub CMD... | import ARCHIVE" >&2; exit 2 ;;
+  agents) agents "$@" ;;
+  *) echo "usage: $0 up [--nodes N] | down | status | kubectl ARGS... | env | exec-hub CMD... | import ARCHIVE | agents on|off" >&2; exit 2 ;;
 esac
 }
 

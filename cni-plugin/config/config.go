@@ -49,10 +49,16 @@ type Conf struct {
 	// Standalone drops STATUS's dependency on the agent, for nodes that
 	// run the plugin without it.
 	Standalone bool `json:"standalone,omitempty"`
+	// SourceAddressCheck (default true) lets a pod send only from its own
+	// addresses: a BPF check on the host end of its veth.
+	SourceAddressCheck *bool `json:"sourceAddressCheck,omitempty"`
 
 	// IPAM is the parsed "ipam" section: host-local's ranges and data dir.
 	IPAM *allocator.IPAMConfig `json:"-"`
 }
+
+// CheckSources is SourceAddressCheck with its default.
+func (c *Conf) CheckSources() bool { return c.SourceAddressCheck == nil || *c.SourceAddressCheck }
 
 // Parse decodes and validates stdin of a CNI call; cniArgs is CNI_ARGS
 // (it may request an address with IP=...).

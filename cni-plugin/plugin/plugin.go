@@ -8,6 +8,7 @@ import (
 	"errors"
 	"fmt"
 	"net"
+	"net/netip"
 	"os"
 
 	"github.com/containernetworking/cni/pkg/skel"
@@ -20,6 +21,7 @@ import (
 	"github.com/hivelet/hivelet/cni-plugin/ipam"
 	"github.com/hivelet/hivelet/cni-plugin/link"
 	"github.com/hivelet/hivelet/datapath/pins"
+	"github.com/hivelet/hivelet/datapath/podsrc"
 )
 
 // Versions are the CNI spec versions hivelet-cni speaks.
@@ -87,6 +89,18 @@ func add(c *config.Conf, args *skel.CmdArgs) (_ *current.Result, err error) {
 	}()
 	if err := inject("wired"); err != nil {
 		return nil, err
+	}
+	if c.CheckSources() {
+		addrs := make([]netip.Addr, 0, len(ips))
+		for _, ip := range ips {
+			if addr, ok := netip.AddrFromSlice(ip.Address.IP); ok {
+				addrs = append(addrs, addr.Unmap())
+			}
+		}
+		// Before the pod can send: ADD returns only once it is in place.
+		if err := podsrc.Attach(a.HostIndex, addrs); err != nil {
+			return nil, err
+		}
 	}
 	res := &current.Result{
 		CNIVersion: current.ImplementedSpecVersion,
