@@ -387,7 +387,9 @@ func (w *worker) ensure(ctx context.Context, pod *corev1.Pod, c *corev1.Containe
 			w.backoff[c.Name] = bo
 		}
 		finished := time.Unix(0, cur.FinishedAt)
-		if time.Unix(0, cur.StartedAt).Add(backoffReset).Before(finished) {
+		// Only a container that ran long enough earns a fresh start; one
+		// that never started (StartError) backs off like a crash.
+		if cur.StartedAt > 0 && time.Unix(0, cur.StartedAt).Add(backoffReset).Before(finished) {
 			bo.delay = 0
 		}
 		if wait := time.Until(finished.Add(bo.delay)); bo.delay > 0 && wait > 0 {

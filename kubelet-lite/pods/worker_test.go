@@ -490,3 +490,25 @@ func TestAlwaysRestartingPodIsNeverSucceeded(t *testing.T) {
 		t.Errorf("restartPolicy OnFailure, container exited 0: phase %s, want Succeeded", st.Phase)
 	}
 }
+
+// A container whose process never starts (StartError: containerd reports
+// it exited, with no start time) backs off as a crashing one does,
+// instead of being recreated at every sync.
+func TestWorkerBacksOffContainersThatNeverStart(t *testing.T) {
+	m, rt := fakeNode(t)
+	pod := testPod("nostart", nil, corev1.Container{Name: "main"})
+	pod.Spec.RestartPolicy = corev1.RestartPolicyAlways
+	w := newWorker(m, pod)
+	ctx := context.Background()
+	w.sync(ctx)
+	for range 3 {
+		rt.FailStart(newest(rt, pod, "main").Id)
+		w.sync(ctx)
+	}
+	if n := len(rt.Containers(string(pod.UID))["main"]); n != 2 {
+		t.Errorf("%d instances after three failed starts, want 2 (the second failure backs off): %v", n, state(rt, pod))
+	}
+	if got := w.waiting["main"].reason; got != "CrashLoopBackOff" {
+		t.Errorf("waiting reason %q, want CrashLoopBackOff", got)
+	}
+}

@@ -150,8 +150,9 @@ func TestDaemonSet(t *testing.T) {
 	must(t, manifest, "apply", "-f", "-")
 	for _, node := range nodeNames {
 		if _, errs, err := kubectl(t, "", "-n", "kube-system", "rollout", "status", "daemonset/hivelet-"+node, "--timeout=120s"); err != nil {
-			desc, _, _ := kubectl(t, "", "-n", "kube-system", "describe", "pods", "-l", "hivelet.test/node="+node)
-			t.Fatalf("DaemonSet of %s not ready: %v %s\n%s", node, err, errs, desc)
+			desc, _, _ := kubectl(t, "", "-n", "kube-system", "get", "pods", "-l", "hivelet.test/node="+node, "-o", "jsonpath={.items[*].status.containerStatuses}")
+			logs, _, _ := kubectl(t, "", "-n", "kube-system", "logs", "-l", "hivelet.test/node="+node, "--tail=20")
+			t.Fatalf("DaemonSet of %s not ready: %v %s\n%s\nagent log:\n%s", node, err, errs, desc, logs)
 		}
 		logs := must(t, "", "-n", "kube-system", "logs", "-l", "hivelet.test/node="+node, "--tail=-1")
 		i := strings.TrimPrefix(node, "hivelet-node")

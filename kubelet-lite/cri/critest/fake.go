@@ -50,6 +50,17 @@ func (r *Runtime) Exit(id string, code int32) {
 	}
 }
 
+// FailStart marks a container as containerd reports one whose process
+// never started (StartError): exited with 128, no start time.
+func (r *Runtime) FailStart(id string) {
+	r.RT.Lock()
+	defer r.RT.Unlock()
+	if c := r.RT.Containers[id]; c != nil {
+		c.State, c.ExitCode, c.StartedAt, c.FinishedAt = runtimeapi.ContainerState_CONTAINER_EXITED, 128, 0, time.Now().UnixNano()
+		c.Reason = "StartError"
+	}
+}
+
 // Containers lists the containers of a pod by container name, oldest
 // attempt first.
 func (r *Runtime) Containers(podUID string) map[string][]*runtimeapi.ContainerStatus {
