@@ -95,7 +95,7 @@ win over both.`,
 	}
 	f := cmd.Flags()
 	kopts.AddFlags(f)
-	addDatapathFlags(f, &agent)
+	agent.AddFlags(f)
 	f.StringVar(&configFile, "config", "", "YAML file: flag settings of this command, and/or a KubeletConfiguration document (---, kind: KubeletConfiguration); flags on the command line win")
 	f.StringVar(&agent.ManifestsDir, "manifests", "", "standalone: directory of Service (and EndpointSlice) manifests; Services with a selector get this node's matching pods as endpoints")
 	f.StringVar(&proxyKubeconfig, "proxy-kubeconfig", "", "kubeconfig of the agent's identity (needs list and watch on services, endpointslices, nodes and pods; default: --kubeconfig's, the node's)")

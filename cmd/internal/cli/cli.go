@@ -10,6 +10,8 @@ import (
 	"strings"
 
 	"github.com/spf13/pflag"
+
+	"github.com/hivelet/hivelet/daemon/flagvalue"
 )
 
 // NewLogger builds the logger of --log-level and --log-format.
@@ -37,63 +39,14 @@ func Hostname() string {
 	return strings.ToLower(h)
 }
 
-// List is a comma-separated list flag of values parse reads (empty
-// items skipped); a repeated flag adds to the list. kind names the
-// values in --help.
-type List[T fmt.Stringer] struct {
-	V     *[]T
-	parse func(string) (T, error)
-	kind  string
-}
+// List, NodeIPs and CIDRs are flagvalue's, here for the commands' use.
+type List[T fmt.Stringer] = flagvalue.List[T]
 
 // NodeIPs is a list of addresses (--node-ip, --cluster-dns).
-func NodeIPs(v *[]netip.Addr) *List[netip.Addr] {
-	return &List[netip.Addr]{V: v, kind: "ips", parse: func(s string) (netip.Addr, error) {
-		a, err := netip.ParseAddr(s)
-		if err != nil {
-			return a, fmt.Errorf("not an IP address: %q", s)
-		}
-		return a.Unmap(), nil
-	}}
-}
+func NodeIPs(v *[]netip.Addr) *List[netip.Addr] { return flagvalue.NodeIPs(v) }
 
 // CIDRs is a list of prefixes, masked (--cluster-cidr).
-func CIDRs(v *[]netip.Prefix) *List[netip.Prefix] {
-	return &List[netip.Prefix]{V: v, kind: "cidrs", parse: func(s string) (netip.Prefix, error) {
-		p, err := netip.ParsePrefix(s)
-		if err != nil {
-			return p, fmt.Errorf("not a CIDR such as 10.244.0.0/16: %q", s)
-		}
-		return p.Masked(), nil
-	}}
-}
-
-func (l *List[T]) String() string {
-	if l.V == nil {
-		return ""
-	}
-	parts := make([]string, len(*l.V))
-	for i, x := range *l.V {
-		parts[i] = x.String()
-	}
-	return strings.Join(parts, ",")
-}
-
-func (l *List[T]) Set(s string) error {
-	for _, p := range strings.Split(s, ",") {
-		if p = strings.TrimSpace(p); p == "" {
-			continue
-		}
-		x, err := l.parse(p)
-		if err != nil {
-			return err
-		}
-		*l.V = append(*l.V, x)
-	}
-	return nil
-}
-
-func (l *List[T]) Type() string { return l.kind }
+func CIDRs(v *[]netip.Prefix) *List[netip.Prefix] { return flagvalue.CIDRs(v) }
 
 // KubeAPICompression adds --kube-api-compression, shared by the commands
 // that talk to an API server (kubeclient.Config's compress).

@@ -1,4 +1,4 @@
-package cli
+package flagvalue
 
 import (
 	"net/netip"
@@ -25,5 +25,21 @@ func TestListFlags(t *testing.T) {
 	}
 	if err := g.Set("node-1"); err == nil {
 		t.Fatal("a name taken as an address")
+	}
+}
+
+func TestPortRange(t *testing.T) {
+	var lo, hi uint16
+	r := &PortRange{Min: &lo, Max: &hi}
+	if r.String() != "" {
+		t.Errorf("unset: %q", r.String())
+	}
+	if err := r.Set("61000-65535"); err != nil || lo != 61000 || hi != 65535 || r.String() != "61000-65535" {
+		t.Fatalf("%v %d %d", err, lo, hi)
+	}
+	for _, bad := range []string{"80-90", "9000-8000", "1024", "a-b", "1024-70000"} {
+		if err := r.Set(bad); err == nil {
+			t.Errorf("%q accepted", bad)
+		}
 	}
 }
