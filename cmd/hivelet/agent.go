@@ -64,7 +64,8 @@ node from kube-proxy: start the agent, stop kube-proxy, then run this.`,
 				// One shot, after hivelet serves the node and kube-proxy
 				// is gone: what it left would still catch traffic first.
 				r, err := kubeproxy.Cleanup()
-				log.Info("Removed kube-proxy's leftovers", "iptablesChains", r.Chains, "iptablesJumps", r.Jumps, "nftablesTables", r.Tables)
+				log.Info("Removed kube-proxy's leftovers", "iptablesChains", r.Chains, "iptablesJumps", r.Jumps, "nftablesTables", r.Tables,
+					"ipvsFlushed", r.IPVSFlushed, "links", r.Links, "ipsets", r.IPSets)
 				return err
 			}
 			if cleanup {

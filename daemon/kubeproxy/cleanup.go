@@ -1,7 +1,8 @@
 // Package kubeproxy removes what kube-proxy leaves in the kernel, as
 // `kube-proxy --cleanup` does, so a node can move from kube-proxy to
 // hivelet: its iptables chains and the jumps into them (legacy and nft
-// backends, IPv4 and IPv6) and its nftables tables. Rules and chains of
+// backends, IPv4 and IPv6), its nftables tables, and IPVS mode's virtual
+// servers, kube-ipvs0 device and KUBE-* ipsets. Rules and chains of
 // anything else (CNI plugins, the admin's
 // own, the kubelet's KUBE-KUBELET-CANARY) are left as they are.
 package kubeproxy
@@ -43,6 +44,9 @@ func isProxyChain(name string) bool {
 type Report struct {
 	Chains, Jumps int      // iptables chains deleted, rules jumping into them removed
 	Tables        []string // nftables tables deleted
+	IPVSFlushed   bool     // IPVS virtual servers flushed (false: no IPVS in the kernel)
+	Links         []string // kube-ipvs0, when it was there
+	IPSets        []string // ipsets destroyed
 }
 
 // Cleanup removes kube-proxy's state from the network namespace it runs
@@ -69,6 +73,7 @@ func Cleanup() (Report, error) {
 			errs = append(errs, err)
 		}
 	}
+	errs = append(errs, cleanIPVS(&r))
 	return r, errors.Join(errs...)
 }
 
