@@ -92,11 +92,11 @@ func (c *Controller) run(ctx context.Context) {
 // Reconcile rebuilds every selector Service's slices from the pods and
 // tells next what differs from what it was told.
 func (c *Controller) Reconcile() {
-	pods := c.pods.snapshot()
+	idx := indexPods(c.pods.snapshot())
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	for name, svc := range c.services {
-		c.publish(name, desired(svc, pods, c.node))
+		c.publish(name, desired(svc, idx, c.node))
 	}
 	for name := range c.published {
 		if _, ok := c.services[name]; !ok {

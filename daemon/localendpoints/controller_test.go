@@ -98,7 +98,7 @@ func TestDesired(t *testing.T) {
 		pod("noip", true, "", app, named),
 		deleting, done, elsewhere, dual,
 	}
-	got := desired(webService(lb.TargetPort{Name: "http", Proto: datapath.TCP, Named: "www"}), pods, "n1")
+	got := desired(webService(lb.TargetPort{Name: "http", Proto: datapath.TCP, Named: "www"}), indexPods(pods), "n1")
 	if len(got) != 3 {
 		t.Fatalf("got %d slices, want 3 (port 8080 v4 and v6, port 9090 v4): %+v", len(got), got)
 	}
@@ -134,7 +134,7 @@ func TestDesired(t *testing.T) {
 		t.Errorf("9090 group: %+v", s)
 	}
 	// A numbered target port needs nothing from the pod.
-	got = desired(webService(lb.TargetPort{Name: "http", Proto: datapath.TCP, Number: 8000}), pods[4:5], "n1")
+	got = desired(webService(lb.TargetPort{Name: "http", Proto: datapath.TCP, Number: 8000}), indexPods(pods[4:5]), "n1")
 	if len(got) != 1 || got[0].Ports[0].Port != 8000 {
 		t.Errorf("numbered target port: %+v", got)
 	}

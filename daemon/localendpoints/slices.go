@@ -21,14 +21,13 @@ const sliceSuffix = "-hivelet-local"
 // and have an address, ready when their Ready condition is and they are
 // not being deleted, grouped by the ports their named target ports
 // resolve to, one slice per group and address family.
-func desired(svc *lb.Service, pods []corev1.Pod, node string) []*lb.EndpointSlice {
+func desired(svc *lb.Service, idx podIndex, node string) []*lb.EndpointSlice {
 	type group struct {
 		ports []lb.EndpointPort
 		eps   [2][]lb.Endpoint // IPv4, IPv6
 	}
 	groups := map[string]*group{}
-	for i := range pods {
-		pod := &pods[i]
+	for _, pod := range idx.candidates(svc.Name.Namespace, svc.Selector.Labels) {
 		if pod.Namespace != svc.Name.Namespace || !matches(svc.Selector.Labels, pod.Labels) ||
 			pod.Status.Phase == corev1.PodSucceeded || pod.Status.Phase == corev1.PodFailed {
 			continue
@@ -76,6 +75,40 @@ func desired(svc *lb.Service, pods []corev1.Pod, node string) []*lb.EndpointSlic
 		}
 	}
 	return out
+}
+
+// podIndex finds a selector's candidate pods without a walk over all of
+// them: by namespace, then by each label (key=value).
+type podIndex map[string]map[string][]*corev1.Pod
+
+func indexPods(pods []corev1.Pod) podIndex {
+	idx := podIndex{}
+	for i := range pods {
+		p := &pods[i]
+		byLabel := idx[p.Namespace]
+		if byLabel == nil {
+			byLabel = map[string][]*corev1.Pod{}
+			idx[p.Namespace] = byLabel
+		}
+		for k, v := range p.Labels {
+			byLabel[k+"="+v] = append(byLabel[k+"="+v], p)
+		}
+	}
+	return idx
+}
+
+// candidates are the pods of ns carrying the selector's rarest label;
+// every one of them is still checked against the whole selector.
+func (idx podIndex) candidates(ns string, sel map[string]string) []*corev1.Pod {
+	var best []*corev1.Pod
+	first := true
+	for k, v := range sel {
+		c := idx[ns][k+"="+v]
+		if first || len(c) < len(best) {
+			best, first = c, false
+		}
+	}
+	return best
 }
 
 func matches(sel, labels map[string]string) bool {
