@@ -3,7 +3,7 @@ SHELL := /bin/bash
 GO    ?= go
 BIN   := bin
 
-.PHONY: all deps vmlinux generate build image test test-k8s k8s-harness demo demo-agent bench bench-k8s bench-kubelet lint clean cluster-up cluster-down test-cluster conformance
+.PHONY: all deps vmlinux generate build image test test-k8s k8s-harness demo demo-agent fuzz bench bench-k8s bench-kubelet lint clean cluster-up cluster-down test-cluster conformance
 
 all: build
 
@@ -50,11 +50,20 @@ k8s-harness: deps
 test: deps lint k8s-harness
 	@echo ">> go test (unit + privileged + e2e + real API server, needs root)"
 	$(GO) test -p 1 -count=1 -timeout 20m ./...
-	@echo ">> fuzz: random pod specs through kubelet-lite's admission and CRI conversion ($(FUZZTIME))"
-	$(GO) test -run '^$$' -fuzz '^FuzzPodSpec$$' -fuzztime $(FUZZTIME) ./kubelet-lite/pods
+	@$(MAKE) --no-print-directory fuzz FUZZTIME=$(FUZZTIME)
 
-# Budget of the fuzz targets in `make test` (the corpus is committed).
-FUZZTIME ?= 20s
+# Budget of each fuzz target in `make test` (the seed corpus is committed);
+# `make fuzz FUZZTIME=10m` for a longer run.
+FUZZTIME ?= 10s
+
+# Input that crosses a trust boundary, random: pod specs through admission
+# and CRI conversion, manifests files, API list bodies, CNI configurations.
+FUZZ_TARGETS := FuzzPodSpec:./kubelet-lite/pods FuzzParseFile:./daemon/manifests FuzzDecodeList:./daemon/k8s FuzzParse:./cni-plugin/config
+fuzz:
+	@for t in $(FUZZ_TARGETS); do \
+	  echo ">> fuzz: $${t%%:*} in $${t#*:} ($(FUZZTIME))"; \
+	  $(GO) test -run '^$$' -fuzz "^$${t%%:*}\$$" -fuzztime $(FUZZTIME) $${t#*:} || exit 1; \
+	done
 
 test-k8s: deps k8s-harness
 	@echo ">> go test ./test/k8s (agent against a real API server)"
