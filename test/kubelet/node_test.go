@@ -11,6 +11,11 @@ import (
 	"testing"
 	"time"
 
+	corev1 "k8s.io/api/core/v1"
+	discoveryv1 "k8s.io/api/discovery/v1"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/utils/ptr"
+
 	"github.com/hivelet/hivelet/test/containerd"
 	"github.com/hivelet/hivelet/test/harness"
 )
@@ -215,5 +220,55 @@ spec:
 		if len(fails) > 0 || len(a) < 50 {
 			t.Errorf("%s: requests %v of %d failed (want none of at least 50)", f, fails, len(a))
 		}
+	}
+}
+
+// TestPrivilegedHiveletNodeWithAPIServer runs `hivelet node` as a cluster
+// node: the kubelet half registers the Node and runs a pod bound to it,
+// and the agent half, with the same kubeconfig, serves a Service of the
+// API server with that pod behind it.
+func TestPrivilegedHiveletNodeWithAPIServer(t *testing.T) {
+	e := prepareNode(t, true, "", viaHivelet)
+	bpffs := filepath.Join(t.TempDir(), "bpffs")
+	e.args[0] = "node"
+	e.args = append(e.args, "--bpffs", bpffs, "--cgroup2", e.rt.Cgroup, "--devices", "none",
+		"--proxy-healthz-bind-address", "127.0.0.1:0", "--proxy-metrics-bind-address", "127.0.0.1:0")
+	t.Cleanup(func() {
+		_, _ = exec.Command(filepath.Join(binDir, "hivelet"), "agent", "--cleanup", "--bpffs", bpffs).CombinedOutput()
+	})
+	e.start()
+	e.create(t, "web", corev1.RestartPolicyAlways, corev1.Container{
+		Command:        []string{"sh", "-c", "mkdir -p /www && echo web > /www/index.html && exec httpd -f -p 8080 -h /www"},
+		Ports:          []corev1.ContainerPort{{Name: "http", ContainerPort: 8080}},
+		ReadinessProbe: &corev1.Probe{ProbeHandler: corev1.ProbeHandler{HTTPGet: &corev1.HTTPGetAction{Path: "/", Port: intOrName("http")}}, PeriodSeconds: 1},
+	})
+	pod := e.waitPod(t, "web", "Ready", ready)
+	svc, err := e.client.CoreV1().Services(e.ns).Create(e.ctx, &corev1.Service{ObjectMeta: metav1.ObjectMeta{Name: "web"},
+		Spec: corev1.ServiceSpec{Ports: []corev1.ServicePort{{Name: "http", Port: 80, Protocol: corev1.ProtocolTCP}}}}, metav1.CreateOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	// No controller manager runs in this tier: the test writes the slice
+	// the EndpointSlice controller would.
+	_, err = e.client.DiscoveryV1().EndpointSlices(e.ns).Create(e.ctx, &discoveryv1.EndpointSlice{
+		ObjectMeta:  metav1.ObjectMeta{Name: "web-1", Labels: map[string]string{discoveryv1.LabelServiceName: "web"}},
+		AddressType: discoveryv1.AddressTypeIPv4,
+		Ports:       []discoveryv1.EndpointPort{{Name: ptr.To("http"), Port: ptr.To[int32](8080), Protocol: ptr.To(corev1.ProtocolTCP)}},
+		Endpoints: []discoveryv1.Endpoint{{Addresses: []string{pod.Status.PodIP}, NodeName: ptr.To(e.node),
+			Conditions: discoveryv1.EndpointConditions{Ready: ptr.To(true)}}},
+	}, metav1.CreateOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	frontend := svc.Spec.ClusterIP + ":80/TCP"
+	harness.WaitFor(t, "the node's agent to serve the Service", func() bool {
+		b := harness.BackendsOf(filepath.Join(binDir, "hivelet"), bpffs, frontend)
+		return len(b) == 1 && b[0] == pod.Status.PodIP+":8080/TCP"
+	})
+	// A process of the node, in the cgroup the socket hooks are on.
+	out, err := exec.Command("sh", "-c", `echo $$ > "$1/cgroup.procs" && exec nsenter --net="$2" curl -sf -m 5 "http://$3/"`, "_",
+		e.rt.Cgroup, e.rt.Node.Path(), svc.Spec.ClusterIP).CombinedOutput()
+	if err != nil || strings.TrimSpace(string(out)) != "web" {
+		t.Errorf("the ClusterIP from the node: %q %v\nnode log:\n%s", out, err, harness.Tail(e.kubelet.Log(), 30))
 	}
 }
