@@ -28,7 +28,7 @@ func desired(svc *lb.Service, idx podIndex, node string) []*lb.EndpointSlice {
 	}
 	groups := map[string]*group{}
 	for _, pod := range idx.candidates(svc.Name.Namespace, svc.Selector.Labels) {
-		if pod.Namespace != svc.Name.Namespace || !matches(svc.Selector.Labels, pod.Labels) ||
+		if !matches(svc.Selector.Labels, pod.Labels) ||
 			pod.Status.Phase == corev1.PodSucceeded || pod.Status.Phase == corev1.PodFailed {
 			continue
 		}
